@@ -1,0 +1,307 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the server can be told at start-up. It is filled by
+// parseConfig from flags, then environment variables, then defaults (in that
+// order of precedence), and checked in one place by validate.
+type Config struct {
+	// Addr is the TCP address to listen on. Defaults to ":9000"; PORT=n means ":n".
+	Addr string
+	// PublicDir holds index.html and the other static files. Defaults to "public".
+	PublicDir string
+	// ClientDir holds the official socket.io-client browser bundle
+	// (node_modules/socket.io-client/dist after `npm ci`).
+	ClientDir string
+	// Path is where Engine.IO is mounted. Defaults to "/socket.io/", as in Node.
+	Path string
+
+	// PingInterval and PingTimeout drive the Engine.IO heartbeat (25 s and 20 s in Node).
+	PingInterval time.Duration
+	PingTimeout  time.Duration
+	// MaxHTTPBufferSize bounds one polling body or WebSocket message, in bytes (1 MB in Node).
+	MaxHTTPBufferSize int64
+	// ConnectTimeout closes an Engine.IO session that joins no namespace in time (45 s in Node).
+	ConnectTimeout time.Duration
+
+	// CORSOrigins are origins allowed besides the server's own; "*" allows every origin.
+	CORSOrigins []string
+	// AllowEIO3 accepts Engine.IO v3 clients (socket.io-client 2.x). Off, as in Node.
+	AllowEIO3 bool
+	// Recovery turns on connection state recovery with this window; 0 is off, as in Node.
+	Recovery time.Duration
+
+	// MaxConnections bounds concurrent Engine.IO sessions; new ones beyond it get 503.
+	MaxConnections int
+	// SendQueuePackets and SendQueueBytes bound one connection's outgoing queue;
+	// a client that overflows it (it stopped reading) is disconnected.
+	SendQueuePackets int
+	SendQueueBytes   int64
+	// EventRate and EventBurst are the per-connection token bucket for incoming events.
+	EventRate  float64
+	EventBurst int
+	// MaxMessageBytes bounds the encoded size of one chat message.
+	MaxMessageBytes int
+
+	// Redis is the URL of a Redis server shared by several nodes; empty means one node.
+	Redis string
+	// RedisPrefix is the key prefix of the Redis adapter (the same as Node's @socket.io/redis-adapter).
+	RedisPrefix string
+
+	// Conformance starts the protocol test-suite servers instead of the chat.
+	Conformance bool
+
+	// ShutdownGrace is how long a SIGINT/SIGTERM waits for clients to leave.
+	ShutdownGrace time.Duration
+
+	// LogFormat is "text" or "json"; LogLevel is debug, info, warn or error.
+	LogFormat string
+	LogLevel  slog.Level
+}
+
+// defaultConfig returns the configuration of a server started with no flags
+// and no environment: Node's defaults wherever Node has one.
+func defaultConfig() Config {
+	return Config{
+		Addr:              ":9000",
+		PublicDir:         "public",
+		ClientDir:         "node_modules/socket.io-client/dist",
+		Path:              "/socket.io/",
+		PingInterval:      25 * time.Second,
+		PingTimeout:       20 * time.Second,
+		MaxHTTPBufferSize: 1_000_000,
+		ConnectTimeout:    45 * time.Second,
+		MaxConnections:    100_000,
+		SendQueuePackets:  4096,
+		SendQueueBytes:    8 << 20,
+		EventRate:         50,
+		EventBurst:        100,
+		MaxMessageBytes:   64 << 10,
+		RedisPrefix:       "socket.io",
+		ShutdownGrace:     10 * time.Second,
+		LogFormat:         "text",
+		LogLevel:          slog.LevelInfo,
+	}
+}
+
+// errHelp is returned by parseConfig when -h was asked for; usage has been printed.
+var errHelp = flag.ErrHelp
+
+// parseConfig reads flags from args (without the program name), falling back
+// to getenv for each flag's environment variable, then to the defaults.
+// Usage and parse errors are written to out.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("socketio-chat", flag.ContinueOnError)
+	fs.SetOutput(out)
+
+	var (
+		cors      string
+		logLevel  string
+		envErrors []error
+	)
+	// env returns the environment value for a flag, used as its default.
+	env := func(name string) (string, bool) {
+		v := getenv(name)
+		return v, v != ""
+	}
+	str := func(p *string, flagName, envName, usage string) {
+		if v, ok := env(envName); ok {
+			*p = v
+		}
+		fs.StringVar(p, flagName, *p, usage+" (env "+envName+")")
+	}
+	dur := func(p *time.Duration, flagName, envName, usage string) {
+		if v, ok := env(envName); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				envErrors = append(envErrors, fmt.Errorf("%s=%q: not a duration such as 25s or 2m", envName, v))
+			}
+			*p = d
+		}
+		fs.DurationVar(p, flagName, *p, usage+" (env "+envName+")")
+	}
+	integer := func(p *int, flagName, envName, usage string) {
+		if v, ok := env(envName); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				envErrors = append(envErrors, fmt.Errorf("%s=%q: not an integer", envName, v))
+			}
+			*p = n
+		}
+		fs.IntVar(p, flagName, *p, usage+" (env "+envName+")")
+	}
+	int64v := func(p *int64, flagName, envName, usage string) {
+		if v, ok := env(envName); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				envErrors = append(envErrors, fmt.Errorf("%s=%q: not an integer", envName, v))
+			}
+			*p = n
+		}
+		fs.Int64Var(p, flagName, *p, usage+" (env "+envName+")")
+	}
+	float := func(p *float64, flagName, envName, usage string) {
+		if v, ok := env(envName); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				envErrors = append(envErrors, fmt.Errorf("%s=%q: not a number", envName, v))
+			}
+			*p = f
+		}
+		fs.Float64Var(p, flagName, *p, usage+" (env "+envName+")")
+	}
+	boolean := func(p *bool, flagName, envName, usage string) {
+		if v, ok := env(envName); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				envErrors = append(envErrors, fmt.Errorf("%s=%q: not a boolean", envName, v))
+			}
+			*p = b
+		}
+		fs.BoolVar(p, flagName, *p, usage+" (env "+envName+")")
+	}
+
+	if port, ok := env("PORT"); ok {
+		cfg.Addr = ":" + port
+	}
+	str(&cfg.Addr, "addr", "ADDR", "listen address; PORT=n means :n")
+	str(&cfg.PublicDir, "public", "PUBLIC_DIR", "directory of static files, index.html at /")
+	str(&cfg.ClientDir, "client-dir", "CLIENT_DIR", "directory of the socket.io-client browser bundle")
+	str(&cfg.Path, "path", "SOCKETIO_PATH", "Socket.IO mount path")
+	dur(&cfg.PingInterval, "ping-interval", "PING_INTERVAL", "Engine.IO heartbeat interval")
+	dur(&cfg.PingTimeout, "ping-timeout", "PING_TIMEOUT", "Engine.IO heartbeat timeout")
+	int64v(&cfg.MaxHTTPBufferSize, "max-http-buffer-size", "MAX_HTTP_BUFFER_SIZE", "largest polling body or WebSocket message, bytes")
+	dur(&cfg.ConnectTimeout, "connect-timeout", "CONNECT_TIMEOUT", "close sessions that join no namespace within this time")
+	cors = strings.Join(cfg.CORSOrigins, ",")
+	str(&cors, "cors-origin", "CORS_ORIGIN", "comma-separated origins allowed besides the server's own; * allows all")
+	boolean(&cfg.AllowEIO3, "allow-eio3", "ALLOW_EIO3", "accept Engine.IO v3 clients (socket.io-client 2.x)")
+	dur(&cfg.Recovery, "recovery", "RECOVERY", "connection state recovery window, e.g. 2m; 0 is off")
+	integer(&cfg.MaxConnections, "max-connections", "MAX_CONNECTIONS", "most concurrent sessions; more get 503")
+	integer(&cfg.SendQueuePackets, "send-queue-packets", "SEND_QUEUE_PACKETS", "most packets queued for one client before it is disconnected")
+	int64v(&cfg.SendQueueBytes, "send-queue-bytes", "SEND_QUEUE_BYTES", "most bytes queued for one client before it is disconnected")
+	float(&cfg.EventRate, "event-rate", "EVENT_RATE", "incoming events per second allowed per connection")
+	integer(&cfg.EventBurst, "event-burst", "EVENT_BURST", "burst of events allowed per connection")
+	integer(&cfg.MaxMessageBytes, "max-message-bytes", "MAX_MESSAGE_BYTES", "largest chat message, bytes")
+	str(&cfg.Redis, "redis", "REDIS_URL", "Redis URL shared by several nodes, e.g. redis://127.0.0.1:6379/0; empty is one node")
+	str(&cfg.RedisPrefix, "redis-prefix", "REDIS_PREFIX", "Redis adapter key prefix, as Node's @socket.io/redis-adapter")
+	boolean(&cfg.Conformance, "conformance", "CONFORMANCE", "serve the Socket.IO and Engine.IO protocol test-suite endpoints instead of the chat")
+	dur(&cfg.ShutdownGrace, "shutdown-grace", "SHUTDOWN_GRACE", "how long shutdown waits for clients to leave")
+	str(&cfg.LogFormat, "log-format", "LOG_FORMAT", "log format: text or json")
+	logLevel = "info"
+	str(&logLevel, "log-level", "LOG_LEVEL", "log level: debug, info, warn or error")
+
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if len(envErrors) > 0 {
+		return cfg, errors.Join(envErrors...)
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return cfg, fmt.Errorf("-log-level %q: want debug, info, warn or error", logLevel)
+	}
+	cfg.CORSOrigins = splitList(cors)
+	return cfg, cfg.validate()
+}
+
+// validate reports the first setting that cannot work, in words a user can act on.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("-addr %q: want host:port or :port", c.Addr)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		bad("-addr %q: port must be a number from 0 to 65535", c.Addr)
+	}
+	if c.PublicDir == "" {
+		bad("-public: must not be empty")
+	}
+	if !strings.HasPrefix(c.Path, "/") {
+		bad("-path %q: must start with /", c.Path)
+	} else if !strings.HasSuffix(c.Path, "/") {
+		c.Path += "/"
+	}
+	if c.PingInterval <= 0 {
+		bad("-ping-interval %v: must be positive", c.PingInterval)
+	}
+	if c.PingTimeout <= 0 {
+		bad("-ping-timeout %v: must be positive", c.PingTimeout)
+	}
+	if c.MaxHTTPBufferSize <= 0 {
+		bad("-max-http-buffer-size %d: must be positive", c.MaxHTTPBufferSize)
+	}
+	if c.ConnectTimeout <= 0 {
+		bad("-connect-timeout %v: must be positive", c.ConnectTimeout)
+	}
+	for _, o := range c.CORSOrigins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad("-cors-origin %q: want an origin such as https://example.com or *", o)
+		}
+	}
+	if c.Recovery < 0 {
+		bad("-recovery %v: must not be negative", c.Recovery)
+	}
+	if c.MaxConnections <= 0 {
+		bad("-max-connections %d: must be positive", c.MaxConnections)
+	}
+	if c.SendQueuePackets <= 0 {
+		bad("-send-queue-packets %d: must be positive", c.SendQueuePackets)
+	}
+	if c.SendQueueBytes <= 0 {
+		bad("-send-queue-bytes %d: must be positive", c.SendQueueBytes)
+	}
+	if c.EventRate <= 0 {
+		bad("-event-rate %v: must be positive", c.EventRate)
+	}
+	if c.EventBurst <= 0 {
+		bad("-event-burst %d: must be positive", c.EventBurst)
+	}
+	if c.MaxMessageBytes <= 0 {
+		bad("-max-message-bytes %d: must be positive", c.MaxMessageBytes)
+	}
+	if c.Redis != "" {
+		if u, err := url.Parse(c.Redis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			bad("-redis %q: want a URL such as redis://127.0.0.1:6379/0", c.Redis)
+		}
+	}
+	if c.RedisPrefix == "" {
+		bad("-redis-prefix: must not be empty")
+	}
+	if c.ShutdownGrace < 0 {
+		bad("-shutdown-grace %v: must not be negative", c.ShutdownGrace)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("-log-format %q: want text or json", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, strings.TrimRight(part, "/"))
+		}
+	}
+	return out
+}

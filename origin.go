@@ -1,0 +1,65 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// originPolicy decides which browser origins may open Socket.IO sessions,
+// over polling and WebSocket alike. The server's own origin (same host and
+// port as the request) is always allowed; allowed adds origins, and "*"
+// allows every origin. Requests without an Origin header come from
+// non-browser clients (Node, Go, Python) and are allowed.
+type originPolicy struct {
+	allowed []string
+}
+
+func (p originPolicy) allows(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	for _, a := range p.allowed {
+		if a == "*" || strings.EqualFold(a, origin) {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return strings.EqualFold(hostWithPort(u.Host, u.Scheme), hostWithPort(r.Host, requestScheme(r)))
+}
+
+// requestScheme is the scheme the client used to reach us.
+func requestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// hostWithPort adds the scheme's default port to a host that has none.
+func hostWithPort(host, scheme string) string {
+	if strings.LastIndex(host, ":") > strings.LastIndex(host, "]") {
+		return host
+	}
+	switch scheme {
+	case "https", "wss":
+		return host + ":443"
+	default:
+		return host + ":80"
+	}
+}
+
+// writeJSONError answers with the Engine.IO error body {"code":…,"message":…}.
+func writeJSONError(w http.ResponseWriter, status, code int, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}{code, message})
+}

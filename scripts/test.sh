@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every test: Go (with -race), the Go benchmarks once, the Node
+# socket.io-client compatibility tests and the browser end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+
+echo "== go vet"
+go vet ./...
+echo "== go test -race"
+go test -race -count=1 -timeout 15m ./...
+echo "== go benchmarks (once, so they keep working)"
+go test -run '^$' -bench . -benchtime 1x -timeout 10m ./...
+echo "== node --test (socket.io-client compatibility, browser end-to-end)"
+go build -o socketio-chat .
+node --test --test-concurrency=1 test/
