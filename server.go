@@ -158,4 +158,3 @@ func (s *chatServer) waitDrained(ctx context.Context) error {
 	}
 	return nil
 }
-
