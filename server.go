@@ -9,6 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gorilla/websocket"
+	"github.com/zishang520/socket.io/servers/engine/v3"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
 )
@@ -58,6 +61,7 @@ func (s *chatServer) socketOptions() *socket.ServerOptions {
 	// Origins are checked by originPolicy before a request reaches the engine,
 	// so the engine reflects any origin that got this far.
 	opts.SetCors(&types.Cors{Origin: func(string) bool { return true }, Credentials: true})
+	opts.SetTransports(types.NewSet[transports.TransportCtor](engine.Polling, &wsBuilder{limits: s.sendLimits(), log: s.log}))
 	if s.cfg.Recovery > 0 {
 		rec := socket.DefaultConnectionStateRecovery()
 		rec.SetMaxDisconnectionDuration(s.cfg.Recovery.Milliseconds())
@@ -65,6 +69,15 @@ func (s *chatServer) socketOptions() *socket.ServerOptions {
 		opts.SetConnectionStateRecovery(rec)
 	}
 	return opts
+}
+
+// sendLimits is the per-client outgoing queue bound.
+func (s *chatServer) sendLimits() sendLimits {
+	return sendLimits{
+		packets:      s.cfg.SendQueuePackets,
+		bytes:        s.cfg.SendQueueBytes,
+		writeTimeout: s.cfg.PingInterval + s.cfg.PingTimeout,
+	}
 }
 
 // routes is the one http.Handler with every route, used by main and the tests.
@@ -97,6 +110,9 @@ func (s *chatServer) routes() http.Handler {
 			s.log.Warn("refused cross-origin request", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
 			writeJSONError(w, http.StatusForbidden, 4, "Origin not allowed")
 			return
+		}
+		if websocket.IsWebSocketUpgrade(r) {
+			w = wsUpgradeWriter{w} // our transport writes on a lockedConn
 		}
 		s.engine.ServeHTTP(w, r)
 	}))

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bufio"
+	"encoding/binary"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	ws "github.com/gorilla/websocket"
+	"github.com/zishang520/socket.io/parsers/engine/v3/packet"
+	"github.com/zishang520/socket.io/servers/engine/v3/transports"
+	"github.com/zishang520/socket.io/v3/pkg/types"
+)
+
+// sendLimits bound what the server keeps queued for one client.
+type sendLimits struct {
+	packets int   // most queued packets
+	bytes   int64 // most queued payload bytes
+	// writeTimeout bounds one write to the socket; a client that accepts no
+	// bytes for that long is gone.
+	writeTimeout time.Duration
+}
+
+// wsBuilder makes wsTransport the engine's "websocket" transport.
+type wsBuilder struct {
+	limits sendLimits
+	log    *slog.Logger
+}
+
+var _ transports.TransportCtor = (*wsBuilder)(nil)
+
+func (*wsBuilder) Name() string          { return transports.WEBSOCKET }
+func (*wsBuilder) HandlesUpgrades() bool { return true }
+func (*wsBuilder) UpgradesTo() []string  { return nil }
+
+func (b *wsBuilder) New(ctx *types.HttpContext) transports.Transport {
+	t := &wsTransport{Websocket: transports.MakeWebSocket(), limits: b.limits, log: b.log}
+	t.Prototype(t)
+	netConn := ctx.Websocket.NetConn()
+	if lc, ok := netConn.(*lockedConn); ok {
+		t.conn = lc
+	} else {
+		// Reached without wsUpgradeWriter (not through our routes): gorilla's own
+		// control-frame writes are then not serialised with ours.
+		t.conn = &lockedConn{Conn: netConn}
+	}
+	// Answer pings through our queue, in order with everything else.
+	ctx.Websocket.SetPingHandler(func(data string) error {
+		t.enqueue(ws.PongMessage, []byte(data))
+		return nil
+	})
+	_ = t.Once("close", func(...any) { t.release() })
+	t.Construct(ctx)
+	return t
+}
+
+// wsTransport is the Engine.IO WebSocket transport with a bounded send queue.
+//
+// Reading is the library's (its reader goroutine decodes frames and emits
+// packets). Writing is ours: Send, called by the engine socket under its
+// flush lock, only appends frames to the queue; one writer goroutine, started
+// when the queue becomes non-empty and gone when it is drained, writes every
+// queued frame with a single writev. The transport is always writable, so the
+// engine never buffers for it: the queue is the one place packets wait, and
+// it is bounded. A client that lets it overflow (it stopped reading) is
+// disconnected. Broadcast frames share their payload bytes across recipients.
+type wsTransport struct {
+	transports.Websocket
+	conn   *lockedConn
+	limits sendLimits
+	log    *slog.Logger
+
+	mu          sync.Mutex // guards the fields below
+	queue       []wsFrame  // frames waiting for the writer
+	spare       []wsFrame  // the writer's last batch, reused
+	queuedBytes int64
+	writing     bool // a writer goroutine is running
+	closed      bool // no more frames are accepted
+}
+
+// wsFrame is one WebSocket frame: its header and a payload that may be shared.
+type wsFrame struct {
+	hdr     [10]byte
+	hdrLen  uint8
+	payload []byte
+}
+
+// Send queues packets for the writer. It never blocks on the network.
+func (t *wsTransport) Send(packets []*packet.Packet) {
+	for _, p := range packets {
+		if p.Options != nil && p.Options.WsPreEncodedFrame != nil {
+			op := ws.BinaryMessage
+			if _, ok := p.Options.WsPreEncodedFrame.(*types.StringBuffer); ok {
+				op = ws.TextMessage
+			}
+			t.enqueue(op, p.Options.WsPreEncodedFrame.Bytes())
+			continue
+		}
+		data, err := t.Parser().EncodePacket(p, t.SupportsBinary())
+		if err != nil {
+			t.fail("encode error", err)
+			return
+		}
+		op := ws.BinaryMessage
+		if _, ok := data.(*types.StringBuffer); ok {
+			op = ws.TextMessage
+		}
+		t.enqueue(op, data.Bytes())
+	}
+	t.Emit("drain") // the engine socket's per-flush callbacks
+}
+
+// enqueue appends one frame, starting the writer if none runs.
+func (t *wsTransport) enqueue(opcode int, payload []byte) {
+	f := wsFrame{payload: payload}
+	f.hdr[0] = 0x80 | byte(opcode) // FIN, no mask: server frames
+	switch n := len(payload); {
+	case n < 126:
+		f.hdr[1], f.hdrLen = byte(n), 2
+	case n <= 0xFFFF:
+		f.hdr[1], f.hdrLen = 126, 4
+		binary.BigEndian.PutUint16(f.hdr[2:], uint16(n))
+	default:
+		f.hdr[1], f.hdrLen = 127, 10
+		binary.BigEndian.PutUint64(f.hdr[2:], uint64(n))
+	}
+
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return
+	}
+	if len(t.queue) >= t.limits.packets || t.queuedBytes+int64(len(payload)) > t.limits.bytes {
+		queued, bytes := len(t.queue), t.queuedBytes
+		t.mu.Unlock()
+		t.log.Warn("disconnecting slow client: send queue full",
+			"sid", t.Sid(), "transport", "websocket", "queued_packets", queued, "queued_bytes", bytes,
+			"reason", "slow consumer")
+		t.fail("send queue full", nil)
+		return
+	}
+	t.queue = append(t.queue, f)
+	t.queuedBytes += int64(len(payload))
+	start := !t.writing
+	t.writing = true
+	t.mu.Unlock()
+	if start {
+		go t.writeLoop()
+	}
+}
+
+// writeLoop writes queued frames until the queue is empty. Only one runs at a
+// time per transport (the writing flag), so frames keep their order.
+func (t *wsTransport) writeLoop() {
+	var bufs net.Buffers
+	for {
+		t.mu.Lock()
+		if len(t.queue) == 0 || t.closed {
+			t.writing = false
+			t.mu.Unlock()
+			return
+		}
+		batch := t.queue
+		t.queue, t.spare = t.spare[:0], nil
+		t.queuedBytes = 0
+		t.mu.Unlock()
+
+		bufs = bufs[:0]
+		for i := range batch {
+			bufs = append(bufs, batch[i].hdr[:batch[i].hdrLen], batch[i].payload)
+		}
+		err := t.conn.writeBuffers(bufs, t.limits.writeTimeout)
+		clear(batch) // drop payload references
+		clear(bufs[:cap(bufs)])
+		t.mu.Lock()
+		t.spare = batch[:0]
+		t.mu.Unlock()
+		if err != nil {
+			t.fail("write error", err)
+			return
+		}
+	}
+}
+
+// fail stops accepting frames and closes the transport; the engine socket
+// sees the close and the Socket.IO socket disconnects with "transport close".
+func (t *wsTransport) fail(msg string, err error) {
+	t.mu.Lock()
+	already := t.closed
+	t.closed = true
+	t.mu.Unlock()
+	if already {
+		return
+	}
+	if err != nil {
+		t.log.Debug("websocket "+msg, "sid", t.Sid(), "err", err)
+	}
+	// Not inline: Send runs under the engine socket's flush lock, and closing
+	// re-enters the engine socket.
+	go t.Close()
+}
+
+// release drops queued frames once the transport is closed.
+func (t *wsTransport) release() {
+	t.mu.Lock()
+	t.closed = true
+	t.queue, t.spare, t.queuedBytes = nil, nil, 0
+	t.mu.Unlock()
+}
+
+// lockedConn is a hijacked WebSocket connection whose writes are serialised,
+// so gorilla's own control frames (close on a protocol error) never interleave
+// with the frames our writer sends.
+type lockedConn struct {
+	net.Conn
+	mu sync.Mutex
+}
+
+func (c *lockedConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// writeBuffers writes bufs with one writev (on TCP) under the write lock.
+func (c *lockedConn) writeBuffers(bufs net.Buffers, timeout time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if timeout > 0 {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+	}
+	_, err := bufs.WriteTo(c.Conn)
+	return err
+}
+
+// wsUpgradeWriter hands gorilla a lockedConn when it hijacks the connection.
+type wsUpgradeWriter struct {
+	http.ResponseWriter
+}
+
+func (w wsUpgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &lockedConn{Conn: c}, brw, nil
+}
+
+// Unwrap lets http.ResponseController reach the original writer.
+func (w wsUpgradeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
