@@ -30,6 +30,10 @@ type chatServer struct {
 	bundle  *clientBundle
 	handler http.Handler
 
+	// libraryBroadcast sends every broadcast through the library's adapter
+	// (recovery offsets, cluster fan-out) instead of the direct path.
+	libraryBroadcast bool
+
 	closeOnce sync.Once
 }
 
@@ -40,7 +44,8 @@ func newChatServer(cfg Config, log *slog.Logger) (*chatServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &chatServer{cfg: cfg, log: log, bundle: bundle}
+	s := &chatServer{cfg: cfg, log: log, bundle: bundle,
+		libraryBroadcast: cfg.Recovery > 0 || cfg.Redis != ""}
 	s.io = socket.NewServer(nil, s.socketOptions())
 	s.engine = s.io.ServeHandler(nil)
 	s.io.On("connection", func(args ...any) { s.onConnection(args[0].(*socket.Socket)) })
@@ -137,7 +142,7 @@ func (s *chatServer) onConnection(client *socket.Socket) {
 		if _, isAck := message.(socket.Ack); isAck {
 			message = nil // emit('user-message', cb): JSON has no functions
 		}
-		s.io.Emit("message", message)
+		s.broadcast("message", message)
 	})
 	_ = client.On("disconnect", func(args ...any) {
 		reason := ""

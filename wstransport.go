@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	ws "github.com/gorilla/websocket"
@@ -53,6 +54,18 @@ func (b *wsBuilder) New(ctx *types.HttpContext) transports.Transport {
 		return nil
 	})
 	_ = t.Once("close", func(...any) { t.release() })
+	if ctx.Query().Peek("sid") == "" {
+		// A fresh WebSocket session: the engine never buffers for it.
+		t.direct.Store(true)
+	} else {
+		// An upgrade: packets the engine buffered while polling are flushed to
+		// us after the client's UPGRADE packet; direct writes must wait for that.
+		_ = t.On("packet", func(args ...any) {
+			if p, ok := args[0].(*packet.Packet); ok && p.Type == packet.UPGRADE {
+				t.sawUpgrade.Store(true)
+			}
+		})
+	}
 	t.Construct(ctx)
 	return t
 }
@@ -79,6 +92,14 @@ type wsTransport struct {
 	queuedBytes int64
 	writing     bool // a writer goroutine is running
 	closed      bool // no more frames are accepted
+
+	// direct is set once the engine holds no packet for this transport that
+	// was queued before now, so a broadcast may enqueue frames here itself
+	// (sendDirect) without overtaking them. sawUpgrade is the step before it
+	// for an upgraded session: the first Send after the UPGRADE packet carries
+	// whatever the engine buffered, and sets direct.
+	direct     atomic.Bool
+	sawUpgrade atomic.Bool
 }
 
 // wsFrame is one WebSocket frame: its header and a payload that may be shared.
@@ -111,6 +132,19 @@ func (t *wsTransport) Send(packets []*packet.Packet) {
 		t.enqueue(op, data.Bytes())
 	}
 	t.Emit("drain") // the engine socket's per-flush callbacks
+	if !t.direct.Load() && t.sawUpgrade.Load() {
+		t.direct.Store(true)
+	}
+}
+
+// sendDirect queues a text frame built by a broadcast, bypassing the engine
+// socket. It reports false when the transport cannot take it that way yet.
+func (t *wsTransport) sendDirect(payload []byte) bool {
+	if !t.direct.Load() {
+		return false
+	}
+	t.enqueue(ws.TextMessage, payload)
+	return true
 }
 
 // enqueue appends one frame, starting the writer if none runs.
