@@ -84,7 +84,7 @@ func defaultConfig() Config {
 		ConnectTimeout:    45 * time.Second,
 		MaxConnections:    100_000,
 		SendQueuePackets:  4096,
-		SendQueueBytes:    8 << 20,
+		SendQueueBytes:    2 << 20,
 		EventRate:         50,
 		EventBurst:        100,
 		MaxMessageBytes:   64 << 10,

@@ -1,0 +1,380 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func TestEventLimiter(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	tests := []struct {
+		name        string
+		rate        float64
+		burst       int
+		at          []time.Duration // offsets of events from t0
+		wantAllowed int
+	}{
+		{"burst passes", 10, 5, []time.Duration{0, 0, 0, 0, 0}, 5},
+		{"beyond burst dropped", 10, 5, []time.Duration{0, 0, 0, 0, 0, 0, 0}, 5},
+		{"refills at rate", 10, 1, []time.Duration{0, 0, 100 * time.Millisecond, 150 * time.Millisecond, 200 * time.Millisecond}, 3},
+		{"refill capped at burst", 1000, 2, []time.Duration{0, 0, time.Hour, time.Hour, time.Hour}, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newEventLimiter(tt.rate, tt.burst, t0)
+			got := 0
+			for _, d := range tt.at {
+				if l.allow(t0.Add(d)) {
+					got++
+				}
+			}
+			if got != tt.wantAllowed {
+				t.Errorf("allowed %d events, want %d", got, tt.wantAllowed)
+			}
+		})
+	}
+}
+
+func TestMessageSize(t *testing.T) {
+	tests := []struct {
+		in   any
+		want int
+	}{
+		{"hello", 5},
+		{[]byte{1, 2, 3}, 3},
+		{nil, 8},
+		{map[string]any{"a": "bc"}, len(`{"a":"bc"}`)},
+		{[]any{"x", 1.5}, len(`["x",1.5]`)},
+	}
+	for _, tt := range tests {
+		if got := messageSize(tt.in); got != tt.want {
+			t.Errorf("messageSize(%#v) = %d, want %d", tt.in, got, tt.want)
+		}
+	}
+}
+
+// limClient is a raw Engine.IO v4 / Socket.IO v5 WebSocket client that
+// answers pings and records the chat messages it reads.
+type limClient struct {
+	t    testing.TB
+	conn *websocket.Conn
+	wmu  sync.Mutex
+	msgs chan string // payloads of "message" events
+	done chan struct{}
+}
+
+// limDial connects to the main namespace over WebSocket. When read is false
+// the client never reads after connecting, and its receive buffer is small,
+// so the server's writes to it soon block.
+func limDial(t testing.TB, ts *testServer, read bool) *limClient {
+	t.Helper()
+	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+	if !read {
+		d.NetDialContext = (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+			return c.Control(func(fd uintptr) {
+				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+			})
+		}}).DialContext
+	}
+	conn, _, err := d.Dial("ws://"+ts.Addr+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	c := &limClient{t: t, conn: conn, msgs: make(chan string, 100_000), done: make(chan struct{})}
+	t.Cleanup(func() { _ = conn.Close() })
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, open, err := conn.ReadMessage(); err != nil || !strings.HasPrefix(string(open), "0{") {
+		t.Fatalf("engine open: %q %v", open, err)
+	}
+	c.write("40")
+	if _, ack, err := conn.ReadMessage(); err != nil || !strings.HasPrefix(string(ack), "40{") {
+		t.Fatalf("socket.io connect: %q %v", ack, err)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	if read {
+		go c.readLoop()
+	}
+	return c
+}
+
+func (c *limClient) write(s string) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return c.conn.WriteMessage(websocket.TextMessage, []byte(s))
+}
+
+// emit sends user-message with a JSON-encodable payload.
+func (c *limClient) emit(payload any) error {
+	b, _ := json.Marshal([]any{"user-message", payload})
+	return c.write("42" + string(b))
+}
+
+func (c *limClient) readLoop() {
+	defer close(c.done)
+	for {
+		_, m, err := c.conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		s := string(m)
+		switch {
+		case s == "2":
+			_ = c.write("3")
+		case strings.HasPrefix(s, `42["message",`):
+			var ev []json.RawMessage
+			if json.Unmarshal([]byte(s[2:]), &ev) == nil && len(ev) == 2 {
+				var text string
+				if json.Unmarshal(ev[1], &text) == nil {
+					c.msgs <- text
+				}
+			}
+		}
+	}
+}
+
+// next waits for the next chat message.
+func (c *limClient) next(timeout time.Duration) (string, bool) {
+	select {
+	case m := <-c.msgs:
+		return m, true
+	case <-time.After(timeout):
+		return "", false
+	}
+}
+
+// waitFor waits for a condition with a deadline, polling.
+func limWaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestSlowConsumersAreDisconnected: 5 clients that never read while 18 MB is
+// broadcast are disconnected, the readers get every message with bounded
+// latency, and the heap grows by far less than 18 MB × 5.
+func TestSlowConsumersAreDisconnected(t *testing.T) {
+	ts := startTestServer(t, func(c *Config) {
+		c.EventRate, c.EventBurst = 10_000, 10_000
+		c.LogLevel = 0 // info: the debug log of 300 × 60 KB would dominate
+	})
+	readers := []*limClient{limDial(t, ts, true), limDial(t, ts, true), limDial(t, ts, true)}
+	for i := 0; i < 5; i++ {
+		limDial(t, ts, false)
+	}
+	sender := limDial(t, ts, true)
+
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var peak atomic.Uint64
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var m runtime.MemStats
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+		}
+	}()
+
+	const messages, size = 300, 60_000 // 18 MB
+	filler := strings.Repeat("x", size)
+	var maxLatency time.Duration
+	for i := 0; i < messages; i++ {
+		msg := fmt.Sprintf("%d|%d|%s", i, time.Now().UnixNano(), filler)
+		if err := sender.emit(msg); err != nil {
+			t.Fatalf("emit %d: %v", i, err)
+		}
+		for _, r := range append(readers, sender) {
+			got, ok := r.next(10 * time.Second)
+			if !ok {
+				t.Fatalf("a reading client did not get message %d within 10s", i)
+			}
+			var seq int
+			var sent int64
+			if _, err := fmt.Sscanf(got[:strings.LastIndex(got, "|")], "%d|%d", &seq, &sent); err != nil || seq != i {
+				t.Fatalf("reader got message %d (%v), want %d", seq, err, i)
+			}
+			maxLatency = max(maxLatency, time.Since(time.Unix(0, sent)))
+		}
+	}
+	close(stopSampling)
+	<-sampled
+
+	limWaitFor(t, 10*time.Second, "5 slow-consumer disconnects in the log", func() bool {
+		return strings.Count(ts.Log.String(), "reason=\"slow consumer\"") >= 5
+	})
+	growth := int64(peak.Load()) - int64(before.HeapInuse)
+	t.Logf("heap growth peak %.1f MB; max reader latency %v", float64(growth)/1e6, maxLatency)
+	if limit := int64(18e6 * 5 / 3); growth > limit {
+		t.Errorf("heap grew by %.1f MB, want far less than 5 × 18 MB (limit %.1f MB)", float64(growth)/1e6, float64(limit)/1e6)
+	}
+	if maxLatency > 2*time.Second {
+		t.Errorf("a reading client waited %v for a message; slow consumers must not delay the others", maxLatency)
+	}
+}
+
+// limPolling is a raw Engine.IO polling session.
+func limPollingConnect(t testing.TB, ts *testServer) (sid string) {
+	t.Helper()
+	body, err := httpGet(ts.URL + "/socket.io/?EIO=4&transport=polling")
+	if err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	var open struct{ Sid string }
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(body, "0")), &open); err != nil {
+		t.Fatalf("handshake %q: %v", body, err)
+	}
+	limPost(t, ts, open.Sid, "40")
+	got, err := httpGet(ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + open.Sid)
+	if err != nil || !strings.HasPrefix(got, "40{") {
+		t.Fatalf("connect ack: %q %v", got, err)
+	}
+	return open.Sid
+}
+
+func limPost(t testing.TB, ts *testServer, sid, body string) {
+	t.Helper()
+	resp, err := http.Post(ts.URL+"/socket.io/?EIO=4&transport=polling&sid="+sid, "text/plain", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("post: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("post %q: %s %s", body, resp.Status, b)
+	}
+}
+
+// TestSlowPollingClientIsDisconnected: a polling client that stops polling is
+// disconnected once its backlog passes the send queue limit.
+func TestSlowPollingClientIsDisconnected(t *testing.T) {
+	ts := startTestServer(t, func(c *Config) {
+		c.EventRate, c.EventBurst = 10_000, 10_000
+		c.SendQueueBytes = 256 << 10
+	})
+	sid := limPollingConnect(t, ts) // and never polls again
+	sender := limDial(t, ts, true)
+	filler := strings.Repeat("y", 10_000)
+	for i := 0; i < 40; i++ { // 400 KB > 256 KB
+		if err := sender.emit(filler); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := sender.next(5 * time.Second); !ok {
+			t.Fatalf("sender did not get its message %d back", i)
+		}
+	}
+	limWaitFor(t, 5*time.Second, "the polling client's slow-consumer disconnect", func() bool {
+		return strings.Contains(ts.Log.String(), `transport=polling`) && strings.Contains(ts.Log.String(), `reason="slow consumer"`)
+	})
+	resp, err := http.Get(ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("GET on the dropped session: %s, want 400 (session gone)", resp.Status)
+	}
+}
+
+// TestFloodIsLimited: events beyond the rate are dropped with a warning, a
+// client that keeps flooding is disconnected, others keep chatting.
+func TestFloodIsLimited(t *testing.T) {
+	ts := startTestServer(t, func(c *Config) { c.EventRate, c.EventBurst = 50, 100 })
+	other := limDial(t, ts, true)
+	flooder := limDial(t, ts, true)
+	start := time.Now()
+	for i := 0; i < 1000; i++ {
+		if err := flooder.emit(fmt.Sprintf("flood %d", i)); err != nil {
+			break // disconnected mid-flood
+		}
+	}
+	limWaitFor(t, 5*time.Second, "the flooder's disconnect", func() bool {
+		select {
+		case <-flooder.done:
+			return true
+		default:
+			return false
+		}
+	})
+	elapsed := time.Since(start)
+	log := ts.Log.String()
+	for _, want := range []string{"dropping events over the rate limit", `reason=flood`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	// The other client saw at most a burst plus what the rate refilled.
+	received := 0
+	for {
+		m, ok := other.next(200 * time.Millisecond)
+		if !ok {
+			break
+		}
+		if strings.HasPrefix(m, "flood") {
+			received++
+		}
+	}
+	if maxOK := 100 + int(50*elapsed.Seconds()) + 1; received > maxOK || received < 100 {
+		t.Errorf("other client received %d flood messages in %v, want 100..%d", received, elapsed, maxOK)
+	}
+	// Others are not slowed: a normal client still chats at once.
+	third := limDial(t, ts, true)
+	if err := third.emit("still here"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*limClient{other, third} {
+		if m, ok := c.next(2 * time.Second); !ok || m != "still here" {
+			t.Errorf("after the flood a client got %q (ok=%v), want %q", m, ok, "still here")
+		}
+	}
+}
+
+// TestOversizedMessageIsDropped: a chat message over MaxMessageBytes is not
+// broadcast; the sender stays connected and later messages flow.
+func TestOversizedMessageIsDropped(t *testing.T) {
+	ts := startTestServer(t, func(c *Config) { c.MaxMessageBytes = 1000 })
+	a, b := limDial(t, ts, true), limDial(t, ts, true)
+	if err := a.emit(strings.Repeat("z", 1001)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.emit(strings.Repeat("z", 1000)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*limClient{a, b} {
+		m, ok := c.next(5 * time.Second)
+		if !ok || len(m) != 1000 {
+			t.Fatalf("got a message of %d bytes (ok=%v), want the 1000-byte one only", len(m), ok)
+		}
+	}
+	if !strings.Contains(ts.Log.String(), "dropping oversized chat message") {
+		t.Error("log lacks the oversized-message warning")
+	}
+}
+
