@@ -270,18 +270,52 @@ func (c *lockedConn) writeBuffers(bufs net.Buffers, timeout time.Duration) error
 	return err
 }
 
-// wsUpgradeWriter hands gorilla a lockedConn when it hijacks the connection.
+// wsUpgradeWriter hands gorilla a lockedConn when it hijacks the connection,
+// and then lets go of net/http's response: the library keeps the request
+// context (and so this writer) for the whole session, and the response holds
+// about 8 KB of net/http buffers that a hijacked connection no longer uses.
 type wsUpgradeWriter struct {
-	http.ResponseWriter
+	mu sync.Mutex
+	w  http.ResponseWriter // nil once hijacked
 }
 
-func (w wsUpgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+func (u *wsUpgradeWriter) inner() http.ResponseWriter {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.w
+}
+
+func (u *wsUpgradeWriter) Header() http.Header {
+	if w := u.inner(); w != nil {
+		return w.Header()
+	}
+	return http.Header{}
+}
+
+func (u *wsUpgradeWriter) Write(p []byte) (int, error) {
+	if w := u.inner(); w != nil {
+		return w.Write(p)
+	}
+	return 0, http.ErrHijacked
+}
+
+func (u *wsUpgradeWriter) WriteHeader(code int) {
+	if w := u.inner(); w != nil {
+		w.WriteHeader(code)
+	}
+}
+
+func (u *wsUpgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w := u.inner()
+	if w == nil {
+		return nil, nil, http.ErrHijacked
+	}
+	c, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
+	u.mu.Lock()
+	u.w = nil
+	u.mu.Unlock()
 	return &lockedConn{Conn: c}, brw, nil
 }
-
-// Unwrap lets http.ResponseController reach the original writer.
-func (w wsUpgradeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
