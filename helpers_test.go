@@ -67,7 +67,9 @@ func (ts *testServer) Stop(tb testing.TB) {
 		if ok && err != nil {
 			tb.Errorf("serve: %v", err)
 		}
-		close(ts.done)
+		if ok { // a second Stop finds done closed: nothing to do
+			close(ts.done)
+		}
 	case <-time.After(30 * time.Second):
 		tb.Error("server did not stop within 30s")
 	}

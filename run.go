@@ -103,8 +103,11 @@ type app interface {
 	waitDrained(ctx context.Context) error
 }
 
-// newApp builds the chat server.
+// newApp builds the chat server, or the protocol test-suite servers with -conformance.
 func newApp(cfg Config, log *slog.Logger) (app, error) {
+	if cfg.Conformance {
+		return newConformanceServer(cfg, log)
+	}
 	return newChatServer(cfg, log)
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chatio/socketio-chat/internal/redisadapter"
 	"github.com/gorilla/websocket"
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/transports"
@@ -34,6 +35,9 @@ type chatServer struct {
 	// (recovery offsets, cluster fan-out) instead of the direct path.
 	libraryBroadcast bool
 
+	// cluster joins the other nodes through Redis (-redis); nil for one node.
+	cluster *redisadapter.Cluster
+
 	closeOnce sync.Once
 }
 
@@ -46,8 +50,14 @@ func newChatServer(cfg Config, log *slog.Logger) (*chatServer, error) {
 	}
 	s := &chatServer{cfg: cfg, log: log, bundle: bundle,
 		libraryBroadcast: cfg.Recovery > 0 || cfg.Redis != ""}
+	if cfg.Redis != "" {
+		s.cluster, err = redisadapter.New(redisadapter.Options{URL: cfg.Redis, Prefix: cfg.RedisPrefix, Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("-redis: %w", err)
+		}
+	}
 	s.io = socket.NewServer(nil, s.socketOptions())
-	s.engine = s.io.ServeHandler(nil)
+	s.engine = guardSocketIO(s.io, cfg, log)
 	s.io.On("connection", func(args ...any) { s.onConnection(args[0].(*socket.Socket)) })
 	s.handler = s.routes()
 	return s, nil
@@ -72,6 +82,9 @@ func (s *chatServer) socketOptions() *socket.ServerOptions {
 		rec.SetMaxDisconnectionDuration(s.cfg.Recovery.Milliseconds())
 		rec.SetSkipMiddlewares(true)
 		opts.SetConnectionStateRecovery(rec)
+	}
+	if s.cluster != nil {
+		opts.SetAdapter(s.cluster) // keeps recovery (per node) when it is on
 	}
 	return opts
 }
@@ -117,7 +130,7 @@ func (s *chatServer) routes() http.Handler {
 			return
 		}
 		if websocket.IsWebSocketUpgrade(r) {
-			w = wsUpgradeWriter{w} // our transport writes on a lockedConn
+			w = &wsUpgradeWriter{w: w} // our transport writes on a lockedConn
 		}
 		s.engine.ServeHTTP(w, r)
 	}))
@@ -128,11 +141,13 @@ func (s *chatServer) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handl
 
 // onConnection runs once per Socket.IO connection to the main namespace.
 func (s *chatServer) onConnection(client *socket.Socket) {
-	id := client.Id()
+	id, remote := client.Id(), client.Handshake().Address
 	s.log.Info("A new user has connected", "id", id,
 		"transport", client.Conn().Transport().Name(),
-		"remote", client.Handshake().Address,
+		"remote", remote,
 		"recovered", client.Recovered())
+	s.limitEvents(client, remote)
+	s.boundPollingBacklog(client, remote)
 
 	_ = client.On("user-message", func(args ...any) {
 		var message any
@@ -141,6 +156,11 @@ func (s *chatServer) onConnection(client *socket.Socket) {
 		}
 		if _, isAck := message.(socket.Ack); isAck {
 			message = nil // emit('user-message', cb): JSON has no functions
+		}
+		if n := messageSize(message); n > s.cfg.MaxMessageBytes {
+			s.log.Warn("dropping oversized chat message", "sid", id, "remote", remote,
+				"bytes", n, "max", s.cfg.MaxMessageBytes, "reason", "message too large")
+			return
 		}
 		s.broadcast("message", message)
 	})
@@ -160,6 +180,9 @@ func (s *chatServer) Close() {
 		done := make(chan struct{})
 		s.io.Close(func(error) { close(done) })
 		<-done
+		if s.cluster != nil {
+			_ = s.cluster.Close() // after io.Close, which closes the adapters
+		}
 	})
 }
 
