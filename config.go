@@ -62,6 +62,13 @@ type Config struct {
 	// Conformance starts the protocol test-suite servers instead of the chat.
 	Conformance bool
 
+	// GCPercent is the garbage collector's target (GOGC); 0 keeps the runtime's
+	// own setting (100, or the GOGC environment variable).
+	GCPercent int
+	// MemoryLimit is a soft memory limit for the runtime (GOMEMLIMIT), in
+	// bytes; 0 keeps the runtime's own setting.
+	MemoryLimit int64
+
 	// ShutdownGrace is how long a SIGINT/SIGTERM waits for clients to leave.
 	ShutdownGrace time.Duration
 
@@ -197,6 +204,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	str(&cfg.Redis, "redis", "REDIS_URL", "Redis URL shared by several nodes, e.g. redis://127.0.0.1:6379/0; empty is one node")
 	str(&cfg.RedisPrefix, "redis-prefix", "REDIS_PREFIX", "Redis adapter key prefix, as Node's @socket.io/redis-adapter")
 	boolean(&cfg.Conformance, "conformance", "CONFORMANCE", "serve the Socket.IO and Engine.IO protocol test-suite endpoints instead of the chat")
+	integer(&cfg.GCPercent, "gogc", "GC_PERCENT", "garbage collector target percentage (as GOGC); 0 keeps the runtime default")
+	memLimit := ""
+	str(&memLimit, "memory-limit", "MEMORY_LIMIT", "soft memory limit (as GOMEMLIMIT), e.g. 512MiB; empty keeps the runtime default")
 	dur(&cfg.ShutdownGrace, "shutdown-grace", "SHUTDOWN_GRACE", "how long shutdown waits for clients to leave")
 	str(&cfg.LogFormat, "log-format", "LOG_FORMAT", "log format: text or json")
 	logLevel = "info"
@@ -215,6 +225,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 		return cfg, fmt.Errorf("-log-level %q: want debug, info, warn or error", logLevel)
 	}
 	cfg.CORSOrigins = splitList(cors)
+	if memLimit != "" {
+		n, err := parseBytes(memLimit)
+		if err != nil {
+			return cfg, fmt.Errorf("-memory-limit %q: %w", memLimit, err)
+		}
+		cfg.MemoryLimit = n
+	}
 	return cfg, cfg.validate()
 }
 
@@ -286,6 +303,12 @@ func (c *Config) validate() error {
 	if c.RedisPrefix == "" {
 		bad("-redis-prefix: must not be empty")
 	}
+	if c.GCPercent < 0 {
+		bad("-gogc %d: must not be negative", c.GCPercent)
+	}
+	if c.MemoryLimit < 0 {
+		bad("-memory-limit %d: must not be negative", c.MemoryLimit)
+	}
 	if c.ShutdownGrace < 0 {
 		bad("-shutdown-grace %v: must not be negative", c.ShutdownGrace)
 	}
@@ -304,4 +327,25 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// parseBytes reads a size such as 512MiB, 1GB or 1048576.
+func parseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	mult := int64(1)
+	num := strings.TrimSpace(s)
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, errors.New("want a size such as 512MiB, 1GB or 1048576")
+	}
+	return n * mult, nil
 }

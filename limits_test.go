@@ -377,4 +377,3 @@ func TestOversizedMessageIsDropped(t *testing.T) {
 		t.Error("log lacks the oversized-message warning")
 	}
 }
-
