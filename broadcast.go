@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
+
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/servers/socket/v3"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -10,31 +14,75 @@ import (
 // namespace, as io.emit does, encoding the packet once for all of them.
 //
 // WebSocket clients get the shared frame payload straight into their send
-// queue; polling clients, clients in the middle of an upgrade and binary
-// payloads take the library's path. With connection state recovery or a
-// cluster adapter every broadcast takes the library's path, which adds the
-// recovery offset or publishes to the other nodes.
+// queue; polling clients and clients in the middle of an upgrade take the
+// library's write path with the same encoding. Binary payloads, and every
+// broadcast when connection state recovery or a cluster adapter is on, go
+// through the library's adapter, which adds the recovery offset or publishes
+// to the other nodes.
 func (s *chatServer) broadcast(event string, arg any) {
-	if s.libraryBroadcast || parser.HasBinary(arg) {
-		s.io.Emit(event, arg) // binary: encoding consumes the buffers, so encode once, there
+	if s.cfg.Redis != "" {
+		arg = decodeRaw(arg) // the cluster adapter encodes Go values
+	}
+	if parser.HasBinary(arg) {
+		// Encoding drains buffers; the recovery adapter keeps the packet to
+		// replay it, so it must hold bytes that can be read twice.
+		s.io.Emit(event, detachBuffers(arg))
 		return
 	}
-	encoded := s.io.Encoder().Encode(&parser.Packet{Type: parser.EVENT, Nsp: "/", Data: []any{event, arg}})
-	text, ok := encoded[0].(*types.StringBuffer)
-	if len(encoded) != 1 || !ok {
-		s.log.Error("broadcast: unexpected encoding", "event", event, "packets", len(encoded))
+	if s.libraryBroadcast {
+		s.io.Emit(event, arg)
 		return
 	}
-	payload := make([]byte, 0, 1+text.Len())
-	payload = append(payload, '4') // Engine.IO MESSAGE
-	payload = append(payload, text.Bytes()...)
+	raw, ok := arg.(rawJSON)
+	if !ok {
+		b, err := json.Marshal(arg)
+		if err != nil {
+			s.log.Error("broadcast: cannot encode", "event", event, "err", err)
+			return
+		}
+		raw = b
+	}
+	name, _ := json.Marshal(event)
+	// 4 (Engine.IO MESSAGE) 2 (Socket.IO EVENT) ["event",arg]
+	payload := make([]byte, 0, len(name)+len(raw)+5)
+	payload = append(append(append(payload, `42[`...), name...), ',')
+	payload = append(append(payload, raw...), ']')
+
+	encoded := []types.BufferInterface{types.NewStringBuffer(payload[1:])}
 	opts := &socket.WriteOptions{PreEncoded: true}
 	opts.WsPreEncodedFrame = types.NewStringBuffer(payload)
-
 	s.io.Sockets().Sockets().Range(func(_ socket.SocketId, so *socket.Socket) bool {
 		if t, ok := so.Conn().Transport().(*wsTransport); !ok || !t.sendDirect(payload) {
 			so.Client().WriteToEngine(encoded, opts)
 		}
 		return true
 	})
+}
+
+// detachBuffers returns v with every binary buffer replaced by a copy of its
+// bytes as []byte, which encoding reads without consuming.
+func detachBuffers(v any) any {
+	switch t := v.(type) {
+	case []any:
+		out := make([]any, len(t))
+		for i, e := range t {
+			out[i] = detachBuffers(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(t))
+		for k, e := range t {
+			out[k] = detachBuffers(e)
+		}
+		return out
+	case types.BufferInterface:
+		return bytes.Clone(t.Bytes())
+	case []byte:
+		return t
+	case io.Reader:
+		b, _ := io.ReadAll(t)
+		return b
+	default:
+		return v
+	}
 }

@@ -69,6 +69,8 @@ func messageSize(m any) int {
 	switch v := m.(type) {
 	case nil, bool, float64, int, int64:
 		return 8
+	case rawJSON:
+		return len(v)
 	case string:
 		return len(v)
 	case []byte:

@@ -67,7 +67,8 @@ func newChatServer(cfg Config, log *slog.Logger) (*chatServer, error) {
 func (s *chatServer) socketOptions() *socket.ServerOptions {
 	opts := socket.DefaultServerOptions()
 	opts.SetPath(s.cfg.Path)
-	opts.SetServeClient(false) // we serve the bundle ourselves, from memory
+	opts.SetServeClient(false)  // we serve the bundle ourselves, from memory
+	opts.SetParser(rawParser{}) // chat messages are forwarded as the client's JSON
 	opts.SetPingInterval(s.cfg.PingInterval)
 	opts.SetPingTimeout(s.cfg.PingTimeout)
 	opts.SetMaxHttpBufferSize(s.cfg.MaxHTTPBufferSize)
@@ -164,12 +165,15 @@ func (s *chatServer) onConnection(client *socket.Socket) {
 		}
 		s.broadcast("message", message)
 	})
+	var disconnected sync.Once // the library may report a disconnect twice
 	_ = client.On("disconnect", func(args ...any) {
-		reason := ""
-		if len(args) > 0 {
-			reason = fmt.Sprint(args[0])
-		}
-		s.log.Info("user disconnected", "id", id, "reason", reason)
+		disconnected.Do(func() {
+			reason := ""
+			if len(args) > 0 {
+				reason = fmt.Sprint(args[0])
+			}
+			s.log.Info("user disconnected", "id", id, "reason", reason)
+		})
 	})
 }
 
