@@ -63,15 +63,11 @@ func (s *chatServer) limitEvents(client *socket.Socket, remote string) {
 	})
 }
 
-// messageSize is the size of a chat message as it travels: bytes of text or
-// binary, or of the JSON of anything else.
+// messageSize is the size of a chat message as it travels: the bytes of its
+// JSON text (quotes included for a string), or of its binary data.
 func messageSize(m any) int {
 	switch v := m.(type) {
-	case nil, bool, float64, int, int64:
-		return 8
 	case rawJSON:
-		return len(v)
-	case string:
 		return len(v)
 	case []byte:
 		return len(v)

@@ -52,9 +52,10 @@ func TestMessageSize(t *testing.T) {
 		in   any
 		want int
 	}{
-		{"hello", 5},
+		{"hello", 7},
+		{rawJSON(`{"b":1,"a":2}`), 13},
 		{[]byte{1, 2, 3}, 3},
-		{nil, 8},
+		{nil, 4},
 		{map[string]any{"a": "bc"}, len(`{"a":"bc"}`)},
 		{[]any{"x", 1.5}, len(`["x",1.5]`)},
 	}
@@ -356,21 +357,21 @@ func TestFloodIsLimited(t *testing.T) {
 	}
 }
 
-// TestOversizedMessageIsDropped: a chat message over MaxMessageBytes is not
-// broadcast; the sender stays connected and later messages flow.
+// TestOversizedMessageIsDropped: a chat message over MaxMessageBytes (its
+// JSON size) is not broadcast; the sender stays connected and later messages flow.
 func TestOversizedMessageIsDropped(t *testing.T) {
 	ts := startTestServer(t, func(c *Config) { c.MaxMessageBytes = 1000 })
 	a, b := limDial(t, ts, true), limDial(t, ts, true)
-	if err := a.emit(strings.Repeat("z", 1001)); err != nil {
+	if err := a.emit(strings.Repeat("z", 999)); err != nil { // 1001 bytes of JSON
 		t.Fatal(err)
 	}
-	if err := a.emit(strings.Repeat("z", 1000)); err != nil {
+	if err := a.emit(strings.Repeat("z", 998)); err != nil { // 1000 bytes of JSON
 		t.Fatal(err)
 	}
 	for _, c := range []*limClient{a, b} {
 		m, ok := c.next(5 * time.Second)
-		if !ok || len(m) != 1000 {
-			t.Fatalf("got a message of %d bytes (ok=%v), want the 1000-byte one only", len(m), ok)
+		if !ok || len(m) != 998 {
+			t.Fatalf("got a message of %d characters (ok=%v), want the 998-character one only", len(m), ok)
 		}
 	}
 	if !strings.Contains(ts.Log.String(), "dropping oversized chat message") {
