@@ -11,14 +11,12 @@ import (
 )
 
 // eventLimiter is one connection's token bucket for incoming events: rate
-// tokens a second, at most burst saved up. It is used only from its socket's
-// event queue, which runs one event at a time.
+// tokens a second, at most burst saved up. It is used only by its
+// connection's rawDecoder, on the connection's reader goroutine.
 type eventLimiter struct {
 	rate, burst float64
 	tokens      float64
 	last        time.Time
-	// dropped counts events refused since the last accepted one.
-	dropped int
 }
 
 func newEventLimiter(rate float64, burst int, now time.Time) *eventLimiter {
@@ -33,30 +31,32 @@ func (l *eventLimiter) allow(now time.Time) bool {
 	}
 	if l.tokens >= 1 {
 		l.tokens--
-		l.dropped = 0
 		return true
 	}
-	l.dropped++
 	return false
 }
 
-// limitEvents drops a client's events beyond cfg.EventRate (bursts of
-// cfg.EventBurst), logging the first drop of a streak, and disconnects a
-// client that goes on flooding for another burst's worth of events.
+// limitEvents acts on the events the connection's rawDecoder refused for
+// going over cfg.EventRate (bursts of cfg.EventBurst): they are dropped, the
+// first of a streak is logged, and a client that goes on flooding for another
+// burst's worth of events is disconnected. It runs on the socket's event
+// queue, in order with the accepted events.
 func (s *chatServer) limitEvents(client *socket.Socket, remote string) {
-	lim := newEventLimiter(s.cfg.EventRate, s.cfg.EventBurst, time.Now())
-	client.Use(func(_ []any, next func(error)) {
-		if lim.allow(time.Now()) {
+	dropped := 0 // events refused since the last accepted one
+	client.Use(func(event []any, next func(error)) {
+		if name, _ := event[0].(string); name != limitedEvent {
+			dropped = 0
 			next(nil)
 			return
 		}
-		switch lim.dropped {
+		dropped++
+		switch dropped {
 		case 1:
 			s.log.Warn("dropping events over the rate limit", "sid", client.Id(), "remote", remote,
 				"rate", s.cfg.EventRate, "burst", s.cfg.EventBurst, "reason", "rate limit")
 		case s.cfg.EventBurst:
 			s.log.Warn("disconnecting flooding client", "sid", client.Id(), "remote", remote,
-				"dropped", lim.dropped, "reason", "flood")
+				"dropped", dropped, "reason", "flood")
 			// After the events accepted before, which wait in the same queue.
 			client.Enqueue(func() { client.Disconnect(true) })
 		}

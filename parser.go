@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/v3/pkg/types"
@@ -19,21 +20,45 @@ func (r rawJSON) MarshalJSON() ([]byte, error) { return r, nil }
 
 // rawParser is the library's Socket.IO parser, except that the arguments of
 // text EVENT packets are not decoded into Go maps and slices but kept as
-// rawJSON. Everything else (CONNECT, ACK, binary events) is the library's.
-type rawParser struct{}
+// rawJSON, and that incoming events are rate limited as they arrive.
+// Everything else (CONNECT, ACK, binary events) is the library's.
+type rawParser struct {
+	// rate and burst configure each connection's eventLimiter; rate 0 is no limit.
+	rate  float64
+	burst int
+}
 
 var _ parser.Parser = rawParser{}
 
 func (rawParser) NewEncoder() parser.Encoder { return parser.NewEncoder() }
-func (rawParser) NewDecoder() parser.Decoder { return &rawDecoder{Decoder: parser.NewDecoder()} }
+
+func (p rawParser) NewDecoder() parser.Decoder {
+	d := &rawDecoder{Decoder: parser.NewDecoder()}
+	if p.rate > 0 {
+		d.limit = newEventLimiter(p.rate, p.burst, time.Now())
+	}
+	return d
+}
+
+// limitedEvent is the name a rawDecoder gives an event it refused for going
+// over the rate limit; limitEvents drops it, logs, and disconnects floods.
+// Judging the rate here, when packets arrive, and not where they are handled,
+// keeps a server that falls behind (and then handles a backlog in a burst)
+// from taking its own delay for a client's flood.
+const limitedEvent = "\x00rate-limited"
 
 // rawDecoder decodes one connection's packets. Like the library's decoder it
 // is fed by one goroutine at a time (the connection's reader).
 type rawDecoder struct {
 	parser.Decoder
+	limit *eventLimiter // nil: no limit
 	// attachments is the number of binary attachments the library's decoder
 	// still waits for; text packets then go to it, which refuses them.
 	attachments int
+	// skip is the number of attachments of a refused binary event still to
+	// discard; skipNsp is that event's namespace.
+	skip    int
+	skipNsp string
 }
 
 // Add decodes one Engine.IO message: text EVENT packets here, anything else
@@ -46,27 +71,67 @@ func (d *rawDecoder) Add(data any) error {
 	case *types.StringBuffer:
 		s = v.String() // does not consume the buffer
 	default:
+		if d.skip > 0 {
+			if d.skip--; d.skip == 0 {
+				d.refused(d.skipNsp)
+			}
+			return nil
+		}
 		if d.attachments > 0 {
 			d.attachments--
 		}
 		return d.Decoder.Add(data)
 	}
-	if d.attachments > 0 || len(s) == 0 || s[0] != byte('0'+parser.EVENT) {
-		if len(s) > 1 && (s[0] == byte('0'+parser.BINARY_EVENT) || s[0] == byte('0'+parser.BINARY_ACK)) {
-			if i := strings.IndexByte(s, '-'); i > 1 {
-				if n, err := strconv.Atoi(s[1:i]); err == nil && n > 0 && n <= int(parser.DefaultMaxAttachments) {
-					d.attachments = n
-				}
-			}
-		}
+	if d.skip > 0 {
+		return parser.ErrPlaintextDuringReconstruction
+	}
+	if d.attachments > 0 || len(s) == 0 {
 		return d.Decoder.Add(data)
 	}
-	p, err := decodeRawEvent(s[1:])
-	if err != nil {
-		return err
+	switch s[0] {
+	case byte('0' + parser.EVENT):
+		if d.limit != nil && !d.limit.allow(time.Now()) {
+			d.refused(packetNsp(s[1:]))
+			return nil
+		}
+		p, err := decodeRawEvent(s[1:])
+		if err != nil {
+			return err
+		}
+		d.Emit("decoded", p)
+		return nil
+	case byte('0' + parser.BINARY_EVENT), byte('0' + parser.BINARY_ACK):
+		n := -1
+		if i := strings.IndexByte(s, '-'); i > 1 {
+			if v, err := strconv.Atoi(s[1:i]); err == nil && v > 0 && v <= int(parser.DefaultMaxAttachments) {
+				n = v
+			}
+		}
+		if n > 0 && s[0] == byte('0'+parser.BINARY_EVENT) && d.limit != nil && !d.limit.allow(time.Now()) {
+			d.skip, d.skipNsp = n, packetNsp(s[strings.IndexByte(s, '-')+1:])
+			return nil
+		}
+		if n > 0 {
+			d.attachments = n
+		}
 	}
-	d.Emit("decoded", p)
-	return nil
+	return d.Decoder.Add(data)
+}
+
+// refused hands limitEvents a marker for an event dropped by the rate limit.
+func (d *rawDecoder) refused(nsp string) {
+	d.Emit("decoded", &parser.Packet{Type: parser.EVENT, Nsp: nsp, Data: []any{limitedEvent}})
+}
+
+// packetNsp is the namespace at the start of s ("/" when there is none).
+func packetNsp(s string) string {
+	if !strings.HasPrefix(s, "/") {
+		return "/"
+	}
+	if end := strings.IndexByte(s, ','); end >= 0 {
+		return s[:end]
+	}
+	return s
 }
 
 // decodeRawEvent parses what follows the type of an EVENT packet:

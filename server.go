@@ -67,8 +67,9 @@ func newChatServer(cfg Config, log *slog.Logger) (*chatServer, error) {
 func (s *chatServer) socketOptions() *socket.ServerOptions {
 	opts := socket.DefaultServerOptions()
 	opts.SetPath(s.cfg.Path)
-	opts.SetServeClient(false)  // we serve the bundle ourselves, from memory
-	opts.SetParser(rawParser{}) // chat messages are forwarded as the client's JSON
+	opts.SetServeClient(false) // we serve the bundle ourselves, from memory
+	// Chat messages are forwarded as the client's JSON; events are rate limited on arrival.
+	opts.SetParser(rawParser{rate: s.cfg.EventRate, burst: s.cfg.EventBurst})
 	opts.SetPingInterval(s.cfg.PingInterval)
 	opts.SetPingTimeout(s.cfg.PingTimeout)
 	opts.SetMaxHttpBufferSize(s.cfg.MaxHTTPBufferSize)
