@@ -38,17 +38,25 @@ func (l *eventLimiter) allow(now time.Time) bool {
 
 // limitEvents acts on the events the connection's rawDecoder refused for
 // going over cfg.EventRate (bursts of cfg.EventBurst): they are dropped, the
-// first of a streak is logged, and a client that goes on flooding for another
-// burst's worth of events is disconnected. It runs on the socket's event
-// queue, in order with the accepted events.
+// first of a streak is logged, and a client that goes on flooding (another
+// burst's worth of refused events with no quiet second between them) is
+// disconnected. It runs on the socket's event queue, in order with the
+// accepted events.
 func (s *chatServer) limitEvents(client *socket.Socket, remote string) {
-	dropped := 0 // events refused since the last accepted one
+	var (
+		dropped     int // events refused in the current streak
+		lastRefused time.Time
+	)
 	client.Use(func(event []any, next func(error)) {
+		now := time.Now()
 		if name, _ := event[0].(string); name != limitedEvent {
-			dropped = 0
+			if now.Sub(lastRefused) > time.Second {
+				dropped = 0 // the streak is over
+			}
 			next(nil)
 			return
 		}
+		lastRefused = now
 		dropped++
 		switch dropped {
 		case 1:

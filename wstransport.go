@@ -86,9 +86,10 @@ type wsTransport struct {
 	limits sendLimits
 	log    *slog.Logger
 
-	mu          sync.Mutex // guards the fields below
-	queue       []wsFrame  // frames waiting for the writer
-	spare       []wsFrame  // the writer's last batch, reused
+	mu          sync.Mutex  // guards the fields below
+	queue       []wsFrame   // frames waiting for the writer
+	spare       []wsFrame   // the writer's last batch, reused
+	bufs        net.Buffers // the writer's iovecs, reused; only the running writer touches it
 	queuedBytes int64
 	writing     bool // a writer goroutine is running
 	closed      bool // no more frames are accepted
@@ -189,10 +190,11 @@ func (t *wsTransport) enqueue(opcode int, payload []byte) {
 // writeLoop writes queued frames until the queue is empty. Only one runs at a
 // time per transport (the writing flag), so frames keep their order.
 func (t *wsTransport) writeLoop() {
-	var bufs net.Buffers
+	bufs := t.bufs // owned by the one running writer
 	for {
 		t.mu.Lock()
 		if len(t.queue) == 0 || t.closed {
+			t.bufs = bufs // before the next writer may start
 			t.writing = false
 			t.mu.Unlock()
 			return
@@ -250,7 +252,8 @@ func (t *wsTransport) release() {
 // with the frames our writer sends.
 type lockedConn struct {
 	net.Conn
-	mu sync.Mutex
+	mu       sync.Mutex
+	deadline time.Time // the write deadline set last, under mu
 }
 
 func (c *lockedConn) Write(p []byte) (int, error) {
@@ -259,12 +262,24 @@ func (c *lockedConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// SetWriteDeadline is gorilla's (for its control frames); it is recorded so
+// writeBuffers knows the deadline in force.
+func (c *lockedConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deadline = t
+	return c.Conn.SetWriteDeadline(t)
+}
+
 // writeBuffers writes bufs with one writev (on TCP) under the write lock.
 func (c *lockedConn) writeBuffers(bufs net.Buffers, timeout time.Duration) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if timeout > 0 {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(timeout))
+	// Moving the deadline costs a runtime call per write; move it only once
+	// half of the timeout has passed, so a write still has at least half.
+	if now := time.Now(); timeout > 0 && c.deadline.Sub(now) < timeout/2 {
+		c.deadline = now.Add(timeout)
+		_ = c.Conn.SetWriteDeadline(c.deadline)
 	}
 	_, err := bufs.WriteTo(c.Conn)
 	return err
