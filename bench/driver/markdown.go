@@ -1,0 +1,129 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+func sortedKeys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// writeMarkdown writes the run as Markdown tables for docs/BENCHMARKS.md.
+func writeMarkdown(w io.Writer, res *Run) {
+	m := res.Machine
+	fmt.Fprintf(w, "Run of %s (%s, %.1f minutes): `%s`\n\n", res.Started.Format("2006-01-02 15:04 UTC"),
+		map[bool]string{true: "quick", false: "full"}[res.Quick], res.Finished.Sub(res.Started).Minutes(), strings.TrimSpace(res.Command))
+	fmt.Fprintf(w, "Machine: %d × %s, %s RAM, Linux %s, Go %s, Node.js %s, open-file limit %d, load average %s at the start and %s at the end.\n\n",
+		m.NProc, m.CPUModel, m.MemTotal, m.Kernel, m.GoVersion, m.NodeVersion, m.OpenFiles, m.LoadAvgStart, m.LoadAvgEnd)
+
+	fmt.Fprintln(w, "Servers:")
+	fmt.Fprintln(w)
+	for _, name := range sortedKeys(res.Servers) {
+		fmt.Fprintf(w, "- `%s`: %s\n", name, res.Servers[name])
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "| metric | Go (`%s`) | Node | Go/Node | target | met |\n", res.Compared)
+	fmt.Fprintln(w, "|---|---:|---:|---:|---|---|")
+	for _, r := range res.Summary {
+		metric := r.Metric
+		if r.Unit != "" {
+			metric += " (" + r.Unit + ")"
+		}
+		if r.Note != "" {
+			metric += " — " + r.Note
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", metric, num(r.Go), num(r.Node), ratio(r.Ratio), r.Target, met(r.Met))
+	}
+
+	fmt.Fprintln(w, "\nEvery load point:")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| scenario | server | msg/s | clients | deliveries/s offered | achieved | delivered/expected | lost (late) | dup | reord | disc. | p50 ms | p99 ms | max ms | server CPU % | µs/delivery | server RSS MB | loadgen CPU % | send lag ms |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, s := range res.Scenarios {
+		for _, p := range s.Points {
+			name := s.Name
+			if s.Transport != "websocket" {
+				name += " (" + s.Transport + ")"
+			}
+			fmt.Fprintf(w, "| %s | %s | %g | %d | %s | %s | %d/%d | %d (%d) | %d | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+				name, s.Server, p.Rate, p.Receivers, num(&p.OfferedPerSec), num(&p.AchievedPerSec),
+				p.Delivered, p.Expected, p.Lost, p.Late, p.Duplicated, p.Reordered, p.Disconnected,
+				num(&p.P50Ms), num(&p.P99Ms), num(&p.MaxMs), num(&p.ServerCPUPercent), num(&p.ServerCPUPerDeliveryUs),
+				num(ptr(float64(p.ServerRSSKB)/1024)), num(&p.LoadgenCPUPercent), num(&p.SendLagMaxMs))
+		}
+	}
+
+	fmt.Fprintln(w, "\nConnections and memory:")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| scenario | server | clients | connect/s | failed attempts | server RSS at 0 MB | RSS MB | KB per connection | goroutines per connection | idle server CPU % |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, s := range res.Scenarios {
+		for k, r := range s.Ramps {
+			var rss, per, gpc, cpu string = "-", "-", "-", "-"
+			if k < len(s.Idle) {
+				id := s.Idle[k]
+				rss = num(ptr(float64(id.RSSKB) / 1024))
+				if s.Name == "idle" {
+					per = num(&id.PerConnKB)
+					cpu = num(&id.ServerCPUPercent)
+				}
+				if id.GoroutinesPerCon != 0 {
+					gpc = num(&id.GoroutinesPerCon)
+				}
+			}
+			fmt.Fprintf(w, "| %s | %s | %d → %d | %s | %d | %s | %s | %s | %s | %s |\n",
+				s.Name, s.Server, r.From, r.To, num(&r.PerSec), r.Failures, num(ptr(float64(s.RSS0KB)/1024)), rss, per, gpc, cpu)
+		}
+	}
+
+	var slow []string
+	for _, s := range res.Scenarios {
+		if s.Slow != nil {
+			slow = append(slow, fmt.Sprintf("%s: %d of %d slow clients (receive buffer %d B) disconnected by the server, %d still connected; server RSS %.0f → %.0f MB",
+				s.Server, s.Slow.Disconnected, s.Slow.Clients, s.Slow.ReadBufBytes, s.Slow.StillConnected,
+				float64(s.Slow.ServerRSSStartKB)/1024, float64(s.Slow.ServerRSSEndKB)/1024))
+		}
+	}
+	if len(slow) > 0 {
+		fmt.Fprintln(w, "\nSlow consumers:")
+		fmt.Fprintln(w)
+		for _, l := range slow {
+			fmt.Fprintf(w, "- %s\n", l)
+		}
+	}
+
+	fmt.Fprintln(w, "\nLoad generator (per scenario run):")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| scenario | server | wall s | loadgen CPU s | loadgen max RSS MB | loadgen goroutines |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|")
+	for _, s := range res.Scenarios {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %d |\n", s.Name, s.Server, num(&s.WallS), num(&s.LoadgenCPUS),
+			num(ptr(float64(s.LoadgenMaxRSSKB)/1024)), s.LoadgenGoroutines)
+	}
+
+	var errs []string
+	errs = append(errs, res.Errors...)
+	for _, s := range res.Scenarios {
+		for _, e := range s.Errors {
+			errs = append(errs, s.Name+"/"+s.Server+": "+e)
+		}
+	}
+	if len(errs) > 0 {
+		fmt.Fprintln(w, "\nNotes and errors reported by the run:")
+		fmt.Fprintln(w)
+		for _, e := range errs {
+			fmt.Fprintf(w, "- %s\n", e)
+		}
+	}
+	for _, p := range res.Profiles {
+		fmt.Fprintf(w, "\nProfile %s (`%s`):\n\n```\n%s\n```\n", p.Title, p.Command, strings.TrimSpace(p.Top))
+	}
+}

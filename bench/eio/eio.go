@@ -1,0 +1,87 @@
+// Package eio is a minimal Socket.IO v5 client over Engine.IO v4, written for
+// load generation: it speaks the wire protocol directly over WebSocket
+// (gorilla/websocket) and HTTP long-polling (net/http), joins the main
+// namespace, answers the server's pings, and hands every EVENT packet to a
+// callback without decoding it into Go values.
+//
+// It is not a general client: no acknowledgements, no binary attachments, no
+// reconnection, no transport upgrade. The benchmark (bench/loadgen) and the
+// root package's testing.B benchmarks use it.
+package eio
+
+import (
+	"errors"
+	"strconv"
+)
+
+// Engine.IO v4 packet types as they appear on the wire (first byte).
+const (
+	typeOpen    = '0'
+	typeClose   = '1'
+	typePing    = '2'
+	typePong    = '3'
+	typeMessage = '4'
+	typeNoop    = '6'
+)
+
+// recordSeparator separates packets in a long-polling payload (Engine.IO v4).
+const recordSeparator = 0x1e
+
+// ErrClosed is returned by read loops when the server closed the session
+// (Engine.IO CLOSE, Socket.IO DISCONNECT, WebSocket close or EOF).
+var ErrClosed = errors.New("eio: session closed by the server")
+
+// sidFromJSON extracts the "sid" string from an OPEN or CONNECT payload such
+// as {"sid":"abc","upgrades":[]...} without a JSON decoder (sids are
+// base64url, never escaped).
+func sidFromJSON(b []byte) (string, error) {
+	const key = `"sid":"`
+	for i := 0; i+len(key) <= len(b); i++ {
+		if string(b[i:i+len(key)]) != key {
+			continue
+		}
+		rest := b[i+len(key):]
+		for j, c := range rest {
+			if c == '"' {
+				return string(rest[:j]), nil
+			}
+		}
+		break
+	}
+	return "", errors.New("eio: no sid in " + strconv.Quote(string(b)))
+}
+
+// EventPrefix is the start of every `message` event the chat server sends to
+// its clients: 42["message",...
+const EventPrefix = `42["message",`
+
+// AppendUserMessage appends the Socket.IO EVENT packet the tutorial's page
+// sends, 42["user-message","text"], to dst. text must not need JSON escaping
+// (the load generator only sends [0-9a-z.] characters).
+func AppendUserMessage(dst []byte, text []byte) []byte {
+	dst = append(dst, `42["user-message","`...)
+	dst = append(dst, text...)
+	return append(dst, `"]`...)
+}
+
+// MessageText returns the string argument of a `42["message","text"]` packet
+// (without JSON unescaping), or false when pkt is another packet.
+func MessageText(pkt []byte) ([]byte, bool) {
+	if len(pkt) < len(EventPrefix)+3 || string(pkt[:len(EventPrefix)]) != EventPrefix {
+		return nil, false
+	}
+	rest := pkt[len(EventPrefix):]
+	if rest[0] != '"' {
+		return nil, false
+	}
+	rest = rest[1:]
+	for i, c := range rest {
+		if c == '"' {
+			return rest[:i], true
+		}
+		if c == '\\' {
+			return nil, false
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,197 @@
+// Command loadgen is the benchmark's load generator: it speaks Engine.IO v4 /
+// Socket.IO v5 directly over WebSocket or HTTP long-polling to a chat server
+// (ours or the Node.js tutorial), opens many clients, has some of them send
+// user-message at a fixed total rate, measures every delivery of the
+// server's io.emit('message') and prints one JSON result (bench/internal/result)
+// on stdout. Progress goes to stderr.
+//
+// Scenarios:
+//
+//	idle       ramp to each -clients step, let the server settle, sample its RSS
+//	broadcast  ramp to -clients, then one load point per -rates value: -senders
+//	           clients send rate messages/s in total for -duration, all clients
+//	           receive; with -slow K the last K clients stop reading meanwhile.
+//
+// The server's CPU and RSS come from /proc/-pid; the load generator's own CPU
+// from getrusage, so a run shows whether the generator was the bottleneck.
+//
+//	loadgen -url http://127.0.0.1:9000/socket.io/ -pid 1234 -scenario broadcast -clients 1000 -rates 25,50,100
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	url         string
+	pid         int
+	label       string
+	scenario    string
+	transport   string
+	clients     []int
+	senders     int
+	rates       []float64
+	duration    time.Duration
+	msgSize     int
+	drain       time.Duration
+	settle      time.Duration
+	rampConc    int
+	src         string
+	stopP99     time.Duration
+	slow        int
+	slowReadBuf int
+	pprofURL    string
+	profileDir  string
+	selfProfile string
+	reader      string
+	pollers     int
+}
+
+func (c *config) maxClients() int {
+	m := 0
+	for _, n := range c.clients {
+		m = max(m, n)
+	}
+	return m
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if err == flag.ErrHelp {
+		return 0
+	} else if err != nil {
+		fmt.Fprintf(stderr, "loadgen: %v\n", err)
+		return 2
+	}
+	limit := raiseNoFile()
+	perClient := 1
+	if cfg.transport == "polling" {
+		perClient = 2 // a long-poll GET and a POST
+	}
+	if need := uint64(cfg.maxClients()*perClient + 64); limit < need {
+		fmt.Fprintf(stderr, "loadgen: open-file limit %d is below %d; raise `ulimit -n`\n", limit, need)
+	}
+	if cfg.selfProfile != "" {
+		f, err := os.Create(cfg.selfProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "loadgen: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "loadgen: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := runScenario(ctx, cfg, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "loadgen: %v\n", err)
+		return 1
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(res); err != nil {
+		fmt.Fprintf(stderr, "loadgen: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func parseFlags(args []string, out io.Writer) (*config, error) {
+	cfg := &config{}
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(out)
+	var clients, rates string
+	fs.StringVar(&cfg.url, "url", "http://127.0.0.1:9000/socket.io/", "Engine.IO endpoint of the server")
+	fs.IntVar(&cfg.pid, "pid", 0, "server process id, for CPU and RSS from /proc (0: not measured)")
+	fs.StringVar(&cfg.label, "label", "", "server name to put in the result")
+	fs.StringVar(&cfg.scenario, "scenario", "broadcast", "idle or broadcast")
+	fs.StringVar(&cfg.transport, "transport", "websocket", "websocket or polling (no upgrade)")
+	fs.StringVar(&clients, "clients", "1000", "clients; for idle a comma list of steps, e.g. 5000,10000")
+	fs.IntVar(&cfg.senders, "senders", 10, "clients that send (they receive too)")
+	fs.StringVar(&rates, "rates", "25,50,100,200,400", "total messages per second, one load point each")
+	fs.DurationVar(&cfg.duration, "duration", 10*time.Second, "sending time of each load point")
+	fs.IntVar(&cfg.msgSize, "msg-size", 64, "length of each chat message string, bytes (at least the header)")
+	fs.DurationVar(&cfg.drain, "drain", 10*time.Second, "how long to wait after a point for every delivery")
+	fs.DurationVar(&cfg.settle, "settle", 3*time.Second, "pause after a ramp before measuring")
+	fs.IntVar(&cfg.rampConc, "ramp-concurrency", 64, "connection attempts in flight during a ramp")
+	fs.StringVar(&cfg.src, "src", "127.0.0.1-8", "source addresses for client sockets (range of the last octet or a list); empty: kernel's choice")
+	fs.DurationVar(&cfg.stopP99, "stop-p99", 2*time.Second, "skip the remaining points once a point's p99 exceeds this or it lost messages (0: never)")
+	fs.IntVar(&cfg.slow, "slow", 0, "broadcast: the last N clients stop reading during the points (slow consumers)")
+	fs.IntVar(&cfg.slowReadBuf, "slow-rcvbuf", 4096, "socket receive buffer of slow clients, bytes")
+	fs.StringVar(&cfg.pprofURL, "pprof", "", "base URL of the server's net/http/pprof (profiling builds only), e.g. http://127.0.0.1:6060")
+	fs.StringVar(&cfg.profileDir, "profile-dir", "", "where to save pprof profiles (with -pprof)")
+	fs.StringVar(&cfg.reader, "reader", "epoll", "how WebSocket clients are read: epoll (a few poller threads) or goroutine (one per client, gorilla/websocket)")
+	fs.IntVar(&cfg.pollers, "pollers", 2, "poller threads with -reader epoll")
+	fs.StringVar(&cfg.selfProfile, "cpuprofile", "", "write the load generator's own CPU profile to this file")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, s := range splitComma(clients) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("-clients %q: want positive integers", clients)
+		}
+		cfg.clients = append(cfg.clients, n)
+	}
+	for _, s := range splitComma(rates) {
+		r, err := strconv.ParseFloat(s, 64)
+		if err != nil || r <= 0 {
+			return nil, fmt.Errorf("-rates %q: want positive numbers", rates)
+		}
+		cfg.rates = append(cfg.rates, r)
+	}
+	switch {
+	case len(cfg.clients) == 0:
+		return nil, fmt.Errorf("-clients: none given")
+	case cfg.scenario != "idle" && cfg.scenario != "broadcast":
+		return nil, fmt.Errorf("-scenario %q: want idle or broadcast", cfg.scenario)
+	case cfg.transport != "websocket" && cfg.transport != "polling":
+		return nil, fmt.Errorf("-transport %q: want websocket or polling", cfg.transport)
+	case cfg.scenario == "broadcast" && len(cfg.clients) != 1:
+		return nil, fmt.Errorf("-clients: broadcast takes one number")
+	case cfg.scenario == "broadcast" && len(cfg.rates) == 0:
+		return nil, fmt.Errorf("-rates: none given")
+	case cfg.scenario == "broadcast" && (cfg.senders <= 0 || cfg.senders+cfg.slow > cfg.clients[0]):
+		return nil, fmt.Errorf("-senders %d, -slow %d: need 1 ≤ senders and senders+slow ≤ clients", cfg.senders, cfg.slow)
+	case cfg.reader != "epoll" && cfg.reader != "goroutine":
+		return nil, fmt.Errorf("-reader %q: want epoll or goroutine", cfg.reader)
+	case cfg.rampConc <= 0:
+		return nil, fmt.Errorf("-ramp-concurrency: must be positive")
+	}
+	if !strings.HasSuffix(cfg.url, "/") {
+		cfg.url += "/"
+	}
+	return cfg, nil
+}
+
+func splitComma(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,369 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chatio/socketio-chat/bench/eio"
+	"github.com/chatio/socketio-chat/bench/internal/result"
+)
+
+// runScenario runs cfg.scenario against the server and returns what it measured.
+func runScenario(ctx context.Context, cfg *config, log io.Writer) (*result.Scenario, error) {
+	start := time.Now()
+	cpu0, _ := selfCPU()
+	p, err := newPool(cfg, len(cfg.rates))
+	if err != nil {
+		return nil, err
+	}
+	prof := newProfiler(cfg, log)
+	s0, err := readProc(cfg.pid)
+	if err != nil {
+		return nil, fmt.Errorf("server process: %w", err)
+	}
+	res := &result.Scenario{
+		Name: cfg.scenario, Server: cfg.label, Transport: cfg.transport,
+		Clients: cfg.maxClients(), MsgBytes: cfg.msgSize,
+		RSS0KB: s0.rssKB, Goroutines0: prof.goroutines(),
+	}
+	switch cfg.scenario {
+	case "idle":
+		err = runIdle(ctx, cfg, p, prof, res, log)
+	default:
+		err = runBroadcast(ctx, cfg, p, prof, res, log)
+	}
+	res.LoadgenGoroutines = max(res.LoadgenGoroutines, runtime.NumGoroutine())
+	p.closeAll()
+	res.Profiles = prof.saved()
+	res.Errors = append(res.Errors, p.errors()...)
+	if n := p.unknown.Load(); n > 0 {
+		res.Errors = append(res.Errors, fmt.Sprintf("%d event packets were not benchmark messages", n))
+	}
+	cpu1, maxRSS := selfCPU()
+	res.WallS = time.Since(start).Seconds()
+	res.LoadgenCPUS = (cpu1 - cpu0).Seconds()
+	res.LoadgenMaxRSSKB = maxRSS
+	return res, err
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// measuredRamp opens clients [from, to) and measures the connect rate and
+// what it cost the server and the load generator.
+func measuredRamp(ctx context.Context, cfg *config, p *pool, from, to, slowFrom int, log io.Writer) (result.Ramp, error) {
+	s0, _ := readProc(cfg.pid)
+	c0, _ := selfCPU()
+	t0 := time.Now()
+	fail, miss := p.ramp(ctx, from, to, slowFrom)
+	el := time.Since(t0)
+	s1, err := readProc(cfg.pid)
+	c1, _ := selfCPU()
+	r := result.Ramp{
+		From: from, To: to, Concurrency: min(cfg.rampConc, to-from),
+		Seconds: el.Seconds(), PerSec: float64(to-from-miss) / el.Seconds(),
+		Failures: fail, Missing: miss,
+		ServerCPUS: (s1.cpu - s0.cpu).Seconds(), LoadgenCPUS: (c1 - c0).Seconds(),
+	}
+	fmt.Fprintf(log, "loadgen %s: ramp %d→%d in %.2fs (%.0f/s), %d failed attempts, %d missing\n",
+		cfg.label, from, to, r.Seconds, r.PerSec, fail, miss)
+	if err != nil {
+		return r, fmt.Errorf("server process: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// runIdle ramps to each step and samples the server's RSS once it settled.
+func runIdle(ctx context.Context, cfg *config, p *pool, prof *profiler, res *result.Scenario, log io.Writer) error {
+	prev := 0
+	for _, n := range cfg.clients {
+		r, err := measuredRamp(ctx, cfg, p, prev, n, n, log)
+		res.Ramps = append(res.Ramps, r)
+		if err != nil {
+			return err
+		}
+		res.LoadgenGoroutines = max(res.LoadgenGoroutines, runtime.NumGoroutine())
+		if err := sleepCtx(ctx, cfg.settle/2); err != nil {
+			return err
+		}
+		a, _ := readProc(cfg.pid)
+		if err := sleepCtx(ctx, cfg.settle-cfg.settle/2); err != nil {
+			return err
+		}
+		b, err := readProc(cfg.pid)
+		if err != nil {
+			return fmt.Errorf("server process: %w", err)
+		}
+		conns := int(p.connected.Load())
+		idle := result.Idle{Clients: conns, RSSKB: b.rssKB}
+		if conns > 0 {
+			idle.PerConnKB = float64(b.rssKB-res.RSS0KB) / float64(conns)
+		}
+		if wall := b.at.Sub(a.at).Seconds(); wall > 0 {
+			idle.ServerCPUPercent = 100 * (b.cpu - a.cpu).Seconds() / wall
+		}
+		if g := prof.goroutines(); g > 0 && conns > 0 {
+			idle.Goroutines = g
+			idle.GoroutinesPerCon = float64(g-res.Goroutines0) / float64(conns)
+		}
+		prof.save(fmt.Sprintf("heap-idle-%d.pprof", n), "/debug/pprof/heap")
+		res.Idle = append(res.Idle, idle)
+		fmt.Fprintf(log, "loadgen %s: %d idle clients: RSS %d KB (%.1f KB/conn over %d KB at 0)\n",
+			cfg.label, conns, b.rssKB, idle.PerConnKB, res.RSS0KB)
+		prev = n
+	}
+	return nil
+}
+
+// runBroadcast ramps, then runs one load point per rate.
+func runBroadcast(ctx context.Context, cfg *config, p *pool, prof *profiler, res *result.Scenario, log io.Writer) error {
+	n := cfg.clients[0]
+	slowFrom := n - cfg.slow
+	r, err := measuredRamp(ctx, cfg, p, 0, n, slowFrom, log)
+	res.Ramps = append(res.Ramps, r)
+	if err != nil {
+		return err
+	}
+	if err := sleepCtx(ctx, cfg.settle); err != nil {
+		return err
+	}
+	after, _ := readProc(cfg.pid)
+	idle := result.Idle{Clients: int(p.connected.Load()), RSSKB: after.rssKB}
+	if g := prof.goroutines(); g > 0 && idle.Clients > 0 {
+		idle.Goroutines = g
+		idle.GoroutinesPerCon = float64(g-res.Goroutines0) / float64(idle.Clients)
+	}
+	res.Idle = append(res.Idle, idle)
+	res.LoadgenGoroutines = max(res.LoadgenGoroutines, runtime.NumGoroutine())
+
+	var senders, slow []*client
+	for i, c := range p.clients[:n] {
+		switch {
+		case c == nil:
+		case i < cfg.senders:
+			senders = append(senders, c)
+		case i >= slowFrom:
+			slow = append(slow, c)
+		}
+	}
+	if len(senders) == 0 {
+		return fmt.Errorf("no sender connected")
+	}
+	var slowRes *result.Slow
+	if cfg.slow > 0 {
+		slowRes = &result.Slow{Clients: len(slow), ReadBufBytes: cfg.slowReadBuf, ServerRSSStartKB: after.rssKB}
+		for _, c := range slow {
+			p.pause(c)
+		}
+	}
+	for i, rate := range cfg.rates {
+		pt, err := runPoint(ctx, cfg, p, prof, i, rate, senders)
+		res.Points = append(res.Points, pt)
+		fmt.Fprintf(log, "loadgen %s: %g msg/s × %d clients: %d/%d delivered, lost %d, dup %d, reordered %d, %d disconnected, p50 %.1f p99 %.1f max %.1f ms, server CPU %.0f%%, loadgen CPU %.0f%%\n",
+			cfg.label, rate, pt.Receivers, pt.Delivered, pt.Expected, pt.Lost, pt.Duplicated, pt.Reordered, pt.Disconnected,
+			pt.P50Ms, pt.P99Ms, pt.MaxMs, pt.ServerCPUPercent, pt.LoadgenCPUPercent)
+		if err != nil {
+			return err
+		}
+		if cfg.stopP99 > 0 && i < len(cfg.rates)-1 && (pt.P99Ms > float64(cfg.stopP99.Milliseconds()) || pt.Lost > 0) {
+			res.Errors = append(res.Errors, fmt.Sprintf("points after %g msg/s skipped: p99 %.0f ms, lost %d (-stop-p99 %v)", rate, pt.P99Ms, pt.Lost, cfg.stopP99))
+			break
+		}
+	}
+	awaitLate(ctx, cfg, p, res)
+	if slowRes != nil {
+		end, _ := readProc(cfg.pid)
+		slowRes.ServerRSSEndKB = end.rssKB
+		checkSlow(p, slow, slowRes)
+		res.Slow = slowRes
+		fmt.Fprintf(log, "loadgen %s: slow clients: %d disconnected by the server, %d still connected; server RSS %d → %d KB\n",
+			cfg.label, slowRes.Disconnected, slowRes.StillConnected, slowRes.ServerRSSStartKB, slowRes.ServerRSSEndKB)
+	}
+	return nil
+}
+
+// awaitLate gives messages missing at the end of their point's drain window
+// one more window to arrive, then records how many did (late, not lost).
+func awaitLate(ctx context.Context, cfg *config, p *pool, res *result.Scenario) {
+	missing := func() int64 {
+		var n int64
+		for i, pt := range res.Points {
+			n += pt.Expected - p.points[i].Load().unique.Load()
+		}
+		return n
+	}
+	if missing() == 0 {
+		return
+	}
+	deadline := time.Now().Add(cfg.drain)
+	for missing() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := range res.Points {
+		pt := &res.Points[i]
+		pt.Late = p.points[i].Load().unique.Load() - pt.Delivered
+	}
+}
+
+// checkSlow lets the slow clients read again and sees, within a few seconds,
+// which of them the server had disconnected (their reads end at once after
+// the few KB their sockets buffered) and which are still being fed.
+func checkSlow(p *pool, slow []*client, res *result.Slow) {
+	for _, c := range slow {
+		p.resume(c)
+	}
+	deadline := time.After(3 * time.Second)
+	for _, c := range slow {
+		select {
+		case err := <-c.done:
+			c.done <- err
+			res.Disconnected++
+		case <-deadline:
+			res.StillConnected++
+			deadline = closedTimeChan
+		}
+	}
+}
+
+var closedTimeChan = func() <-chan time.Time {
+	ch := make(chan time.Time)
+	close(ch)
+	return ch
+}()
+
+// runPoint has the senders emit rate messages per second in total for
+// cfg.duration, each on its own schedule (sender k starts k/rate seconds in),
+// then waits up to cfg.drain for every delivery.
+func runPoint(ctx context.Context, cfg *config, p *pool, prof *profiler, idx int, rate float64, senders []*client) (result.Point, error) {
+	ps := &pointStats{senders: len(senders)}
+	p.points[idx].Store(ps)
+	var measured []*client
+	for _, c := range p.clients {
+		if c != nil && !c.slow && c.alive.Load() {
+			measured = append(measured, c)
+		}
+	}
+	receivers := len(measured)
+	tag := fmt.Sprintf("%s-%s-%g", cfg.label, cfg.transport, rate)
+	waitProf := prof.cpu("cpu-"+tag+".pprof", cfg.duration)
+	prof.save("allocs-"+tag+"-before.pprof", "/debug/pprof/allocs")
+
+	s0, _ := readProc(cfg.pid)
+	c0, _ := selfCPU()
+	t0 := time.Now()
+	t0Ns := t0.Sub(p.base).Nanoseconds()
+	interval := time.Duration(float64(len(senders)) / rate * float64(time.Second))
+	sent := make([]int64, len(senders))
+	var sendErrs atomic.Int64
+	var maxLag atomic.Int64
+	var wg sync.WaitGroup
+	for si, c := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			first := t0.Add(time.Duration(si) * interval / time.Duration(len(senders)))
+			var text, pkt []byte
+			for k := int64(0); ; k++ {
+				at := first.Add(time.Duration(k) * interval)
+				if at.Sub(t0) >= cfg.duration || ctx.Err() != nil {
+					return
+				}
+				if d := time.Until(at); d > 0 {
+					time.Sleep(d)
+				} else if lag := int64(-d); lag > maxLag.Load() {
+					maxLag.Store(lag)
+				}
+				m := message{point: idx, sender: si, seq: k, sentNs: time.Since(p.base).Nanoseconds()}
+				text = appendText(text[:0], m, cfg.msgSize)
+				pkt = eio.AppendUserMessage(pkt[:0], text)
+				if err := p.emit(ctx, c, pkt); err != nil {
+					sendErrs.Add(1)
+					p.noteErr(fmt.Errorf("send: %w", err))
+					return
+				}
+				sent[si]++
+			}
+		}()
+	}
+	wg.Wait()
+	sendEnd := time.Now()
+	var total int64
+	for _, n := range sent {
+		total += n
+	}
+	expected := total * int64(receivers)
+	drainEnd := sendEnd.Add(cfg.drain)
+	for ps.unique.Load() < expected && time.Now().Before(drainEnd) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	drain := time.Since(sendEnd)
+	s1, err := readProc(cfg.pid)
+	c1, _ := selfCPU()
+	wall := time.Since(t0).Seconds()
+	waitProf()
+	prof.save("allocs-"+tag+"-after.pprof", "/debug/pprof/allocs")
+
+	q := ps.lat.percentiles(0.50, 0.90, 0.99, 0.999)
+	delivered := ps.unique.Load()
+	pt := result.Point{
+		Rate:          rate,
+		Senders:       len(senders),
+		Receivers:     receivers,
+		DurationS:     cfg.duration.Seconds(),
+		Sent:          total,
+		Expected:      expected,
+		Delivered:     delivered,
+		Lost:          expected - delivered,
+		Duplicated:    ps.dups.Load(),
+		Reordered:     ps.reordered.Load(),
+		DrainS:        drain.Seconds(),
+		SendErrors:    int(sendErrs.Load()),
+		SendLagMaxMs:  float64(maxLag.Load()) / 1e6,
+		P50Ms:         q[0] / 1e3,
+		P90Ms:         q[1] / 1e3,
+		P99Ms:         q[2] / 1e3,
+		P999Ms:        q[3] / 1e3,
+		MaxMs:         float64(ps.lat.max.Load()) / 1e3,
+		OfferedPerSec: rate * float64(receivers),
+		ServerCPUS:    (s1.cpu - s0.cpu).Seconds(),
+		ServerRSSKB:   s1.rssKB,
+		LoadgenCPUS:   (c1 - c0).Seconds(),
+	}
+	for _, c := range measured {
+		if !c.alive.Load() {
+			pt.Disconnected++
+		}
+	}
+	pt.Complete = pt.Lost == 0 && pt.Duplicated == 0 && pt.Reordered == 0 && pt.SendErrors == 0
+	if last := ps.lastRecv.Load(); last > t0Ns {
+		pt.AchievedPerSec = float64(delivered) / (float64(last-t0Ns) / 1e9)
+	}
+	if wall > 0 {
+		pt.ServerCPUPercent = 100 * pt.ServerCPUS / wall
+		pt.LoadgenCPUPercent = 100 * pt.LoadgenCPUS / wall
+	}
+	if delivered > 0 {
+		pt.ServerCPUPerDeliveryUs = pt.ServerCPUS * 1e6 / float64(delivered)
+	}
+	if err != nil {
+		return pt, fmt.Errorf("server process: %w", err)
+	}
+	return pt, ctx.Err()
+}
