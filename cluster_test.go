@@ -158,7 +158,7 @@ func clusterDial(tb testing.TB, node, url string, mode sioMode, mutate func(*sio
 	opts.SetForceNew(true)
 	opts.SetAutoConnect(false)
 	opts.SetReconnection(false)
-	opts.SetTimeout(3 * time.Second)
+	opts.SetTimeout(10 * time.Second) // generous: CI machines can be loaded
 	if mutate != nil {
 		mutate(opts)
 	}

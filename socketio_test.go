@@ -198,7 +198,7 @@ func sioDialOnce(tb testing.TB, ts *testServer, mode sioMode, mutate func(*sio.O
 	opts.SetForceNew(true) // one Manager (one Engine.IO session) per client
 	opts.SetAutoConnect(false)
 	opts.SetReconnection(false)
-	opts.SetTimeout(3 * time.Second) // an Engine.IO open takes milliseconds
+	opts.SetTimeout(10 * time.Second) // an Engine.IO open takes milliseconds, but not on a loaded machine
 	if mutate != nil {
 		mutate(opts)
 	}
