@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/servers/engine/v3"
 	"github.com/zishang520/socket.io/servers/engine/v3/config"
 	"github.com/zishang520/socket.io/servers/socket/v3"
@@ -64,7 +65,7 @@ func newConformanceServer(cfg Config, log *slog.Logger) (*conformanceServer, err
 	opts.SetConnectTimeout(cfg.ConnectTimeout)
 	opts.SetAllowEIO3(cfg.AllowEIO3)
 	opts.SetCors(&types.Cors{Origin: "*"})
-	opts.SetParser(newStrictParser(cfg.MaxHTTPBufferSize))
+	opts.SetParser(newStrictParser(parser.NewParser(), cfg.MaxHTTPBufferSize))
 	s.io = socket.NewServer(nil, opts)
 	sio := guardSocketIO(s.io, cfg, log)
 	s.io.On("connection", func(args ...any) { s.onMainConnection(args[0].(*socket.Socket)) })
@@ -83,7 +84,7 @@ func newConformanceServer(cfg Config, log *slog.Logger) (*conformanceServer, err
 	mux := http.NewServeMux()
 	mux.Handle("/socket.io/", sio)
 	mux.Handle("/engine.io/", eio)
-	s.handler = mux
+	s.handler = allowAnyOrigin(mux)
 	log.Info("conformance mode: Socket.IO reference server at /socket.io/, Engine.IO echo server at /engine.io/",
 		"pingInterval", cfg.PingInterval, "pingTimeout", cfg.PingTimeout,
 		"maxPayload", cfg.MaxHTTPBufferSize, "connectTimeout", cfg.ConnectTimeout)
@@ -92,6 +93,17 @@ func newConformanceServer(cfg Config, log *slog.Logger) (*conformanceServer, err
 
 func (s *conformanceServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)
+}
+
+// allowAnyOrigin lets a browser read every answer, the guard's refusals
+// included (the engine adds the same header to its own answers).
+func allowAnyOrigin(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Origin") != "" {
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // onMainConnection serves one socket of the main namespace.

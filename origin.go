@@ -27,18 +27,16 @@ func (p originPolicy) allows(r *http.Request) bool {
 		}
 	}
 	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 		return false
 	}
-	return strings.EqualFold(hostWithPort(u.Host, u.Scheme), hostWithPort(r.Host, requestScheme(r)))
-}
-
-// requestScheme is the scheme the client used to reach us.
-func requestScheme(r *http.Request) string {
-	if r.TLS != nil {
-		return "https"
-	}
-	return "http"
+	// Same origin: the page's host and port are the ones this request was
+	// sent to. The request's own scheme is not used: behind a proxy that
+	// terminates TLS it reaches us over plain HTTP, with the Host the browser
+	// used (https://chat.example.com has Host chat.example.com, port 443 by
+	// the Origin's scheme); and no other site can serve pages from our host
+	// and port.
+	return strings.EqualFold(hostWithPort(u.Host, u.Scheme), hostWithPort(r.Host, u.Scheme))
 }
 
 // hostWithPort adds the scheme's default port to a host that has none.
