@@ -3,6 +3,14 @@ module github.com/chatio/socketio-chat
 go 1.26.8
 
 require (
+	github.com/gorilla/websocket v1.5.3
+	github.com/redis/go-redis/v9 v9.18.0
+	github.com/vmihailenco/msgpack/v5 v5.4.1
+	github.com/zishang520/socket.io/adapters/redis/v3 v3.0.2
+	github.com/zishang520/socket.io/clients/socket/v3 v3.0.6
+	github.com/zishang520/socket.io/parsers/engine/v3 v3.0.6
+	github.com/zishang520/socket.io/parsers/socket/v3 v3.0.6
+	github.com/zishang520/socket.io/servers/engine/v3 v3.0.6
 	github.com/zishang520/socket.io/servers/socket/v3 v3.0.6
 	github.com/zishang520/socket.io/v3 v3.0.6
 )
@@ -13,22 +21,14 @@ require (
 	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f // indirect
 	github.com/dunglas/httpsfv v1.1.1 // indirect
 	github.com/gookit/color v1.6.1 // indirect
-	github.com/gorilla/websocket v1.5.3 // indirect
 	github.com/klauspost/compress v1.20.0 // indirect
 	github.com/quic-go/qpack v0.6.0 // indirect
 	github.com/quic-go/quic-go v0.62.0 // indirect
 	github.com/quic-go/webtransport-go v0.13.0 // indirect
-	github.com/redis/go-redis/v9 v9.18.0 // indirect
-	github.com/vmihailenco/msgpack/v5 v5.4.1 // indirect
 	github.com/vmihailenco/tagparser/v2 v2.0.0 // indirect
 	github.com/xo/terminfo v1.2.0 // indirect
 	github.com/zishang520/socket.io/adapters/adapter/v3 v3.0.2 // indirect
-	github.com/zishang520/socket.io/adapters/redis/v3 v3.0.2 // indirect
 	github.com/zishang520/socket.io/clients/engine/v3 v3.0.6 // indirect
-	github.com/zishang520/socket.io/clients/socket/v3 v3.0.6 // indirect
-	github.com/zishang520/socket.io/parsers/engine/v3 v3.0.6 // indirect
-	github.com/zishang520/socket.io/parsers/socket/v3 v3.0.6 // indirect
-	github.com/zishang520/socket.io/servers/engine/v3 v3.0.6 // indirect
 	go.uber.org/atomic v1.11.0 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/net v0.59.0 // indirect
