@@ -378,3 +378,38 @@ func TestOversizedMessageIsDropped(t *testing.T) {
 		t.Error("log lacks the oversized-message warning")
 	}
 }
+
+// TestChatRefusesHostileEvents: on the chat server, events nested too deeply
+// or with placeholders that lie close the sender's session; others chat on.
+func TestChatRefusesHostileEvents(t *testing.T) {
+	for _, tt := range []struct{ name, packet string }{
+		{"nested 200 deep", `42["user-message",` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `]`},
+		{"negative placeholder", `451-["user-message",{"_placeholder":true,"num":-1}]`},
+		{"fractional placeholder", `451-["user-message",{"_placeholder":true,"num":0.5}]`},
+		{"placeholder index not a number", `451-["user-message",{"_placeholder":true,"num":"0"}]`},
+		{"placeholder without attachments", `451-["user-message",{"_placeholder":true,"num":3}]`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startTestServer(t, nil)
+			bystander := limDial(t, ts, true)
+			attacker := limDial(t, ts, true)
+			if err := attacker.write(tt.packet); err != nil {
+				t.Fatal(err)
+			}
+			if tt.packet[1] == '5' {
+				_ = attacker.conn.WriteMessage(websocket.BinaryMessage, []byte{1})
+			}
+			select {
+			case <-attacker.done:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the attacker's session was not closed")
+			}
+			if err := bystander.emit("still here"); err != nil {
+				t.Fatal(err)
+			}
+			if m, ok := bystander.next(5 * time.Second); !ok || m != "still here" {
+				t.Fatalf("bystander got %q (ok=%v), want its own message and nothing else", m, ok)
+			}
+		})
+	}
+}

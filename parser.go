@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -162,6 +163,9 @@ func decodeRawEvent(s string) (*parser.Packet, error) {
 		}
 		p.Id, s = &id, s[digits:]
 	}
+	if jsonDepth(s) > maxEventDepth {
+		return nil, errTooDeep
+	}
 	var args []json.RawMessage
 	if err := json.Unmarshal([]byte(s), &args); err != nil || len(args) == 0 {
 		return nil, parser.ErrInvalidPayload
@@ -188,6 +192,39 @@ func decodeRawEvent(s string) (*parser.Packet, error) {
 	}
 	p.Data = data
 	return p, nil
+}
+
+// maxEventDepth bounds the nesting of an event's JSON (the argument array is
+// level 1). Go's decoder stops at 10 000 levels; forwarding thousands of
+// levels would still hand every recipient a parser stress test (it is what
+// overflows the stack of Node's tutorial server), and no chat needs them.
+const maxEventDepth = 128
+
+var errTooDeep = errors.New("event JSON nested too deeply")
+
+// jsonDepth is the deepest nesting of arrays and objects in s, strings
+// skipped. It does not validate s; the decoder does that afterwards.
+func jsonDepth(s string) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
 }
 
 // decodeRaw turns rawJSON arguments back into Go values, for the paths that

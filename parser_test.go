@@ -134,3 +134,34 @@ func FuzzRawEvent(f *testing.F) {
 }
 
 func jsonValid(b []byte) bool { return json.Valid(b) }
+
+func TestRawDecoderRefusesDeepNesting(t *testing.T) {
+	nest := func(n int) string {
+		b := make([]byte, 0, 2*n)
+		for i := 0; i < n; i++ {
+			b = append(b, '[')
+		}
+		for i := 0; i < n; i++ {
+			b = append(b, ']')
+		}
+		return string(b)
+	}
+	tests := []struct {
+		name string
+		in   string
+		ok   bool
+	}{
+		{"at the limit", `2["m",` + nest(maxEventDepth-1) + `]`, true},
+		{"one deeper", `2["m",` + nest(maxEventDepth) + `]`, false},
+		{"9000 levels, under Go's own limit", `2["m",` + nest(9000) + `]`, false},
+		{"brackets inside strings do not count", `2["m","` + nest(500) + `\"[["]`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := rawDecode(t, &rawDecoder{Decoder: parser.NewDecoder()}, tt.in)
+			if (err == nil) != tt.ok {
+				t.Errorf("err = %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}

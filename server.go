@@ -71,7 +71,8 @@ func (s *chatServer) socketOptions() *socket.ServerOptions {
 	opts.SetPath(s.cfg.Path)
 	opts.SetServeClient(false) // we serve the bundle ourselves, from memory
 	// Chat messages are forwarded as the client's JSON; events are rate limited on arrival.
-	opts.SetParser(rawParser{rate: s.cfg.EventRate, burst: s.cfg.EventBurst})
+	// strictParser adds Node's placeholder rules and the attachment byte cap.
+	opts.SetParser(newStrictParser(rawParser{rate: s.cfg.EventRate, burst: s.cfg.EventBurst}, s.cfg.MaxHTTPBufferSize))
 	opts.SetPingInterval(s.cfg.PingInterval)
 	opts.SetPingTimeout(s.cfg.PingTimeout)
 	opts.SetMaxHttpBufferSize(s.cfg.MaxHTTPBufferSize)
