@@ -675,27 +675,9 @@ func sioBurst(t *testing.T, ts *testServer, mode sioMode, nClients, nMessages in
 }
 
 // sioNormalize turns what the Go client decoded into plain Go values:
-// binary attachments (*types.BytesBuffer) become []byte.
-func sioNormalize(v any) any {
-	switch v := v.(type) {
-	case types.BufferInterface:
-		return append([]byte{}, v.Bytes()...)
-	case []any:
-		out := make([]any, len(v))
-		for i, e := range v {
-			out[i] = sioNormalize(e)
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, e := range v {
-			out[k] = sioNormalize(e)
-		}
-		return out
-	default:
-		return v
-	}
-}
+// binary attachments (*types.BytesBuffer) become []byte, as the server's
+// detachBuffers does.
+func sioNormalize(v any) any { return detachBuffers(v) }
 
 func TestPayloadFidelity(t *testing.T) {
 	// want is what the Go client decodes: JSON numbers are float64, objects
