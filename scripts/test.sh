@@ -13,4 +13,4 @@ echo "== go benchmarks (once, so they keep working)"
 go test -run '^$' -bench . -benchtime 1x -timeout 10m ./...
 echo "== node --test (socket.io-client compatibility, browser end-to-end)"
 go build -o socketio-chat .
-node --test --test-concurrency=1 test/
+node --test --test-concurrency=1 $(find test -name "*.test.mjs" | sort)
