@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"sync"
-	"sync/atomic"
 
 	"github.com/zishang520/socket.io/parsers/socket/v3/parser"
 	"github.com/zishang520/socket.io/servers/socket/v3"
@@ -53,70 +51,15 @@ func (s *chatServer) broadcast(event string, arg any) {
 	encoded := []types.BufferInterface{types.NewStringBuffer(payload[1:])}
 	opts := &socket.WriteOptions{PreEncoded: true}
 	opts.WsPreEncodedFrame = types.NewStringBuffer(payload)
-	for _, m := range s.members.snapshot() {
-		if t := m.ws.Load(); t == nil || !t.sendDirect(payload) {
-			m.so.Client().WriteToEngine(encoded, opts)
+	// The library's namespace map, not a list of our own: a socket is in it
+	// before its CONNECT answer leaves, so a client that emits as soon as it
+	// is connected never misses a broadcast sent after that.
+	s.io.Sockets().Sockets().Range(func(_ socket.SocketId, so *socket.Socket) bool {
+		if t, ok := so.Conn().Transport().(*wsTransport); !ok || !t.sendDirect(payload) {
+			so.Client().WriteToEngine(encoded, opts)
 		}
-	}
-}
-
-// member is a connected socket of the main namespace, with its WebSocket
-// transport once it has one (from the start, or after an upgrade).
-type member struct {
-	so *socket.Socket
-	ws atomic.Pointer[wsTransport]
-}
-
-// memberSet is what broadcast walks: its own list, so a delivery costs no
-// lookups in the library's maps. Connection and disconnection handlers add
-// and remove members; broadcasts, on any goroutine, read a snapshot that is
-// rebuilt after a change.
-type memberSet struct {
-	mu   sync.Mutex
-	all  map[*member]struct{}
-	snap []*member // nil once stale
-}
-
-// join adds the socket and tracks its WebSocket transport; the returned
-// function removes it.
-func (ms *memberSet) join(so *socket.Socket) (leave func()) {
-	m := &member{so: so}
-	conn := so.Conn()
-	onUpgrade := func(args ...any) {
-		if t, ok := args[0].(*wsTransport); ok {
-			m.ws.Store(t)
-		}
-	}
-	_ = conn.On("upgrade", onUpgrade) // first, so no upgrade slips between it and the check
-	if t, ok := conn.Transport().(*wsTransport); ok {
-		m.ws.Store(t)
-	}
-	ms.mu.Lock()
-	if ms.all == nil {
-		ms.all = make(map[*member]struct{})
-	}
-	ms.all[m] = struct{}{}
-	ms.snap = nil
-	ms.mu.Unlock()
-	return func() {
-		conn.RemoveListener("upgrade", onUpgrade)
-		ms.mu.Lock()
-		delete(ms.all, m)
-		ms.snap = nil
-		ms.mu.Unlock()
-	}
-}
-
-func (ms *memberSet) snapshot() []*member {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
-	if ms.snap == nil {
-		ms.snap = make([]*member, 0, len(ms.all))
-		for m := range ms.all {
-			ms.snap = append(ms.snap, m)
-		}
-	}
-	return ms.snap
+		return true
+	})
 }
 
 // detachBuffers returns v with every binary buffer replaced by a copy of its

@@ -413,3 +413,26 @@ func TestChatRefusesHostileEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestBroadcastReachesAClientAsSoonAsItIsConnected: a broadcast sent right
+// after a client got its CONNECT answer reaches it. (A membership list filled
+// in the connection handler, after the answer had left, once made a new
+// client miss the messages of the next moments.)
+func TestBroadcastReachesAClientAsSoonAsItIsConnected(t *testing.T) {
+	ts := startTestServer(t, func(c *Config) { c.LogLevel = 0 })
+	sender := limDial(t, ts, true)
+	for round := 0; round < 50; round++ {
+		newcomer := limDial(t, ts, true) // returns once the CONNECT answer is in
+		want := fmt.Sprintf("round %d", round)
+		if err := sender.emit(want); err != nil {
+			t.Fatal(err)
+		}
+		if m, ok := newcomer.next(5 * time.Second); !ok || m != want {
+			t.Fatalf("round %d: the new client got %q (ok=%v), want %q", round, m, ok, want)
+		}
+		if m, ok := sender.next(5 * time.Second); !ok || m != want {
+			t.Fatalf("round %d: the sender got %q (ok=%v), want %q", round, m, ok, want)
+		}
+		_ = newcomer.conn.Close()
+	}
+}

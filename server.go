@@ -31,8 +31,6 @@ type chatServer struct {
 	bundle  *clientBundle
 	handler http.Handler
 
-	members memberSet // the main namespace's sockets, for broadcast
-
 	// libraryBroadcast sends every broadcast through the library's adapter
 	// (recovery offsets, cluster fan-out) instead of the direct path.
 	libraryBroadcast bool
@@ -153,7 +151,6 @@ func (s *chatServer) onConnection(client *socket.Socket) {
 		"recovered", client.Recovered())
 	s.limitEvents(client, remote)
 	s.boundPollingBacklog(client, remote)
-	leave := s.members.join(client)
 
 	_ = client.On("user-message", func(args ...any) {
 		var message any
@@ -173,7 +170,6 @@ func (s *chatServer) onConnection(client *socket.Socket) {
 	var disconnected sync.Once // the library may report a disconnect twice
 	_ = client.On("disconnect", func(args ...any) {
 		disconnected.Do(func() {
-			leave()
 			reason := ""
 			if len(args) > 0 {
 				reason = fmt.Sprint(args[0])
