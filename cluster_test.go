@@ -198,43 +198,13 @@ func clusterDial(tb testing.TB, node, url string, mode sioMode, mutate func(*sio
 		defer mu.Unlock()
 		return slices.Clone(upgrades)
 	}
-	connErr := make(chan error, 1)
-	_ = s.On("message", c.inbox.add)
-	_ = s.On("connect", func(...any) { c.connects <- struct{}{} })
-	_ = s.On("connect_error", func(args ...any) {
-		select {
-		case connErr <- fmt.Errorf("connect_error: %v", args):
-		default:
-		}
-	})
-	_ = s.On("disconnect", func(args ...any) {
-		reason, _ := clusterFirstString(args)
-		select {
-		case c.disconnects <- reason:
-		default:
-		}
-	})
-	tb.Cleanup(func() { s.Disconnect() })
-	s.Connect()
-	select {
-	case <-c.connects:
-	case err := <-connErr:
+	if err := sioConnectSocket(tb, c, 10*time.Second); err != nil {
 		tb.Fatalf("%s client to %s: %v", mode, url, err)
-	case <-time.After(10 * time.Second):
-		tb.Fatalf("%s client to %s did not connect within 10s", mode, url)
 	}
 	if !clusterIsNodeJS(url) {
 		clusterWaitConnected(tb, s.Id())
 	}
 	return clusterPeer{name: node + "-" + string(mode), node: node, c: c}
-}
-
-func clusterFirstString(args []any) (string, bool) {
-	if len(args) == 0 {
-		return "", false
-	}
-	s, ok := args[0].(string)
-	return s, ok
 }
 
 // clusterRound names the messages of one exchange.

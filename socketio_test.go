@@ -307,39 +307,8 @@ func sioDialOnce(tb testing.TB, ts *testServer, mode sioMode, mutate func(*sio.O
 		defer mu.Unlock()
 		return upgradeErr
 	}
-	connErr := make(chan error, 1)
-	_ = s.On("message", c.inbox.add)
-	_ = s.On("connect", func(...any) {
-		select {
-		case c.connects <- struct{}{}:
-		default:
-		}
-	})
-	_ = s.On("connect_error", func(args ...any) {
-		select {
-		case connErr <- fmt.Errorf("connect_error: %v", args):
-		default:
-		}
-	})
-	_ = s.On("disconnect", func(args ...any) {
-		reason := ""
-		if len(args) > 0 {
-			reason, _ = args[0].(string)
-		}
-		select {
-		case c.disconnects <- reason:
-		default:
-		}
-	})
-	tb.Cleanup(func() { s.Disconnect() })
-	s.Connect()
-	select {
-	case <-c.connects:
-	case err := <-connErr:
+	if err := sioConnectSocket(tb, c, 5*time.Second); err != nil {
 		return nil, fmt.Errorf("%s client: %v", mode, err)
-	case <-time.After(5 * time.Second):
-		s.Disconnect()
-		return nil, fmt.Errorf("%s client did not connect within 5s", mode)
 	}
 	c.inbox.label = fmt.Sprintf("%s client %s", mode, s.Id())
 	// The client sees "connect" before the server finished registering the
@@ -672,6 +641,48 @@ func sioBurst(t *testing.T, ts *testServer, mode sioMode, nClients, nMessages in
 		}
 	}
 	t.Logf("%s: %d clients × %d messages, %d deliveries in %v", mode, nClients, nMessages, nClients*(total+1), time.Since(began).Round(time.Millisecond))
+}
+
+// sioConnectSocket wires c's Socket.IO socket to c (messages, connects,
+// disconnect reasons), connects it and waits up to timeout for the server's
+// answer. The socket is disconnected when the test ends.
+func sioConnectSocket(tb testing.TB, c *sioClient, timeout time.Duration) error {
+	s := c.Socket
+	connErr := make(chan error, 1)
+	_ = s.On("message", c.inbox.add)
+	_ = s.On("connect", func(...any) {
+		select {
+		case c.connects <- struct{}{}:
+		default:
+		}
+	})
+	_ = s.On("connect_error", func(args ...any) {
+		select {
+		case connErr <- fmt.Errorf("connect_error: %v", args):
+		default:
+		}
+	})
+	_ = s.On("disconnect", func(args ...any) {
+		reason := ""
+		if len(args) > 0 {
+			reason, _ = args[0].(string)
+		}
+		select {
+		case c.disconnects <- reason:
+		default:
+		}
+	})
+	tb.Cleanup(func() { s.Disconnect() })
+	s.Connect()
+	select {
+	case <-c.connects:
+		return nil
+	case err := <-connErr:
+		return err
+	case <-time.After(timeout):
+		s.Disconnect()
+		return fmt.Errorf("did not connect within %v", timeout)
+	}
 }
 
 // sioNormalize turns what the Go client decoded into plain Go values:
