@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"github.com/chatio/socketio-chat/chat"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -34,7 +35,7 @@ import (
 // sender can emit as fast as the benchmark asks.
 func benchStart(tb testing.TB) *testServer {
 	tb.Helper()
-	return startTestServer(tb, func(c *Config) {
+	return startTestServer(tb, func(c *chat.Config) {
 		c.LogLevel = slog.LevelWarn
 		c.EventRate = 1e9
 		c.EventBurst = 1 << 30
@@ -251,7 +252,7 @@ func BenchmarkConnect(b *testing.B) {
 // poller, one read by its own goroutine and a polling-only client all
 // receive a message one of them sent, and the server's pings are answered.
 func TestBenchClientsAgainstServer(t *testing.T) {
-	ts := startTestServer(t, func(c *Config) {
+	ts := startTestServer(t, func(c *chat.Config) {
 		c.PingInterval = 100 * time.Millisecond
 		c.PingTimeout = time.Second
 	})

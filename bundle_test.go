@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"github.com/chatio/socketio-chat/chat"
 	"io"
 	"log/slog"
 	"net/http"
@@ -169,9 +170,9 @@ func TestBundleMissing(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := defaultConfig()
+			cfg := chat.DefaultConfig()
 			cfg.ClientDir = tc.dir
-			s, err := newChatServer(cfg, slog.New(slog.DiscardHandler))
+			s, err := chat.New(cfg, slog.New(slog.DiscardHandler))
 			if err == nil {
 				s.Close()
 				t.Fatalf("newChatServer with ClientDir %s succeeded, want an error", tc.dir)

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/chatio/socketio-chat/chat"
 	"io"
 	"log/slog"
 	"net"
@@ -24,13 +25,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatio/socketio-chat/engineio"
+	"github.com/chatio/socketio-chat/internal/conformance"
 	"github.com/gorilla/websocket"
-	"github.com/zishang520/socket.io/servers/engine/v3"
 )
 
 // confServer is a conformance server on an httptest listener.
 type confServer struct {
-	*conformanceServer
+	*conformance.Server
 	URL string
 	Log *syncBuffer
 	hc  *http.Client
@@ -38,17 +40,15 @@ type confServer struct {
 
 func confStart(tb testing.TB) *confServer {
 	tb.Helper()
-	cfg := defaultConfig()
-	cfg.Conformance = true
 	buf := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(buf, newTBUntilCleanup(tb)), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	app, err := newConformanceServer(cfg, log)
+	app, err := conformance.New(conformance.Options{MaxSessions: chat.DefaultConfig().MaxConnections, Logger: log})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	hs := httptest.NewServer(app)
 	tr := &http.Transport{DisableCompression: true}
-	s := &confServer{conformanceServer: app, URL: hs.URL, Log: buf, hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
+	s := &confServer{Server: app, URL: hs.URL, Log: buf, hc: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
 	tb.Cleanup(func() {
 		app.Close()
 		tr.CloseIdleConnections()
@@ -58,11 +58,13 @@ func confStart(tb testing.TB) *confServer {
 }
 
 // session finds an open session of the server mounted at path.
-func (s *confServer) session(path, sid string) (engine.Socket, bool) {
+func (s *confServer) session(path, sid string) (*engineio.Session, bool) {
+	e := s.IO().Engine()
 	if path == "/engine.io/" {
-		return s.eio.Clients().Load(sid)
+		e = s.Engine()
 	}
-	return s.io.Engine().Clients().Load(sid)
+	sess := e.Session(sid)
+	return sess, sess != nil
 }
 
 // confDo does one request and returns its status and body.
@@ -157,7 +159,7 @@ func (p *confPoll) waitPending() {
 	p.tb.Helper()
 	confEventually(p.tb, 5*time.Second, "a pending GET", func() bool {
 		sock, ok := p.s.session(p.path, p.open.Sid)
-		return ok && sock.Transport() != nil && sock.Transport().Writable()
+		return ok && sock.Waiting()
 	})
 }
 
@@ -392,7 +394,7 @@ var confPaths = []string{"/engine.io/", "/socket.io/"}
 
 // TestConfFlag: -conformance serves both endpoints with the suites' settings.
 func TestConfFlag(t *testing.T) {
-	ts := startTestServer(t, func(c *Config) { c.Conformance = true })
+	ts := startTestServer(t, func(c *chat.Config) { c.Conformance = true })
 	hc := &http.Client{Timeout: 10 * time.Second}
 	for _, path := range confPaths {
 		status, body := confDo(t, hc, http.MethodGet, ts.URL+path+"?EIO=4&transport=polling", "")
@@ -568,7 +570,7 @@ func TestConfPolling(t *testing.T) {
 		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", u.RequestURI(), u.Host)
 		p.waitPending()
 		_ = conn.Close()
-		p.closedFor("transport error: transport failure: poll connection closed prematurely")
+		p.closedFor("transport error: poll connection closed prematurely")
 	})
 	t.Run("an invalid packet closes the session", func(t *testing.T) {
 		for _, path := range confPaths {
@@ -590,7 +592,7 @@ func TestConfPolling(t *testing.T) {
 			t.Fatalf("binary POST = %d %q, want 400", status, body)
 		}
 		confErrorBody(t, body, 3)
-		p.closedFor("forced close")
+		p.closedFor("transport error") // Node's onError("invalid content")
 	})
 	t.Run("a CLOSE packet closes the session", func(t *testing.T) {
 		p := s.pollOpen(t, "/engine.io/")

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/chatio/socketio-chat/chat"
 	"io"
 	"log"
 	"log/slog"
@@ -43,7 +44,7 @@ type fuzzServer struct {
 
 func fuzzStart(f *testing.F) *fuzzServer {
 	f.Helper()
-	cfg := defaultConfig()
+	cfg := chat.DefaultConfig()
 	cfg.MaxHTTPBufferSize = fuzzLimit
 	cfg.ConnectTimeout = time.Second
 	cfg.PingInterval = time.Second

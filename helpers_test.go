@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/chatio/socketio-chat/chat"
 	"io"
 	"log/slog"
 	"net"
@@ -26,16 +27,16 @@ type testServer struct {
 // startTestServer runs the real serve loop (the same handler main serves) with
 // test-friendly defaults, changed by mutate. Logs go to t.Logf and to Log.
 // The server is shut down when the test ends.
-func startTestServer(tb testing.TB, mutate func(*Config)) *testServer {
+func startTestServer(tb testing.TB, mutate func(*chat.Config)) *testServer {
 	tb.Helper()
-	cfg := defaultConfig()
+	cfg := chat.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.ShutdownGrace = 5 * time.Second
 	cfg.LogLevel = slog.LevelDebug
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		tb.Fatalf("test config: %v", err)
 	}
 	buf := &syncBuffer{}
@@ -160,4 +161,9 @@ func httpGet(url string) (string, error) {
 		return string(b), fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return string(b), nil
+}
+
+// confEnv is a getenv over a fixed map.
+func confEnv(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
 }

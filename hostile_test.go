@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/chatio/socketio-chat/chat"
 	"io"
 	"net"
 	"net/http"
@@ -252,7 +253,7 @@ func hostilePost(tb testing.TB, p *confPoll, body io.Reader, contentLength int64
 // chunked; the server reads no more than the limit, so memory stays flat.
 func TestHostileBodyLimit(t *testing.T) {
 	const limit = 64 << 10
-	ts := startTestServer(t, func(c *Config) { c.MaxHTTPBufferSize = limit })
+	ts := startTestServer(t, func(c *chat.Config) { c.MaxHTTPBufferSize = limit })
 	observer := hostileConnect(t, ts)
 
 	t.Run("at the limit is accepted", func(t *testing.T) {
@@ -319,7 +320,7 @@ func TestHostileBodyLimit(t *testing.T) {
 // TestHostileSlowBody: a polling body that trickles in is cut off after
 // pingInterval+pingTimeout with a 400, instead of holding the request open.
 func TestHostileSlowBody(t *testing.T) {
-	ts := startTestServer(t, func(c *Config) {
+	ts := startTestServer(t, func(c *chat.Config) {
 		c.PingInterval = 300 * time.Millisecond
 		c.PingTimeout = 200 * time.Millisecond
 	})
@@ -353,7 +354,7 @@ func TestHostileSlowBody(t *testing.T) {
 // close code 1009 and ends the session.
 func TestHostileFrameLimit(t *testing.T) {
 	const limit = 64 << 10
-	ts := startTestServer(t, func(c *Config) { c.MaxHTTPBufferSize = limit })
+	ts := startTestServer(t, func(c *chat.Config) { c.MaxHTTPBufferSize = limit })
 	observer := hostileConnect(t, ts)
 	frame := func(final bool, opcode byte, payloadLen uint64) []byte {
 		// A masked client frame header with a 64-bit length and a zero mask.
@@ -465,7 +466,7 @@ func TestHostileOrigins(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ts := startTestServer(t, func(c *Config) { c.CORSOrigins = tc.cors })
+			ts := startTestServer(t, func(c *chat.Config) { c.CORSOrigins = tc.cors })
 			hc := &http.Client{Timeout: 10 * time.Second}
 			for _, c := range tc.checks(ts.Addr) {
 				req, _ := http.NewRequest(http.MethodGet, ts.URL+"/socket.io/?EIO=4&transport=polling", nil)
@@ -527,7 +528,7 @@ func TestHostileOrigins(t *testing.T) {
 // that exists is not a new one; room frees up when a session ends.
 func TestHostileMaxConnections(t *testing.T) {
 	const max = 4
-	ts := startTestServer(t, func(c *Config) { c.MaxConnections = max })
+	ts := startTestServer(t, func(c *chat.Config) { c.MaxConnections = max })
 	polls := []*confPoll{hostilePollOpen(t, ts), hostilePollOpen(t, ts)}
 	sockets := []*confWS{hostileConnect(t, ts), hostileConnect(t, ts)}
 
@@ -566,7 +567,7 @@ func TestHostileMaxConnections(t *testing.T) {
 // connectTimeout, over WebSocket and polling; one that did join stays.
 func TestHostileConnectTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
-	ts := startTestServer(t, func(c *Config) {
+	ts := startTestServer(t, func(c *chat.Config) {
 		c.ConnectTimeout = timeout
 		c.PingInterval = 10 * time.Second
 		c.PingTimeout = 5 * time.Second
@@ -606,7 +607,7 @@ func hostileBaseline() (int, uint64) {
 // TCP resets (WebSockets after CONNECT, pending polling GETs) leave no
 // goroutines and no memory behind once the timeouts have run.
 func TestHostileNoLeaks(t *testing.T) {
-	ts := startTestServer(t, func(c *Config) {
+	ts := startTestServer(t, func(c *chat.Config) {
 		c.ConnectTimeout = 300 * time.Millisecond
 		c.PingInterval = 300 * time.Millisecond
 		c.PingTimeout = 200 * time.Millisecond

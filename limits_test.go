@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/chatio/socketio-chat/chat"
 	"io"
 	"net"
 	"net/http"
@@ -16,55 +17,6 @@ import (
 
 	"github.com/gorilla/websocket"
 )
-
-func TestEventLimiter(t *testing.T) {
-	t0 := time.Unix(0, 0)
-	tests := []struct {
-		name        string
-		rate        float64
-		burst       int
-		at          []time.Duration // offsets of events from t0
-		wantAllowed int
-	}{
-		{"burst passes", 10, 5, []time.Duration{0, 0, 0, 0, 0}, 5},
-		{"beyond burst dropped", 10, 5, []time.Duration{0, 0, 0, 0, 0, 0, 0}, 5},
-		{"refills at rate", 10, 1, []time.Duration{0, 0, 100 * time.Millisecond, 150 * time.Millisecond, 200 * time.Millisecond}, 3},
-		{"refill capped at burst", 1000, 2, []time.Duration{0, 0, time.Hour, time.Hour, time.Hour}, 4},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			l := newEventLimiter(tt.rate, tt.burst, t0)
-			got := 0
-			for _, d := range tt.at {
-				if l.allow(t0.Add(d)) {
-					got++
-				}
-			}
-			if got != tt.wantAllowed {
-				t.Errorf("allowed %d events, want %d", got, tt.wantAllowed)
-			}
-		})
-	}
-}
-
-func TestMessageSize(t *testing.T) {
-	tests := []struct {
-		in   any
-		want int
-	}{
-		{"hello", 7},
-		{rawJSON(`{"b":1,"a":2}`), 13},
-		{[]byte{1, 2, 3}, 3},
-		{nil, 4},
-		{map[string]any{"a": "bc"}, len(`{"a":"bc"}`)},
-		{[]any{"x", 1.5}, len(`["x",1.5]`)},
-	}
-	for _, tt := range tests {
-		if got := messageSize(tt.in); got != tt.want {
-			t.Errorf("messageSize(%#v) = %d, want %d", tt.in, got, tt.want)
-		}
-	}
-}
 
 // limClient is a raw Engine.IO v4 / Socket.IO v5 WebSocket client that
 // answers pings and records the chat messages it reads.
@@ -172,7 +124,7 @@ func limWaitFor(t testing.TB, timeout time.Duration, what string, cond func() bo
 // broadcast are disconnected, the readers get every message with bounded
 // latency, and the heap grows by far less than 18 MB × 5.
 func TestSlowConsumersAreDisconnected(t *testing.T) {
-	ts := startTestServer(t, func(c *Config) {
+	ts := startTestServer(t, func(c *chat.Config) {
 		c.EventRate, c.EventBurst = 10_000, 10_000
 		c.LogLevel = 0 // info: the debug log of 300 × 60 KB would dominate
 	})
@@ -276,7 +228,7 @@ func limPost(t testing.TB, ts *testServer, sid, body string) {
 // TestSlowPollingClientIsDisconnected: a polling client that stops polling is
 // disconnected once its backlog passes the send queue limit.
 func TestSlowPollingClientIsDisconnected(t *testing.T) {
-	ts := startTestServer(t, func(c *Config) {
+	ts := startTestServer(t, func(c *chat.Config) {
 		c.EventRate, c.EventBurst = 10_000, 10_000
 		c.SendQueueBytes = 256 << 10
 	})
@@ -294,20 +246,37 @@ func TestSlowPollingClientIsDisconnected(t *testing.T) {
 	limWaitFor(t, 5*time.Second, "the polling client's slow-consumer disconnect", func() bool {
 		return strings.Contains(ts.Log.String(), `transport=polling`) && strings.Contains(ts.Log.String(), `reason="slow consumer"`)
 	})
-	resp, err := http.Get(ts.URL + "/socket.io/?EIO=4&transport=polling&sid=" + sid)
+	// The backlog is dropped; the next poll gets only the goodbye: the
+	// DISCONNECT packet (the client reports "io server disconnect") and
+	// CLOSE. The session is gone after that.
+	status, body := limGet(t, ts.URL+"/socket.io/?EIO=4&transport=polling&sid="+sid)
+	if status != http.StatusOK || body != "41\x1e1" {
+		t.Errorf("first GET after the disconnect: %d %q, want 200 with DISCONNECT and CLOSE (41, 1)", status, body)
+	}
+	if status, _ := limGet(t, ts.URL+"/socket.io/?EIO=4&transport=polling&sid="+sid); status != http.StatusBadRequest {
+		t.Errorf("GET on the dropped session: %d, want 400 (session gone)", status)
+	}
+}
+
+// limGet does a GET and returns its status and body.
+func limGet(t testing.TB, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("GET on the dropped session: %s, want 400 (session gone)", resp.Status)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return resp.StatusCode, string(b)
 }
 
 // TestFloodIsLimited: events beyond the rate are dropped with a warning, a
 // client that keeps flooding is disconnected, others keep chatting.
 func TestFloodIsLimited(t *testing.T) {
-	ts := startTestServer(t, func(c *Config) { c.EventRate, c.EventBurst = 50, 100 })
+	ts := startTestServer(t, func(c *chat.Config) { c.EventRate, c.EventBurst = 50, 100 })
 	other := limDial(t, ts, true)
 	flooder := limDial(t, ts, true)
 	start := time.Now()
@@ -360,7 +329,7 @@ func TestFloodIsLimited(t *testing.T) {
 // TestOversizedMessageIsDropped: a chat message over MaxMessageBytes (its
 // JSON size) is not broadcast; the sender stays connected and later messages flow.
 func TestOversizedMessageIsDropped(t *testing.T) {
-	ts := startTestServer(t, func(c *Config) { c.MaxMessageBytes = 1000 })
+	ts := startTestServer(t, func(c *chat.Config) { c.MaxMessageBytes = 1000 })
 	a, b := limDial(t, ts, true), limDial(t, ts, true)
 	if err := a.emit(strings.Repeat("z", 999)); err != nil { // 1001 bytes of JSON
 		t.Fatal(err)
@@ -419,7 +388,7 @@ func TestChatRefusesHostileEvents(t *testing.T) {
 // in the connection handler, after the answer had left, once made a new
 // client miss the messages of the next moments.)
 func TestBroadcastReachesAClientAsSoonAsItIsConnected(t *testing.T) {
-	ts := startTestServer(t, func(c *Config) { c.LogLevel = 0 })
+	ts := startTestServer(t, func(c *chat.Config) { c.LogLevel = 0 })
 	sender := limDial(t, ts, true)
 	for round := 0; round < 50; round++ {
 		newcomer := limDial(t, ts, true) // returns once the CONNECT answer is in

@@ -9,7 +9,12 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/chatio/socketio-chat/chat"
+	"github.com/chatio/socketio-chat/internal/conformance"
 )
 
 // Exit statuses of run.
@@ -22,8 +27,8 @@ const (
 // run parses the configuration, serves until ctx ends, then shuts down
 // gracefully. It returns the process exit status; only main exits.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := parseConfig(args, getenv, stderr)
-	if errors.Is(err, errHelp) {
+	cfg, err := chat.ParseConfig(args, getenv, stderr)
+	if errors.Is(err, chat.ErrHelp) {
 		return exitOK
 	} else if err != nil {
 		fmt.Fprintf(stderr, "socketio-chat: %v\nRun with -h for the flags.\n", err)
@@ -44,7 +49,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // newLogger builds the process logger from -log-format and -log-level.
-func newLogger(cfg Config, w io.Writer) *slog.Logger {
+func newLogger(cfg chat.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
@@ -56,18 +61,24 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 // not nil it receives the bound address once the listener is open (tests use
 // port 0). Shutdown: stop accepting, close every Socket.IO session, wait up to
 // cfg.ShutdownGrace for requests to finish.
-func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- net.Addr) error {
+func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- net.Addr) error {
 	app, err := newApp(cfg, log)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
+	tcp, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
+		app.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
+	ln := &limitListener{Listener: tcp, max: int64(cfg.MaxHTTPConnections), log: log}
 	srv := &http.Server{
-		Handler:           app,
+		Handler: app,
+		// A connection that stalls in its headers, or idles between
+		// requests, is closed; long polls and bodies have their own
+		// deadlines (the heartbeat's).
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
@@ -91,7 +102,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- net.A
 	shut := make(chan error, 1)
 	go func() { shut <- srv.Shutdown(grace) }() // closes the listener at once
 	app.Close()
-	if err := app.waitDrained(grace); err != nil {
+	if err := app.WaitDrained(grace); err != nil {
 		log.Warn("shutdown grace period ended", "err", err)
 	}
 	if err := <-shut; err != nil {
@@ -107,16 +118,64 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, ready chan<- net.A
 type app interface {
 	http.Handler
 	Close()
-	waitDrained(ctx context.Context) error
+	WaitDrained(ctx context.Context) error
 }
 
 // newApp builds the chat server, or the protocol test-suite servers with -conformance.
-func newApp(cfg Config, log *slog.Logger) (app, error) {
+func newApp(cfg chat.Config, log *slog.Logger) (app, error) {
 	if cfg.Conformance {
-		return newConformanceServer(cfg, log)
+		return conformance.New(conformance.Options{MaxSessions: cfg.MaxConnections, AllowEIO3: cfg.AllowEIO3, Logger: log})
 	}
-	return newChatServer(cfg, log)
+	return chat.New(cfg, log)
 }
+
+// limitListener bounds the TCP connections open at once: one accepted
+// beyond max is closed at once (and counted). A connection counts until it
+// is closed; a WebSocket leaves the count when the engine takes its socket
+// over (it closes the net.Conn it was given), and is bounded by the
+// session limit from then on.
+type limitListener struct {
+	net.Listener
+	max     int64
+	log     *slog.Logger
+	open    atomic.Int64
+	refused atomic.Uint64
+	logged  atomic.Int64 // unix second of the last refusal logged at warn
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.open.Add(1) <= l.max {
+			return &countedConn{Conn: c, l: l}, nil
+		}
+		l.open.Add(-1)
+		l.refused.Add(1)
+		_ = c.Close()
+		if now := time.Now().Unix(); l.logged.Swap(now) != now {
+			l.log.Warn("refused connection", "remote", c.RemoteAddr().String(), "open", l.max,
+				"reason", "too many HTTP connections (-max-http-connections)")
+		}
+	}
+}
+
+// countedConn is a connection counted by its limitListener.
+type countedConn struct {
+	net.Conn
+	l    *limitListener
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.l.open.Add(-1) })
+	return c.Conn.Close()
+}
+
+// NetConn is the connection underneath (the engine takes WebSockets' sockets from it).
+func (c *countedConn) NetConn() net.Conn { return c.Conn }
 
 // displayAddr turns a listen address into something a browser can open.
 func displayAddr(a net.Addr) string {

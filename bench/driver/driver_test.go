@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"image/png"
+	"math"
 	"strings"
 	"testing"
 
@@ -18,12 +19,24 @@ func testRun() *Run {
 		}
 		return p
 	}
-	return &Run{Scenarios: []result.Scenario{
-		{Name: "sweep", Server: "go", Clients: 1000, Points: []result.Point{pt(25, 5, true, 10), pt(50, 8, true, 9), pt(100, 40, true, 8)}},
-		{Name: "sweep", Server: "node", Clients: 1000, Points: []result.Point{pt(25, 6, true, 16), pt(50, 120, true, 16), pt(100, 3000, false, 17)}},
-		{Name: "idle", Server: "go", RSS0KB: 10000, Ramps: []result.Ramp{{To: 5000, PerSec: 6000}}, Idle: []result.Idle{{Clients: 5000, PerConnKB: 8}}},
-		{Name: "idle", Server: "node", RSS0KB: 50000, Ramps: []result.Ramp{{To: 5000, PerSec: 3000}}, Idle: []result.Idle{{Clients: 4998, PerConnKB: 17}}},
-	}}
+	withOrder := func(p result.Point, differs int) result.Point { p.OrderDiffers, p.OrderGroups = differs, 2; return p }
+	return &Run{Compared: "go", SweepVariants: []string{"go+recovery", "go+redis"},
+		Variants: map[string]string{"recovery": "-recovery 2m", "redis": "-redis redis://127.0.0.1:6379/12"},
+		CPURates: []CPURate{{Rate: 25, DeliveriesPerSec: 25000, Label: "25 000 deliveries/s"}, {Rate: 31.3, DeliveriesPerSec: 31300, Label: "Node's highest sustained rate, 31 300 deliveries/s"}},
+		Scenarios: []result.Scenario{
+			{Name: "sweep", Server: "go", Clients: 1000, Points: []result.Point{pt(25, 5, true, 10), pt(50, 8, true, 9), pt(100, 40, true, 8), pt(200, 300, true, 8), pt(150, 90, true, 8)}},
+			{Name: "sweep", Server: "node", Clients: 1000, Points: []result.Point{pt(25, 6, true, 16), pt(50, 120, false, 16), withOrder(pt(37.5, 90, true, 17), 3)}},
+			{Name: "sweep", Server: "go+recovery", Clients: 1000, Points: []result.Point{pt(25, 5, true, 10), pt(50, 8, true, 9), pt(100, 40, true, 8), pt(200, 300, true, 8), pt(150, 200, true, 8), pt(125, 50, true, 8)}},
+			{Name: "sweep", Server: "go+redis", Clients: 1000, Points: []result.Point{pt(25, 5, true, 10), pt(50, 8, true, 9), withOrder(pt(100, 40, true, 8), 2)}},
+			{Name: "cpu", Server: "go", Clients: 1000, Points: []result.Point{pt(25, 5, true, 6), pt(31.3, 5, true, 5)}},
+			{Name: "cpu", Server: "node", Clients: 1000, Points: []result.Point{pt(25, 5, true, 16), pt(31.3, 50, true, 15)}},
+			{Name: "idle", Server: "go", RSS0KB: 10000, Ramps: []result.Ramp{{To: 5000, PerSec: 6000}, {From: 5000, To: 18000, PerSec: 7000}},
+				Idle: []result.Idle{{Clients: 5000, PerConnKB: 8, RSSKB: 50000, SlopeKB: 8}, {Clients: 18000, PerConnKB: 7, RSSKB: 50000 + 13000*6, SlopeKB: 6}}},
+			{Name: "idle", Server: "node", RSS0KB: 50000, Ramps: []result.Ramp{{To: 5000, PerSec: 3000}, {From: 5000, To: 18000, PerSec: 3500}},
+				Idle: []result.Idle{{Clients: 4998, PerConnKB: 17, RSSKB: 135000, SlopeKB: 17}, {Clients: 17999, PerConnKB: 15, RSSKB: 330000, SlopeKB: 15}}},
+			{Name: "polling", Server: "go", Transport: "polling", Points: []result.Point{pt(10, 60, true, 100)}},
+			{Name: "polling", Server: "node", Transport: "polling", Points: []result.Point{pt(10, 50, true, 80)}},
+		}}
 }
 
 func TestSummarize(t *testing.T) {
@@ -37,27 +50,78 @@ func TestSummarize(t *testing.T) {
 		t.Fatalf("no row %q", prefix)
 		return Row{}
 	}
-	r := get("sustained deliveries/s")
-	if *r.Go != 100000 || *r.Node != 25000 || *r.Ratio != 4 || !*r.Met || r.Note == "" {
+	r := get("sustained deliveries/s, all")
+	if *r.Go != 150000 || *r.Node != 37500 || *r.Ratio != 4 || !*r.Met || r.Note != "" {
 		t.Errorf("sustained row %+v (go %v node %v)", r, *r.Go, *r.Node)
+	}
+	r = get("sustained deliveries/s with `-recovery 2m`")
+	if *r.Go != 125000 || r.Node != nil || *r.Ratio < 0.83 || *r.Ratio > 0.84 || !*r.Met || r.RatioOf != "go" {
+		t.Errorf("recovery row %+v (go %v)", r, *r.Go)
+	}
+	r = get("sustained deliveries/s with `-redis")
+	if *r.Go != 100000 || *r.Met || !strings.Contains(r.Note, "passed the sweep's top point") {
+		t.Errorf("redis row %+v (go %v)", r, *r.Go)
+	}
+	r = get("sweep 50 msg/s: p99")
+	if *r.Go != 8 || *r.Node != 120 {
+		t.Errorf("sweep p99 row %+v", r)
+	}
+	for _, r := range rows {
+		if strings.HasPrefix(r.Metric, "sweep 37.5") || strings.HasPrefix(r.Metric, "sweep 150") {
+			t.Errorf("row for a rate only one server ran: %q", r.Metric)
+		}
+	}
+	r = get("server CPU per delivery at 25 000 deliveries/s")
+	if *r.Go != 6 || *r.Node != 16 || !*r.Met || r.Target != "≤ 0.5×" {
+		t.Errorf("cpu row %+v", r)
+	}
+	r = get("server CPU per delivery at Node's highest")
+	if *r.Ratio != 5.0/15 || !*r.Met {
+		t.Errorf("cpu row at Node's rate %+v", r)
 	}
 	r = get("RSS per idle WebSocket connection at 5000")
 	if *r.Ratio > 0.48 || *r.Ratio < 0.46 || !*r.Met {
 		t.Errorf("RSS row ratio %v met %v", *r.Ratio, *r.Met)
 	}
-	r = get("connection setup rate")
+	r = get("RSS per idle WebSocket connection at 18000")
+	if *r.Go != 7 || *r.Node != 15 {
+		t.Errorf("RSS row at 18000 %+v", r)
+	}
+	r = get("RSS per idle WebSocket connection added, 5000 → 18000")
+	if *r.Go != 6 || *r.Node != 15 {
+		t.Errorf("slope row %+v", r)
+	}
+	r = get("projected RSS at 1 000 000")
+	if want := (128000 + 6*982000.0) / (1 << 20); math.Abs(*r.Go-want) > 1e-9 {
+		t.Errorf("projection %v GB, want %v", *r.Go, want)
+	}
+	r = get("new connections per second (0 → 5000")
 	if *r.Ratio != 2 || !*r.Met {
 		t.Errorf("connect row ratio %v", *r.Ratio)
+	}
+	r = get("polling clients: server CPU")
+	if r.Target != "≤ 0.5×" {
+		t.Errorf("polling CPU row %+v", r)
+	}
+	r = get("polling clients: p99")
+	if r.Target != "≤ 1×" || *r.Met {
+		t.Errorf("polling p99 row %+v", r)
 	}
 	r = get("lost (not delivered")
 	if *r.Go != 0 || *r.Node != 10 || !*r.Met {
 		t.Errorf("integrity row go %v node %v", *r.Go, *r.Node)
 	}
+	r = get("receivers whose sequence differs")
+	if *r.Go != 2 || *r.Node != 3 || *r.Met {
+		t.Errorf("order row go %v node %v (the variants count for Go)", *r.Go, *r.Node)
+	}
 	var buf bytes.Buffer
 	printTable(&buf, &Run{Summary: rows})
 	writeMarkdown(&buf, testRun())
-	if !strings.Contains(buf.String(), "4.00×") {
-		t.Errorf("table lacks the ratio:\n%s", buf.String())
+	for _, want := range []string{"4.00×", "order ≠", "1 000 000 connections would take"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, buf.String())
+		}
 	}
 }
 
@@ -90,5 +154,82 @@ func TestNumbers(t *testing.T) {
 	}
 	if got := num(ptr(1234567.0)); got != "1 234 567" {
 		t.Errorf("num = %q", got)
+	}
+}
+
+func TestLabels(t *testing.T) {
+	vs := defaultVariants("redis://127.0.0.1:6379/12")
+	if err := vs.set("gc400=-gogc 400"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		label, flags    string
+		redis, goServer bool
+	}{
+		{"go", "", false, true},
+		{"node", "", false, false},
+		{"go+recovery", "-recovery 2m", false, true},
+		{"go@HEAD+recovery+redis", "-recovery 2m -redis redis://127.0.0.1:6379/12 -redis-prefix", true, true},
+		{"go+gc400", "-gogc 400", false, true},
+	} {
+		l, err := parseLabel(tc.label)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.label, err)
+		}
+		f, err := vs.flags(l)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.label, err)
+		}
+		if got := strings.Join(f, " "); !strings.HasPrefix(got, tc.flags) || (tc.flags == "") != (got == "") {
+			t.Errorf("%s: flags %q, want %q", tc.label, got, tc.flags)
+		}
+		if vs.usesRedis(l) != tc.redis || isGo(tc.label) != tc.goServer {
+			t.Errorf("%s: redis %v, go %v", tc.label, vs.usesRedis(l), isGo(tc.label))
+		}
+	}
+	for _, bad := range []string{"node+redis", "python", "go+", "go@"} {
+		if _, err := parseLabel(bad); err == nil {
+			t.Errorf("parseLabel(%q) accepted", bad)
+		}
+	}
+	l, _ := parseLabel("go+nosuch")
+	if _, err := vs.flags(l); err == nil {
+		t.Error("an unknown variant has flags")
+	}
+	if err := vs.set("a+b=-x"); err == nil {
+		t.Error("a variant name with + accepted")
+	}
+}
+
+func TestFDNeed(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"-scenario", "idle", "-clients", "5000,18000"}, 18000 + fdMargin},
+		{[]string{"-transport", "polling", "-clients", "500"}, 1000 + fdMargin},
+		{[]string{"-clients", "18000", "-clients=100"}, 100 + fdMargin}, // the last one wins, as in flag parsing
+		{nil, 1000 + fdMargin},
+	} {
+		if got := fdNeed(tc.args); got != tc.want {
+			t.Errorf("fdNeed(%q) = %d, want %d", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestCPURates(t *testing.T) {
+	res := testRun()
+	more, notes := cpuRates([]string{"25000", "node"})(res, []string{"-clients", "1000"})
+	if got := strings.Join(more, " "); got != "-rates 25,37.5" || len(notes) != 0 {
+		t.Fatalf("args %q, notes %q", got, notes)
+	}
+	if len(res.CPURates) != 2 || res.CPURates[1].Label != "Node's highest sustained rate, 37 500 deliveries/s" {
+		t.Errorf("CPU rates %+v", res.CPURates)
+	}
+	// Without a Node sweep: 25 000/s only, and a note saying why.
+	res = &Run{}
+	more, notes = cpuRates([]string{"25000", "node"})(res, []string{"-clients", "300"})
+	if got := strings.Join(more, " "); got != "-rates 83.333" || len(notes) != 1 {
+		t.Fatalf("args %q, notes %q", got, notes)
 	}
 }

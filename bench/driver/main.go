@@ -1,15 +1,17 @@
-// Command driver runs the side-by-side benchmark of issue 4: our Go server
-// (built from the working tree) and the Node.js tutorial server
+// Command driver runs the side-by-side benchmark (docs/BENCHMARKS.md): our
+// Go server (built from the working tree) and the Node.js tutorial server
 // (bench/node-tutorial/index.js), one after the other, through the same
-// scenarios driven by bench/loadgen. It prints a table with Go/Node ratios
-// against the targets, writes every measurement as JSON, a Markdown table and
-// a PNG plot of the broadcast sweep (p99 latency against deliveries/s).
+// scenarios driven by bench/loadgen; the sweep also runs our server with
+// -recovery, -redis and both. It prints a table with Go/Node ratios against
+// the targets, writes every measurement as JSON, a Markdown table and a PNG
+// plot of the broadcast sweep (p99 latency against deliveries/s).
 //
 // Run it from the repository root through bench/run.sh, which raises the
 // open-file limit first:
 //
-//	bench/run.sh            # full run, about 10 minutes
-//	bench/run.sh -quick     # development run, under 2 minutes
+//	bench/run.sh            # full run, about 12 minutes
+//	bench/run.sh -quick     # development run, 3–4 minutes
+//	bench/run.sh -scenarios idle,cpu
 //	bench/run.sh -servers go -scenarios sweep,idle -profile bench/results/tmp/prof
 package main
 
@@ -21,10 +23,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -38,27 +43,122 @@ type scenario struct {
 	args []string
 	// timeout bounds one loadgen invocation.
 	timeout time.Duration
+	// variants: the scenario also runs the -sweep-variants servers.
+	variants bool
+	// dynamic, when set, adds arguments that depend on the earlier
+	// scenarios of this run (the cpu scenario's rates); notes go to the
+	// run's errors and notes.
+	dynamic func(res *Run, args []string) (more []string, notes []string)
 }
 
-// scenarios returns the benchmark's scenarios, full-size or quick.
-func scenarios(quick bool) []scenario {
+// sweepLadder is the sweep's ladder of total message rates (msg/s, to every
+// client). With 10 senders the top rate is 40 messages/s per sender, inside
+// the server's default per-connection event limit (50/s, burst 100).
+const sweepLadder = "25,50,100,200,400"
+
+// scenarios returns the benchmark's scenarios, full-size or quick. cpuAt
+// lists the deliveries/s of the cpu scenario's points ("node": the highest
+// rate Node sustained in this run's sweep).
+func scenarios(quick bool, cpuAt []string) []scenario {
 	if quick {
 		return []scenario{
-			{"idle", []string{"-scenario", "idle", "-clients", "1000,2000", "-settle", "2s"}, 2 * time.Minute},
-			{"sweep", []string{"-clients", "300", "-senders", "10", "-rates", "25,100,400", "-duration", "2s", "-drain", "3s", "-settle", "1s"}, 2 * time.Minute},
-			{"fanout", []string{"-clients", "2000", "-senders", "5", "-rates", "5", "-duration", "2s", "-drain", "3s", "-settle", "1s"}, 2 * time.Minute},
-			{"polling", []string{"-transport", "polling", "-clients", "100", "-senders", "10", "-rates", "10", "-duration", "2s", "-drain", "3s", "-settle", "1s"}, 2 * time.Minute},
-			{"slow", []string{"-clients", "200", "-senders", "10", "-slow", "5", "-rates", "100", "-msg-size", "4096", "-duration", "3s", "-drain", "3s", "-settle", "1s"}, 2 * time.Minute},
+			{name: "idle", args: []string{"-scenario", "idle", "-clients", "1000,2000", "-settle", "2s"}, timeout: 2 * time.Minute},
+			{name: "sweep", args: []string{"-search", "-clients", "300", "-senders", "10", "-rates", "25,100,400", "-refine", "1", "-duration", "2s", "-drain", "3s", "-settle", "1s"}, timeout: 2 * time.Minute, variants: true},
+			{name: "cpu", args: []string{"-clients", "300", "-senders", "10", "-duration", "2s", "-drain", "3s", "-settle", "1s", "-stop-p99", "0"}, timeout: 2 * time.Minute, dynamic: cpuRates(cpuAt)},
+			{name: "fanout", args: []string{"-clients", "2000", "-senders", "5", "-rates", "5", "-duration", "2s", "-drain", "3s", "-settle", "1s"}, timeout: 2 * time.Minute},
+			{name: "polling", args: []string{"-transport", "polling", "-clients", "100", "-senders", "10", "-rates", "10", "-duration", "2s", "-drain", "3s", "-settle", "1s"}, timeout: 2 * time.Minute},
+			{name: "slow", args: []string{"-clients", "200", "-senders", "10", "-slow", "5", "-rates", "100", "-msg-size", "4096", "-duration", "3s", "-drain", "3s", "-settle", "1s"}, timeout: 2 * time.Minute},
 		}
 	}
 	return []scenario{
-		{"idle", []string{"-scenario", "idle", "-clients", "5000,10000", "-settle", "5s"}, 5 * time.Minute},
-		{"sweep", []string{"-clients", "1000", "-senders", "10", "-rates", "25,50,100,200,400", "-duration", "10s", "-drain", "10s", "-settle", "2s"}, 8 * time.Minute},
-		{"fanout", []string{"-clients", "10000", "-senders", "5", "-rates", "1,5", "-duration", "10s", "-drain", "10s", "-settle", "3s"}, 5 * time.Minute},
-		{"polling", []string{"-transport", "polling", "-clients", "500", "-senders", "10", "-rates", "10", "-duration", "10s", "-drain", "5s", "-settle", "2s"}, 5 * time.Minute},
+		// 18 000 is as many connections as one process can hold under a
+		// 20 000 open-file limit, with room for the process's own files.
+		{name: "idle", args: []string{"-scenario", "idle", "-clients", "5000,18000", "-settle", "5s"}, timeout: 5 * time.Minute},
+		// Climb the ladder until a point loses a message or its p99 passes
+		// 100 ms, then bisect three times between the last pass and the
+		// first fail: the sustained rate is known within 1/8 of the bracket
+		// (12.5 % of a doubling), fine enough for the variants' 20 %.
+		{name: "sweep", args: []string{"-search", "-clients", "1000", "-senders", "10", "-rates", sweepLadder, "-refine", "3", "-search-p99", "100ms", "-duration", "8s", "-drain", "5s", "-settle", "2s"}, timeout: 6 * time.Minute, variants: true},
+		{name: "cpu", args: []string{"-clients", "1000", "-senders", "10", "-duration", "10s", "-drain", "5s", "-settle", "2s", "-stop-p99", "0"}, timeout: 3 * time.Minute, dynamic: cpuRates(cpuAt)},
+		{name: "fanout", args: []string{"-clients", "10000", "-senders", "5", "-rates", "1,5", "-duration", "10s", "-drain", "10s", "-settle", "3s"}, timeout: 5 * time.Minute},
+		{name: "polling", args: []string{"-transport", "polling", "-clients", "500", "-senders", "10", "-rates", "10", "-duration", "10s", "-drain", "5s", "-settle", "2s"}, timeout: 5 * time.Minute},
 		// 5 clients stop reading while 4 KB messages arrive at 100/s: 400 KB/s
 		// piles up for each of them (Go's default send queue is 2 MB).
-		{"slow", []string{"-clients", "200", "-senders", "10", "-slow", "5", "-rates", "100", "-msg-size", "4096", "-duration", "15s", "-drain", "5s", "-settle", "2s"}, 5 * time.Minute},
+		{name: "slow", args: []string{"-clients", "200", "-senders", "10", "-slow", "5", "-rates", "100", "-msg-size", "4096", "-duration", "15s", "-drain", "5s", "-settle", "2s"}, timeout: 5 * time.Minute},
+	}
+}
+
+// allScenarios is the default of -scenarios.
+const allScenarios = "idle,sweep,cpu,fanout,polling,slow"
+
+// CPURate is one point of the cpu scenario: Rate messages/s to every client,
+// chosen so that the server makes DeliveriesPerSec deliveries per second.
+type CPURate struct {
+	Rate             float64 `json:"rate"`
+	DeliveriesPerSec float64 `json:"deliveriesPerSec"`
+	Label            string  `json:"label"`
+	Note             string  `json:"note,omitempty"`
+}
+
+// cpuRates returns the cpu scenario's dynamic arguments: -rates for each
+// deliveries/s in at, where "node" is the highest rate Node sustained in
+// this run's sweep (all delivered, p99 ≤ 100 ms).
+func cpuRates(at []string) func(res *Run, args []string) ([]string, []string) {
+	return func(res *Run, args []string) ([]string, []string) {
+		clients := lastClients(args)
+		if clients == 0 {
+			return nil, []string{"cpu: no -clients"}
+		}
+		var notes []string
+		res.CPURates = nil
+		for _, a := range at {
+			var d float64
+			var label, note string
+			if a == "node" {
+				ns := find(res, "sweep", "node")
+				p := bestPoint(ns)
+				if p == nil {
+					notes = append(notes, "cpu: no point at Node's highest sustained rate: the sweep did not run on node in this run, or Node sustained no rate (use -cpu-at to give deliveries/s)")
+					continue
+				}
+				d = p.OfferedPerSec
+				label = "Node's highest sustained rate"
+				if _, top := sustained(ns); top {
+					note = "Node passed the sweep's top point: its highest sustained rate is higher"
+				}
+			} else {
+				v, err := strconv.ParseFloat(a, 64)
+				if err != nil || v <= 0 {
+					notes = append(notes, fmt.Sprintf("cpu: -cpu-at %q: not a rate", a))
+					continue
+				}
+				d = v
+			}
+			rate := math.Round(d/float64(clients)*1000) / 1000
+			if label == "" {
+				label = fmt.Sprintf("%s deliveries/s", num(&d))
+			} else {
+				label = fmt.Sprintf("%s, %s deliveries/s", label, num(&d))
+			}
+			dup := false
+			for i := range res.CPURates {
+				if res.CPURates[i].Rate == rate {
+					res.CPURates[i].Label += "; " + label
+					dup = true
+				}
+			}
+			if !dup {
+				res.CPURates = append(res.CPURates, CPURate{Rate: rate, DeliveriesPerSec: d, Label: label, Note: note})
+			}
+		}
+		if len(res.CPURates) == 0 {
+			return nil, append(notes, "cpu: no rate to measure")
+		}
+		var rates []string
+		for _, r := range res.CPURates {
+			rates = append(rates, strconv.FormatFloat(r.Rate, 'g', -1, 64))
+		}
+		return []string{"-rates", strings.Join(rates, ",")}, notes
 	}
 }
 
@@ -68,15 +168,20 @@ type Run struct {
 	Finished time.Time         `json:"finished"`
 	Command  string            `json:"command"`
 	Quick    bool              `json:"quick"`
-	Servers  map[string]string `json:"servers"` // label → what it was built from
+	Servers  map[string]string `json:"servers"` // label → what it was built from, with which flags
 	// Compared is the Go server the summary compares with Node: the first
 	// Go server of -servers.
-	Compared  string            `json:"compared"`
-	Machine   Machine           `json:"machine"`
-	Scenarios []result.Scenario `json:"scenarios"`
-	Summary   []Row             `json:"summary"`
-	Profiles  []Profile         `json:"profiles,omitempty"`
-	Errors    []string          `json:"errors,omitempty"`
+	Compared string `json:"compared"`
+	// SweepVariants are the servers that ran the sweep only: Compared with
+	// each -sweep-variants suffix.
+	SweepVariants []string          `json:"sweepVariants,omitempty"`
+	Variants      map[string]string `json:"variants,omitempty"` // variant name → its server flags
+	CPURates      []CPURate         `json:"cpuRates,omitempty"`
+	Machine       Machine           `json:"machine"`
+	Scenarios     []result.Scenario `json:"scenarios"`
+	Summary       []Row             `json:"summary"`
+	Profiles      []Profile         `json:"profiles,omitempty"`
+	Errors        []string          `json:"errors,omitempty"`
 }
 
 func main() {
@@ -85,18 +190,29 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("driver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	quick := fs.Bool("quick", false, "small, short scenarios for development (under 2 minutes)")
-	servers := fs.String("servers", "go,node", "servers to run, in order: go (this working tree), node (the tutorial), go@REV (a git revision, e.g. go@HEAD)")
-	only := fs.String("scenarios", "idle,sweep,fanout,polling,slow", "scenarios to run")
+	quick := fs.Bool("quick", false, "small, short scenarios for development (3–4 minutes)")
+	servers := fs.String("servers", "go,node", "servers to run in every scenario, in order: go (this working tree), node (the tutorial), go@REV (a git revision, e.g. go@HEAD), each Go one with optional +VARIANT suffixes (go+recovery)")
+	only := fs.String("scenarios", allScenarios, "scenarios to run")
+	sweepVariants := fs.String("sweep-variants", "recovery,redis,recovery+redis", "variants of the compared Go server (the first Go of -servers) that also run the sweep: recovery is -recovery 2m, redis is -redis <-redis-url>, others come from -variant; empty: none")
+	var variantDefs listFlag
+	fs.Var(&variantDefs, "variant", "define a server variant NAME=FLAGS (repeatable), e.g. -variant 'gc400=-gogc 400', then -servers go,go+gc400,node")
+	redisURL := fs.String("redis-url", "redis://127.0.0.1:6379/12", "Redis of the redis variant; its database is flushed before and after each server that uses it")
+	cpuAt := fs.String("cpu-at", "25000,node", "deliveries/s of the cpu scenario's points; node: the highest rate Node sustained in this run's sweep")
 	root := fs.String("root", ".", "repository root")
 	out := fs.String("out", "", "results JSON (default bench/results/latest.json; -quick: bench/results/tmp/quick.json)")
-	plot := fs.String("plot", "", "broadcast sweep PNG (default docs/img/broadcast-sweep.png; -quick: bench/results/tmp/broadcast-sweep.png)")
+	plot := fs.String("plot", "", "broadcast sweep PNG (default docs/img/broadcast-sweep.png with the default -out, else next to -out)")
 	profile := fs.String("profile", "", "directory for pprof profiles of our server (builds a profiling variant with a pprof listener)")
-	extra := fs.String("loadgen-args", "", "extra loadgen flags for every scenario, e.g. \"-reader goroutine\"")
-	goArgs := fs.String("go-args", "", "extra flags for our server, e.g. \"-event-rate 1000\" (default: its defaults, as users run it)")
+	extra := fs.String("loadgen-args", "", "extra loadgen flags for every scenario (they override the scenario's own), e.g. \"-reader goroutine\"")
+	goArgs := fs.String("go-args", "", "extra flags for every Go server, e.g. \"-event-rate 1000\" (default: its defaults, as users run it)")
 	from := fs.String("from", "", "do not run anything: re-render the table, Markdown and plot of an earlier results JSON")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -104,26 +220,52 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "driver: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *plot == "" {
+		switch {
+		case *out == "" && !*quick:
+			*plot = "docs/img/broadcast-sweep.png"
+		case *out == "":
+			*plot = "bench/results/tmp/broadcast-sweep.png"
+		default:
+			*plot = strings.TrimSuffix(*out, ".json") + "-sweep.png"
+		}
+	}
 	if *out == "" {
 		*out = "bench/results/latest.json"
 		if *quick {
 			*out = "bench/results/tmp/quick.json"
 		}
 	}
-	if *plot == "" {
-		*plot = "docs/img/broadcast-sweep.png"
-		if *quick {
-			*plot = "bench/results/tmp/broadcast-sweep.png"
-		}
-	}
 	if *from != "" {
 		return rerender(*from, *out, *plot, stdout, stderr)
 	}
 	want := map[string]bool{}
+	known := map[string]bool{}
+	for _, sc := range scenarios(*quick, nil) {
+		known[sc.name] = true
+	}
 	for _, s := range strings.Split(*only, ",") {
-		want[strings.TrimSpace(s)] = true
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !known[s] {
+			fmt.Fprintf(stderr, "driver: unknown scenario %q (have %s)\n", s, allScenarios)
+			return 2
+		}
+		want[s] = true
 	}
 
+	variants := defaultVariants(*redisURL)
+	for _, d := range variantDefs {
+		if err := variants.set(d); err != nil {
+			fmt.Fprintf(stderr, "driver: %v\n", err)
+			return 2
+		}
+	}
 	var names []string
 	for _, n := range strings.Split(*servers, ",") {
 		if n = strings.TrimSpace(n); n != "" {
@@ -132,17 +274,62 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	res := &Run{Started: time.Now().UTC(), Quick: *quick, Command: "bench/run.sh " + strings.Join(args, " "), Servers: map[string]string{}}
 	for _, n := range names {
-		res.Servers[n] = revision(ctx, *root, n)
 		if res.Compared == "" && isGo(n) {
 			res.Compared = n
 		}
 	}
-	limit := raiseNoFile()
+	if res.Compared != "" && want["sweep"] {
+		for _, v := range strings.Split(*sweepVariants, ",") {
+			if v = strings.Trim(strings.TrimSpace(v), "+"); v != "" {
+				res.SweepVariants = append(res.SweepVariants, res.Compared+"+"+v)
+			}
+		}
+	}
+	serverArgs := map[string][]string{}
+	for _, n := range append(append([]string(nil), names...), res.SweepVariants...) {
+		l, err := parseLabel(n)
+		if err == nil {
+			serverArgs[n], err = variants.flags(l)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "driver: %v\n", err)
+			return 2
+		}
+		if isGo(n) {
+			serverArgs[n] = append(strings.Fields(*goArgs), serverArgs[n]...)
+		}
+		res.Servers[n] = revision(ctx, *root, baseOf(n))
+		if len(serverArgs[n]) > 0 {
+			res.Servers[n] += ", flags " + strings.Join(serverArgs[n], " ")
+		}
+		if len(l.variants) > 0 && res.Variants == nil {
+			res.Variants = variants.describe()
+		}
+		if variants.usesRedis(l) {
+			if err := redisFlush(*redisURL); err != nil {
+				fmt.Fprintf(stderr, "driver: %s needs Redis: %v (start one on 127.0.0.1:6379, point -redis-url at one, or leave the Redis variants out, e.g. -sweep-variants recovery)\n", n, err)
+				return 1
+			}
+		}
+	}
+
+	// Every connection is a file in the server and in the load generator:
+	// check the limit against the largest scenario before building anything.
+	limit, hard := raiseNoFile()
 	res.Machine = machine(ctx, limit)
-	fmt.Fprintf(stderr, "driver: %s, %d CPUs, Go %s, Node %s, open files %d, load %s\n",
-		res.Machine.CPUModel, res.Machine.NProc, res.Machine.GoVersion, res.Machine.NodeVersion, limit, res.Machine.LoadAvgStart)
-	if limit < 12000 && !*quick {
-		fmt.Fprintf(stderr, "driver: warning: open-file limit %d; 10 000 clients need more than 10 000 per process\n", limit)
+	fmt.Fprintf(stderr, "driver: %s, %d CPUs, Go %s, Node %s, open files %d (hard limit %d), load %s\n",
+		res.Machine.CPUModel, res.Machine.NProc, res.Machine.GoVersion, res.Machine.NodeVersion, limit, hard, res.Machine.LoadAvgStart)
+	extraArgs := strings.Fields(*extra)
+	list := scenarios(*quick, splitList(*cpuAt))
+	for _, sc := range list {
+		if !want[sc.name] {
+			continue
+		}
+		if need := fdNeed(append(append([]string(nil), sc.args...), extraArgs...)); uint64(need) > limit {
+			fmt.Fprintf(stderr, "driver: the %s scenario needs %d open files per process (server and load generator), the limit is %d (hard limit %d): raise the hard limit (ulimit -Hn as root, or limits.conf), or leave the scenario out with -scenarios\n",
+				sc.name, need, limit, hard)
+			return 1
+		}
 	}
 
 	tmp, err := os.MkdirTemp("", "bench-")
@@ -151,7 +338,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	bins, loadgen, err := build(ctx, *root, tmp, names, *profile != "", stderr)
+	var bases []string
+	for _, n := range append(append([]string(nil), names...), res.SweepVariants...) {
+		if b := baseOf(n); !slices.Contains(bases, b) {
+			bases = append(bases, b)
+		}
+	}
+	bins, loadgen, err := build(ctx, *root, tmp, bases, *profile != "", stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "driver: %v\n", err)
 		return 1
@@ -163,12 +356,34 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
-	for _, sc := range scenarios(*quick) {
+	for _, sc := range list {
 		if !want[sc.name] {
 			continue
 		}
-		for _, name := range names {
-			r, err := runOne(ctx, *root, bins, strings.Fields(*goArgs), loadgen, name, sc, *profile, strings.Fields(*extra), stderr)
+		scArgs := append([]string(nil), sc.args...)
+		if sc.dynamic != nil {
+			more, notes := sc.dynamic(res, append(append([]string(nil), sc.args...), extraArgs...))
+			for _, n := range notes {
+				fmt.Fprintf(stderr, "driver: %s\n", n)
+				res.Errors = append(res.Errors, n)
+			}
+			if more == nil {
+				continue
+			}
+			scArgs = append(scArgs, more...)
+		}
+		sc.args = append(scArgs, extraArgs...)
+		run := names
+		if sc.variants {
+			run = append(append([]string(nil), names...), res.SweepVariants...)
+		}
+		for _, name := range run {
+			l, _ := parseLabel(name)
+			o := runOpts{root: *root, bins: bins, serverArgs: serverArgs[name], loadgen: loadgen, profileDir: *profile, log: stderr}
+			if variants.usesRedis(l) {
+				o.redisURL = *redisURL
+			}
+			r, err := runOne(ctx, o, name, sc)
 			if r != nil {
 				res.Scenarios = append(res.Scenarios, *r)
 			}
@@ -199,6 +414,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // rerender recomputes the summary of a results file and writes the outputs
 // again (after a change to the report, without a new run).
 func rerender(from, out, plot string, stdout, stderr io.Writer) int {
@@ -221,31 +446,61 @@ func rerender(from, out, plot string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// runOpts is what runOne needs besides the server and the scenario.
+type runOpts struct {
+	root       string
+	bins       map[string]string // by base label (go, go@REV)
+	serverArgs []string          // extra flags of this server
+	loadgen    string
+	profileDir string
+	redisURL   string // flushed before the server starts and after it stops
+	log        io.Writer
+}
+
 // runOne starts server name, runs one scenario against it with the load
 // generator and stops the server.
-func runOne(ctx context.Context, root string, bins map[string]string, goArgs []string, loadgen, name string, sc scenario, profileDir string, extra []string, log io.Writer) (*result.Scenario, error) {
+func runOne(ctx context.Context, o runOpts, name string, sc scenario) (*result.Scenario, error) {
+	log := o.log
 	fmt.Fprintf(log, "driver: == %s on %s\n", sc.name, name)
-	profiling := profileDir != "" && isGo(name)
-	srv, err := startServer(ctx, name, root, bins, goArgs, profiling, log)
+	if o.redisURL != "" {
+		if err := redisFlush(o.redisURL); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := redisFlush(o.redisURL); err != nil {
+				fmt.Fprintf(log, "driver: %v\n", err)
+			}
+		}()
+	}
+	profiling := o.profileDir != "" && isGo(name)
+	srv, err := startServer(ctx, name, o.root, o.bins, o.serverArgs, profiling, log)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.stop()
+	need := fdNeed(sc.args)
+	if got, err := procNoFile(srv.pid()); err != nil {
+		return nil, err
+	} else if got < uint64(need) {
+		return nil, fmt.Errorf("the %s server runs with an open-file limit of %d, the scenario needs %d", name, got, need)
+	}
 	args := append([]string{"-url", srv.url(), "-pid", fmt.Sprint(srv.pid()), "-label", name}, sc.args...)
 	if profiling {
-		dir := filepath.Join(profileDir, sanitize(name), sc.name)
+		dir := filepath.Join(o.profileDir, sanitize(name), sc.name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
 		args = append(args, "-pprof", srv.pprofURL, "-profile-dir", dir)
 	}
-	args = append(args, extra...)
 	lctx, cancel := context.WithTimeout(ctx, sc.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(lctx, loadgen, args...)
+	cmd := exec.CommandContext(lctx, o.loadgen, args...)
 	var stdout bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, log
 	runErr := cmd.Run()
+	if lctx.Err() == context.DeadlineExceeded {
+		runErr = fmt.Errorf("stopped after %v (the scenario's time bound): %w", sc.timeout, runErr)
+	}
 	var r result.Scenario
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
 		if runErr != nil {
@@ -264,19 +519,6 @@ func runOne(ctx context.Context, root string, bins map[string]string, goArgs []s
 		return &r, fmt.Errorf("loadgen: %w", runErr)
 	}
 	return &r, nil
-}
-
-// raiseNoFile lifts the open-file soft limit to the hard limit; calling
-// Setrlimit explicitly also makes the servers started from here inherit it.
-func raiseNoFile() uint64 {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0
-	}
-	lim.Cur = lim.Max
-	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	return lim.Cur
 }
 
 // writeOutputs writes the JSON, the Markdown table next to it, and the plot.

@@ -5,6 +5,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/chatio/socketio-chat/bench/internal/result"
 )
 
 func sortedKeys(m map[string]string) []string {
@@ -30,6 +32,9 @@ func writeMarkdown(w io.Writer, res *Run) {
 		fmt.Fprintf(w, "- `%s`: %s\n", name, res.Servers[name])
 	}
 	fmt.Fprintln(w)
+	if len(res.SweepVariants) > 0 {
+		fmt.Fprintf(w, "The sweep also ran %s: our server with other flags, compared with its default flags.\n\n", "`"+strings.Join(res.SweepVariants, "`, `")+"`")
+	}
 	fmt.Fprintf(w, "| metric | Go (`%s`) | Node | Go/Node | target | met |\n", res.Compared)
 	fmt.Fprintln(w, "|---|---:|---:|---:|---|---|")
 	for _, r := range res.Summary {
@@ -45,17 +50,21 @@ func writeMarkdown(w io.Writer, res *Run) {
 
 	fmt.Fprintln(w, "\nEvery load point:")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| scenario | server | msg/s | clients | deliveries/s offered | achieved | delivered/expected | lost (late) | dup | reord | disc. | p50 ms | p99 ms | max ms | server CPU % | µs/delivery | server RSS MB | loadgen CPU % | send lag ms |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "(*order ≠*: receivers whose sequence of messages differs from the most common one; sweep points in rate order, the search ran them in another.)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| scenario | server | msg/s | clients | deliveries/s offered | achieved | delivered/expected | lost (late) | dup | reord | order ≠ | disc. | p50 ms | p99 ms | max ms | server CPU % | µs/delivery | server RSS MB | loadgen CPU % | send lag ms |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, s := range res.Scenarios {
-		for _, p := range s.Points {
+		pts := append([]result.Point(nil), s.Points...)
+		sort.SliceStable(pts, func(i, j int) bool { return pts[i].Rate < pts[j].Rate })
+		for _, p := range pts {
 			name := s.Name
 			if s.Transport != "websocket" {
 				name += " (" + s.Transport + ")"
 			}
-			fmt.Fprintf(w, "| %s | %s | %g | %d | %s | %s | %d/%d | %d (%d) | %d | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			fmt.Fprintf(w, "| %s | %s | %g | %d | %s | %s | %d/%d | %d (%d) | %d | %d | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 				name, s.Server, p.Rate, p.Receivers, num(&p.OfferedPerSec), num(&p.AchievedPerSec),
-				p.Delivered, p.Expected, p.Lost, p.Late, p.Duplicated, p.Reordered, p.Disconnected,
+				p.Delivered, p.Expected, p.Lost, p.Late, p.Duplicated, p.Reordered, p.OrderDiffers, p.Disconnected,
 				num(&p.P50Ms), num(&p.P99Ms), num(&p.MaxMs), num(&p.ServerCPUPercent), num(&p.ServerCPUPerDeliveryUs),
 				num(ptr(float64(p.ServerRSSKB)/1024)), num(&p.LoadgenCPUPercent), num(&p.SendLagMaxMs))
 		}
@@ -63,25 +72,37 @@ func writeMarkdown(w io.Writer, res *Run) {
 
 	fmt.Fprintln(w, "\nConnections and memory:")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "| scenario | server | clients | connect/s | failed attempts | server RSS at 0 MB | RSS MB | KB per connection | goroutines per connection | idle server CPU % |")
-	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| scenario | server | clients | connect/s | failed attempts | server RSS at 0 MB | RSS MB | KB per connection | KB per connection added | goroutines per connection | idle server CPU % |")
+	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, s := range res.Scenarios {
 		for k, r := range s.Ramps {
-			var rss, per, gpc, cpu string = "-", "-", "-", "-"
+			var rss, per, slope, gpc, cpu string = "-", "-", "-", "-", "-"
 			if k < len(s.Idle) {
 				id := s.Idle[k]
 				rss = num(ptr(float64(id.RSSKB) / 1024))
 				if s.Name == "idle" {
 					per = num(&id.PerConnKB)
+					slope = num(ptr(idleSlope(&s, k)))
 					cpu = num(&id.ServerCPUPercent)
 				}
 				if id.GoroutinesPerCon != 0 {
 					gpc = num(&id.GoroutinesPerCon)
 				}
 			}
-			fmt.Fprintf(w, "| %s | %s | %d → %d | %s | %d | %s | %s | %s | %s | %s |\n",
-				s.Name, s.Server, r.From, r.To, num(&r.PerSec), r.Failures, num(ptr(float64(s.RSS0KB)/1024)), rss, per, gpc, cpu)
+			fmt.Fprintf(w, "| %s | %s | %d → %d | %s | %d | %s | %s | %s | %s | %s | %s |\n",
+				s.Name, s.Server, r.From, r.To, num(&r.PerSec), r.Failures, num(ptr(float64(s.RSS0KB)/1024)), rss, per, slope, gpc, cpu)
 		}
+	}
+
+	for _, s := range res.Scenarios {
+		if s.Name != "idle" || len(s.Idle) < 2 {
+			continue
+		}
+		k := len(s.Idle) - 1
+		last, slope := s.Idle[k], idleSlope(&s, k)
+		fmt.Fprintf(w, "\nIdle memory, %s: %.1f KB per connection added between %d and %d connections; at that slope 1 000 000 connections would take %.2f GB (RSS at %d, %.0f MB, + %.1f KB × %d).\n",
+			s.Server, slope, s.Idle[k-1].Clients, last.Clients, projectRSS(last, slope, 1_000_000)/(1<<20),
+			last.Clients, float64(last.RSSKB)/1024, slope, 1_000_000-last.Clients)
 	}
 
 	var slow []string

@@ -8,14 +8,16 @@ import (
 	"image/draw"
 	"image/png"
 	"math"
+	"sort"
 	"strings"
 )
 
 // series is one server's broadcast sweep.
 type series struct {
-	label string
-	color color.RGBA
-	pts   []plotPoint
+	label   string
+	variant bool // our server with other flags (label go+…)
+	color   color.RGBA
+	pts     []plotPoint
 }
 
 type plotPoint struct {
@@ -37,19 +39,18 @@ var (
 func sweepPlot(res *Run) ([]byte, error) {
 	var all []series
 	clients, senders := 0, 0
-	others := []color.RGBA{{220, 120, 0, 255}, {140, 60, 170, 255}, {120, 120, 120, 255}}
+	others := []color.RGBA{{220, 120, 0, 255}, {140, 60, 170, 255}, {200, 40, 160, 255}, {0, 160, 170, 255}, {120, 120, 120, 255}}
 	for _, sc := range res.Scenarios {
 		if sc.Name != "sweep" {
 			continue
 		}
-		se := series{label: sc.Server}
+		se := series{label: plotLabel(sc.Server), variant: strings.Contains(sc.Server, "+")}
 		switch {
 		case sc.Server == "go":
-			se.label, se.color = "Go (this server)", colGo
+			se.color = colGo
 		case sc.Server == "node":
-			se.label, se.color = "Node.js tutorial (socket.io 4.8)", colNode
+			se.color = colNode
 		default:
-			se.label = "Go at " + strings.TrimPrefix(sc.Server, "go@")
 			se.color = others[0]
 			others = append(others[1:], others[0])
 		}
@@ -58,6 +59,8 @@ func sweepPlot(res *Run) ([]byte, error) {
 			senders = p.Senders
 			se.pts = append(se.pts, plotPoint{p.OfferedPerSec, math.Max(p.P99Ms, 0.01), p.Complete})
 		}
+		// A search runs its points out of order; the line goes left to right.
+		sort.SliceStable(se.pts, func(i, j int) bool { return se.pts[i].x < se.pts[j].x })
 		all = append(all, se)
 	}
 
@@ -138,16 +141,29 @@ func sweepPlot(res *Run) ([]byte, error) {
 	yl := "p99 latency (ms, log scale)"
 	drawTextVertical(img, 24, top+(int(ph)+textWidth(yl, 2))/2, yl, 2, colText)
 
-	// Legend, under the x axis label.
-	lx, ly := left, H-bottom+78
-	for _, s := range all {
-		line(img, lx, ly+7, lx+36, ly+7, 3, s.color)
-		square(img, lx+18, ly+7, 5, s.color)
-		drawText(img, lx+48, ly, s.label, 2, colText)
-		ly += 24
+	// Legend, under the x axis label: the servers as users run them and the
+	// marker for losses in the left column, the variants (other flags) in the
+	// right one, so that the five series of a full run fit.
+	var col [2]int
+	entry := func(c int, draw func(lx, ly int)) {
+		draw(left+c*470, H-bottom+78+col[c]*24)
+		col[c]++
 	}
-	cross(img, lx+18, ly+7, 7, colText)
-	drawText(img, lx+48, ly, "messages lost, duplicated or reordered", 2, colText)
+	for _, s := range all {
+		c := 0
+		if s.variant {
+			c = 1
+		}
+		entry(c, func(lx, ly int) {
+			line(img, lx, ly+7, lx+36, ly+7, 3, s.color)
+			square(img, lx+18, ly+7, 5, s.color)
+			drawText(img, lx+48, ly, s.label, 2, colText)
+		})
+	}
+	entry(0, func(lx, ly int) {
+		cross(img, lx+18, ly+7, 7, colText)
+		drawText(img, lx+48, ly, "lost, duplicated or reordered", 2, colText)
+	})
 	if len(all) == 0 {
 		drawText(img, left+40, top+int(ph)/2, "no sweep data", 3, colLimit)
 	}

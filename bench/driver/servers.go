@@ -35,10 +35,11 @@ func init() {
 }
 `
 
-// build compiles the load generator and each Go server variant into dir:
-// "go" from the working tree, "go@REV" from `git archive REV` (a committed
-// version, to compare against). With profiling, the Go servers get the
-// pprof overlay. It returns the server binaries by name.
+// build compiles the load generator and each Go server into dir: "go" from
+// the working tree, "go@REV" from `git archive REV` (a committed version, to
+// compare against); servers are base labels (variants share their base's
+// binary). With profiling, the Go servers get the pprof overlay. It returns
+// the server binaries by base label.
 func build(ctx context.Context, root, dir string, servers []string, profiling bool, log io.Writer) (bins map[string]string, loadgen string, err error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
@@ -76,8 +77,6 @@ func build(ctx context.Context, root, dir string, servers []string, profiling bo
 	}
 	return bins, loadgen, nil
 }
-
-func isGo(name string) bool { return name == "go" || strings.HasPrefix(name, "go@") }
 
 func sanitize(s string) string {
 	return strings.Map(func(r rune) rune {
@@ -185,9 +184,9 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// startServer starts "go" or "go@REV" (our binary, -log-level warn) or "node" (the
-// tutorial's index.js, --quiet) on a free loopback port and waits until it
-// accepts connections.
+// startServer starts "go", "go@REV" or one of their variants (our binary,
+// -log-level warn, then goArgs) or "node" (the tutorial's index.js, --quiet)
+// on a free loopback port and waits until it accepts connections.
 func startServer(ctx context.Context, name, root string, bins map[string]string, goArgs []string, profiling bool, log io.Writer) (*server, error) {
 	port, err := freePort()
 	if err != nil {
@@ -198,7 +197,7 @@ func startServer(ctx context.Context, name, root string, bins map[string]string,
 	switch {
 	case isGo(name):
 		args := append([]string{"-addr", "127.0.0.1:" + strconv.Itoa(port), "-log-level", "warn"}, goArgs...)
-		s.cmd = exec.Command(bins[name], args...)
+		s.cmd = exec.Command(bins[baseOf(name)], args...)
 		if profiling {
 			pp, err := freePort()
 			if err != nil {
@@ -211,7 +210,7 @@ func startServer(ctx context.Context, name, root string, bins map[string]string,
 		s.cmd = exec.Command("node", "bench/node-tutorial/index.js", "--quiet")
 		env = append(env, "PORT="+strconv.Itoa(port), "HOST=127.0.0.1")
 	default:
-		return nil, fmt.Errorf("unknown server %q (want go or node)", name)
+		return nil, fmt.Errorf("unknown server %q (want go, go@REV or node)", name)
 	}
 	s.cmd.Dir, s.cmd.Env = root, env
 	s.cmd.Stdout, s.cmd.Stderr = log, log

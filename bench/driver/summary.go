@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/url"
 	"strings"
 
 	"github.com/chatio/socketio-chat/bench/internal/result"
@@ -15,10 +16,13 @@ type Row struct {
 	Unit   string   `json:"unit,omitempty"`
 	Go     *float64 `json:"go,omitempty"`
 	Node   *float64 `json:"node,omitempty"`
-	Ratio  *float64 `json:"ratio,omitempty"` // Go / Node
-	Target string   `json:"target,omitempty"`
-	Met    *bool    `json:"met,omitempty"`
-	Note   string   `json:"note,omitempty"`
+	Ratio  *float64 `json:"ratio,omitempty"` // Go / Node, or Go / RatioOf
+	// RatioOf, when set, is the server the ratio compares with instead of
+	// Node (a variant against our default flags).
+	RatioOf string `json:"ratioOf,omitempty"`
+	Target  string `json:"target,omitempty"`
+	Met     *bool  `json:"met,omitempty"`
+	Note    string `json:"note,omitempty"`
 }
 
 // p99Limit is the latency bound of the issue's throughput target.
@@ -57,21 +61,48 @@ func pair(metric, unit string, g, n *float64, atLeast, atMost float64) Row {
 	return r
 }
 
+// p99Bound is the latency bound of a scenario's sustained rate: the bound
+// its search used, or the targets' 100 ms.
+func p99Bound(s *result.Scenario) float64 {
+	if s != nil && s.SearchP99Ms > 0 {
+		return s.SearchP99Ms
+	}
+	return p99Limit
+}
+
+// bestPoint is the point with the highest offered deliveries/s that
+// delivered everything, in order, with p99 within p99Bound, or nil.
+func bestPoint(s *result.Scenario) *result.Point {
+	if s == nil {
+		return nil
+	}
+	var best *result.Point
+	for i := range s.Points {
+		p := &s.Points[i]
+		if p.Complete && p.P99Ms <= p99Bound(s) && (best == nil || p.OfferedPerSec > best.OfferedPerSec) {
+			best = p
+		}
+	}
+	return best
+}
+
 // sustained is the highest offered deliveries/s of a sweep point that
-// delivered everything, in order, with p99 ≤ 100 ms; top reports whether it
-// was the sweep's last point (the server may sustain more).
+// delivered everything, in order, with p99 ≤ 100 ms (0 when none did); top
+// reports that no faster point failed (the server may sustain more).
 func sustained(s *result.Scenario) (v *float64, top bool) {
 	if s == nil {
 		return nil, false
 	}
-	best := 0.0
-	for i, p := range s.Points {
-		if p.Complete && p.P99Ms <= p99Limit && p.OfferedPerSec > best {
-			best = p.OfferedPerSec
-			top = i == len(s.Points)-1
+	best := bestPoint(s)
+	if best == nil {
+		return ptr(0.0), false
+	}
+	for _, p := range s.Points {
+		if p.Rate > best.Rate {
+			return ptr(best.OfferedPerSec), false
 		}
 	}
-	return ptr(best), top
+	return ptr(best.OfferedPerSec), true
 }
 
 func pointAt(s *result.Scenario, rate float64) *result.Point {
@@ -113,25 +144,73 @@ func summarize(res *Run) []Row {
 		if s := firstNonNil(gs, ns); s != nil && len(s.Points) > 0 {
 			senders = s.Points[0].Senders
 		}
-		r := pair(fmt.Sprintf("sustained deliveries/s, all delivered, p99 ≤ 100 ms (%d clients, %d senders)", clients, senders), "/s", g, n, 3, 0)
+		bound := p99Bound(firstNonNil(gs, ns))
+		r := pair(fmt.Sprintf("sustained deliveries/s, all delivered, p99 ≤ %g ms (%d clients, %d senders)", bound, clients, senders), "/s", g, n, 3, 0)
 		switch {
 		case gtop:
 			r.Note = "Go passed the sweep's top point: its limit is higher"
 		case n != nil && *n == 0:
 			r.Ratio, r.Met = nil, nil
-			r.Note = "Node met p99 ≤ 100 ms at none of the points: no ratio"
+			r.Note = fmt.Sprintf("Node met p99 ≤ %g ms at none of the points: no ratio", bound)
 		}
 		rows = append(rows, r)
+		// Every variant against our default flags (same binary, same run).
+		for _, v := range res.SweepVariants {
+			vs := find(res, "sweep", v)
+			if vs == nil {
+				continue
+			}
+			val, top := sustained(vs)
+			r := Row{Metric: fmt.Sprintf("sustained deliveries/s with %s (%d clients)", variantFlags(res, v), clients), Unit: "/s", Go: val,
+				Target: "≥ 0.8× " + goName, RatioOf: goName}
+			if g != nil && *g > 0 {
+				r.Ratio = ptr(*val / *g)
+				r.Met = ptr(*r.Ratio >= 0.8)
+			}
+			r.Note = fmt.Sprintf("`%s`; ratio to `%s` (default flags)", v, goName)
+			if top {
+				r.Note += "; passed the sweep's top point"
+			}
+			rows = append(rows, r)
+		}
+		// p99 side by side at the rates both servers ran (the ladder).
 		for _, rate := range rates(gs, ns) {
 			gp, np := pointAt(gs, rate), pointAt(ns, rate)
+			if gp == nil || np == nil {
+				continue
+			}
 			r := pair(fmt.Sprintf("sweep %g msg/s: p99 latency", rate), "ms",
 				field(gp, func(p *result.Point) float64 { return p.P99Ms }),
 				field(np, func(p *result.Point) float64 { return p.P99Ms }), 0, 0)
 			r.Note = completeness(gp, np)
 			rows = append(rows, r)
-			rows = append(rows, pair(fmt.Sprintf("sweep %g msg/s: server CPU per delivery", rate), "µs",
+		}
+	}
+
+	gc, nc := find(res, "cpu", goName), find(res, "cpu", "node")
+	if gc != nil || nc != nil {
+		labels, notes := map[float64]string{}, map[float64]string{}
+		for _, c := range res.CPURates {
+			labels[c.Rate], notes[c.Rate] = c.Label, c.Note
+		}
+		for _, rate := range rates(gc, nc) {
+			gp, np := pointAt(gc, rate), pointAt(nc, rate)
+			label := labels[rate]
+			if label == "" {
+				label = fmt.Sprintf("%g msg/s", rate)
+			}
+			clients := 0
+			if p := firstPointOf(gp, np); p != nil {
+				clients = p.Receivers
+			}
+			r := pair(fmt.Sprintf("server CPU per delivery at %s (%g msg/s × %d clients)", label, rate, clients), "µs",
 				field(gp, func(p *result.Point) float64 { return p.ServerCPUPerDeliveryUs }),
-				field(np, func(p *result.Point) float64 { return p.ServerCPUPerDeliveryUs }), 0, 0))
+				field(np, func(p *result.Point) float64 { return p.ServerCPUPerDeliveryUs }), 0, 0.5)
+			r.Note = completeness(gp, np)
+			if n := notes[rate]; n != "" {
+				r.Note += "; " + n
+			}
+			rows = append(rows, r)
 		}
 	}
 
@@ -146,20 +225,46 @@ func summarize(res *Run) []Row {
 			if ni != nil && k < len(ni.Idle) {
 				n, clients = ptr(ni.Idle[k].PerConnKB), max(clients, ni.Idle[k].Clients)
 			}
-			rows = append(rows, pair(fmt.Sprintf("RSS per idle WebSocket connection at %d", roundClients(clients)), "KB", g, n, 0, 0.5))
+			rows = append(rows, pair(fmt.Sprintf("RSS per idle WebSocket connection at %d ((RSS − RSS at 0) / N)", roundClients(clients)), "KB", g, n, 0, 0.5))
 		}
-		var g, n *float64
-		if gi != nil && len(gi.Ramps) > 0 {
-			g = ptr(gi.Ramps[0].PerSec)
+		if k := max(lenIdle(gi), lenIdle(ni)) - 1; k >= 1 {
+			from, to := 0, 0
+			slope := func(s *result.Scenario) *float64 {
+				if s == nil || len(s.Idle) <= k {
+					return nil
+				}
+				from, to = max(from, roundClients(s.Idle[k-1].Clients)), max(to, roundClients(s.Idle[k].Clients))
+				return ptr(idleSlope(s, k))
+			}
+			g, n := slope(gi), slope(ni)
+			rows = append(rows, pair(fmt.Sprintf("RSS per idle WebSocket connection added, %d → %d (slope)", from, to), "KB", g, n, 0, 0))
+			proj := func(s *result.Scenario) *float64 {
+				if s == nil || len(s.Idle) <= k {
+					return nil
+				}
+				return ptr(projectRSS(s.Idle[k], idleSlope(s, k), 1_000_000) / (1 << 20))
+			}
+			r := pair(fmt.Sprintf("projected RSS at 1 000 000 idle connections (RSS at %d + slope × the rest)", to), "GB", proj(gi), proj(ni), 0, 0)
+			r.Note = "a projection from the measured per-connection budget, not a measurement"
+			rows = append(rows, r)
 		}
-		if ni != nil && len(ni.Ramps) > 0 {
-			n = ptr(ni.Ramps[0].PerSec)
+		ramp := func(s *result.Scenario, k int) *float64 {
+			if s == nil || len(s.Ramps) <= k {
+				return nil
+			}
+			return ptr(s.Ramps[k].PerSec)
 		}
-		to := 0
-		if s := firstNonNil(gi, ni); s != nil && len(s.Ramps) > 0 {
-			to = s.Ramps[0].To
+		for k := range max(lenRamps(gi), lenRamps(ni)) {
+			var from, to int
+			if s := firstNonNil(gi, ni); s != nil && k < len(s.Ramps) {
+				from, to = s.Ramps[k].From, s.Ramps[k].To
+			}
+			atLeast := 0.0
+			if k == 0 {
+				atLeast = 2 // the target: new connections per second
+			}
+			rows = append(rows, pair(fmt.Sprintf("new connections per second (%d → %d, %d in flight)", from, to, rampConcurrency(gi, ni, k)), "/s", ramp(gi, k), ramp(ni, k), atLeast, 0))
 		}
-		rows = append(rows, pair(fmt.Sprintf("connection setup rate (0 → %d, 64 in flight)", to), "/s", g, n, 2, 0))
 	}
 
 	gf, nf := find(res, "fanout", goName), find(res, "fanout", "node")
@@ -189,15 +294,23 @@ func summarize(res *Run) []Row {
 			}
 			return p.OfferedPerSec * float64(p.Delivered) / float64(p.Expected)
 		}
-		r := pair("polling clients: deliveries/s", "/s", field(gp, thr), field(np, thr), 1, 0)
+		clients := 0
+		if p := firstPointOf(gp, np); p != nil {
+			clients = p.Receivers
+		}
+		r := pair(fmt.Sprintf("polling clients (%d): deliveries/s", clients), "/s", field(gp, thr), field(np, thr), 1, 0)
 		r.Note = completeness(gp, np)
 		rows = append(rows, r)
-		rows = append(rows, pair("polling clients: server CPU", "% of a core",
+		r = pair("polling clients: server CPU at equal throughput", "% of a core",
 			field(gp, func(p *result.Point) float64 { return p.ServerCPUPercent }),
-			field(np, func(p *result.Point) float64 { return p.ServerCPUPercent }), 0, 1))
+			field(np, func(p *result.Point) float64 { return p.ServerCPUPercent }), 0, 0.5)
+		if gp != nil && np != nil && (!gp.Complete || !np.Complete) {
+			r.Note = "throughput not equal: a server did not deliver everything"
+		}
+		rows = append(rows, r)
 		rows = append(rows, pair("polling clients: p99 latency", "ms",
 			field(gp, func(p *result.Point) float64 { return p.P99Ms }),
-			field(np, func(p *result.Point) float64 { return p.P99Ms }), 0, 0))
+			field(np, func(p *result.Point) float64 { return p.P99Ms }), 0, 1))
 	}
 
 	gss, nss := find(res, "slow", goName), find(res, "slow", "node")
@@ -222,28 +335,52 @@ func summarize(res *Run) []Row {
 			slowVal(nss, func(s *result.Slow) float64 { return float64(s.Disconnected) }), 0, 0))
 	}
 
-	// Integrity over every load point, WebSocket and polling.
-	integrity := func(server string) *float64 {
-		var bad float64
+	// Integrity over every load point of every scenario, WebSocket and
+	// polling; the Go column covers the compared server and its variants.
+	ours := func(server string) bool { return server == goName || strings.HasPrefix(server, goName+"+") }
+	theirs := func(server string) bool { return server == "node" }
+	sum := func(match func(string) bool, f func(*result.Point) (int64, bool)) *float64 {
+		var total float64
 		seen := false
 		for _, s := range res.Scenarios {
-			if s.Server != server {
+			if !match(s.Server) {
 				continue
 			}
-			for _, p := range s.Points {
-				seen = true
-				bad += float64(p.Lost + p.Duplicated + p.Reordered)
+			for i := range s.Points {
+				if v, ok := f(&s.Points[i]); ok {
+					seen = true
+					total += float64(v)
+				}
 			}
 		}
 		if !seen {
 			return nil
 		}
-		return ptr(bad)
+		return ptr(total)
 	}
-	ig, in := integrity(goName), integrity("node")
-	r := Row{Metric: "lost (not delivered within the drain window) + duplicated + reordered, every point", Unit: "messages", Go: ig, Node: in, Target: "0 (Go)"}
+	bad := func(p *result.Point) (int64, bool) { return p.Lost + p.Duplicated + p.Reordered, true }
+	ig, in := sum(ours, bad), sum(theirs, bad)
+	variantsNote := ""
+	if len(res.SweepVariants) > 0 {
+		variantsNote = fmt.Sprintf("Go: `%s` and its variants", goName)
+	}
+	r := Row{Metric: "lost (not delivered within the drain window) + duplicated + reordered, every point", Unit: "messages", Go: ig, Node: in, Target: "0 (Go)", Note: variantsNote}
 	if ig != nil {
 		r.Met = ptr(*ig == 0)
+	}
+	rows = append(rows, r)
+	// Results written before the order check have neither groups nor
+	// incomplete receivers: not measured, rather than zero.
+	order := func(p *result.Point) (int64, bool) {
+		return int64(p.OrderDiffers), p.OrderGroups > 0 || p.OrderIncomplete > 0
+	}
+	og, on := sum(ours, order), sum(theirs, order)
+	r = Row{Metric: "receivers whose sequence differs from the other receivers', every point (one order per node)", Unit: "receivers", Go: og, Node: on, Target: "0 (Go)", Note: variantsNote}
+	if og != nil {
+		r.Met = ptr(*og == 0)
+	}
+	if inc := sum(ours, func(p *result.Point) (int64, bool) { return int64(p.OrderIncomplete), true }); inc != nil && *inc > 0 {
+		r.Note = strings.TrimPrefix(variantsNote+"; ", "; ") + fmt.Sprintf("Go: %.0f receiver×point pairs missed messages and were not compared", *inc)
 	}
 	rows = append(rows, r)
 
@@ -266,6 +403,75 @@ func summarize(res *Run) []Row {
 	}
 	rows = append(rows, Row{Metric: "load generator CPU, busiest point", Unit: "% of a core", Go: lg(goName), Node: lg("node")})
 	return rows
+}
+
+// projectRSS extrapolates an idle step's RSS to n connections (KB) along
+// slope (KB per connection, measured between the last two steps): the
+// marginal cost of a connection, without the fixed cost of the process
+// averaged in.
+func projectRSS(id result.Idle, slope float64, n int) float64 {
+	return float64(id.RSSKB) + slope*float64(n-id.Clients)
+}
+
+// idleSlope is the RSS added per connection between idle steps k-1 and k
+// (computed from the steps when the results predate SlopeKB).
+func idleSlope(s *result.Scenario, k int) float64 {
+	id := s.Idle[k]
+	if id.SlopeKB != 0 || k == 0 {
+		return id.SlopeKB
+	}
+	prev := s.Idle[k-1]
+	if id.Clients == prev.Clients {
+		return 0
+	}
+	return float64(id.RSSKB-prev.RSSKB) / float64(id.Clients-prev.Clients)
+}
+
+// variantFlags names the flags of a variant label by the first flag of each
+// variant and its value, e.g. "`-recovery 2m` and `-redis redis://…/12`" (the
+// run's server list has them all).
+func variantFlags(res *Run, label string) string {
+	l, err := parseLabel(label)
+	if err != nil {
+		return label
+	}
+	var parts []string
+	for _, v := range l.variants {
+		f := strings.Fields(res.Variants[v])
+		if len(f) == 0 {
+			parts = append(parts, "+"+v)
+			continue
+		}
+		f = f[:min(2, len(f))]
+		if len(f) == 2 {
+			if u, err := url.Parse(f[1]); err == nil && u.Scheme != "" && u.Host != "" {
+				f[1] = u.Scheme + "://…" + u.Path
+			}
+		}
+		parts = append(parts, "`"+strings.Join(f, " ")+"`")
+	}
+	return strings.Join(parts, " and ")
+}
+
+func firstPointOf(a, b *result.Point) *result.Point {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func lenRamps(s *result.Scenario) int {
+	if s == nil {
+		return 0
+	}
+	return len(s.Ramps)
+}
+
+func rampConcurrency(a, b *result.Scenario, k int) int {
+	if s := firstNonNil(a, b); s != nil && k < len(s.Ramps) {
+		return s.Ramps[k].Concurrency
+	}
+	return 0
 }
 
 func firstNonNil(a, b *result.Scenario) *result.Scenario {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -46,7 +47,7 @@ func TestHistogramPercentiles(t *testing.T) {
 }
 
 func TestRecordCountsDupsAndReordering(t *testing.T) {
-	ps := &pointStats{senders: 2}
+	ps := newPointStats(2, 1)
 	rs := newRecvState(2)
 	for _, d := range []struct {
 		sender int
@@ -87,4 +88,95 @@ func fmtSlice(s []string) string {
 		out += v
 	}
 	return out + "]"
+}
+
+func TestOrderCheck(t *testing.T) {
+	type msg struct {
+		sender int
+		seq    int64
+	}
+	a := []msg{{0, 0}, {1, 0}, {0, 1}, {1, 1}}
+	b := []msg{{1, 0}, {0, 0}, {0, 1}, {1, 1}} // same messages, another order
+	for _, tc := range []struct {
+		name                            string
+		seqs                            [][]msg
+		differs, groups, incompleteWant int
+	}{
+		{"all agree", [][]msg{a, a, a}, 0, 1, 0},
+		{"one differs", [][]msg{a, b, a}, 1, 2, 0},
+		{"majority is the reference", [][]msg{b, a, b, b}, 1, 2, 0},
+		{"a receiver that missed a message is left out", [][]msg{a, a, a[:3]}, 0, 1, 1},
+		{"every receiver its own order", [][]msg{a, b, {{0, 0}, {0, 1}, {1, 0}, {1, 1}}}, 2, 3, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ps := newPointStats(2, len(tc.seqs))
+			var idx []int
+			for r, seq := range tc.seqs {
+				rs := newRecvState(2)
+				for _, m := range seq {
+					ps.record(rs, r, m.sender, m.seq, 0, 1000)
+				}
+				ps.record(rs, r, seq[0].sender, seq[0].seq, 0, 1000) // a duplicate does not change the sequence
+				idx = append(idx, r)
+			}
+			d, g, inc := ps.orderCheck(idx, int64(len(a)))
+			if d != tc.differs || g != tc.groups || inc != tc.incompleteWant {
+				t.Errorf("orderCheck = differs %d, groups %d, incomplete %d; want %d, %d, %d", d, g, inc, tc.differs, tc.groups, tc.incompleteWant)
+			}
+		})
+	}
+}
+
+func TestSearcher(t *testing.T) {
+	// run drives a searcher against a server that sustains every rate up to limit.
+	run := func(ladder []float64, refine int, limit float64) (tried []float64, best float64) {
+		s := &searcher{ladder: ladder, min: 2, refine: refine}
+		for {
+			r, ok := s.nextRate()
+			if !ok {
+				return tried, s.pass
+			}
+			if len(tried) > 20 {
+				t.Fatalf("search does not end: %v", tried)
+			}
+			tried = append(tried, r)
+			s.report(r, r <= limit)
+		}
+	}
+	ladder := []float64{25, 50, 100, 200, 400}
+	for _, tc := range []struct {
+		limit  float64
+		refine int
+		tried  []float64
+		best   float64
+	}{
+		{130, 3, []float64{25, 50, 100, 200, 150, 125, 138}, 125},
+		{1000, 3, []float64{25, 50, 100, 200, 400}, 400},
+		{30, 2, []float64{25, 50, 37.5, 31.3}, 25},
+		{15, 2, []float64{25, 12.5, 18.8, 15.7}, 12.5},
+		{1, 2, []float64{25, 12.5, 6.25, 3.13}, 0}, // nothing passes down to -search-min
+		{130, 0, []float64{25, 50, 100, 200}, 100},
+	} {
+		tried, best := run(ladder, tc.refine, tc.limit)
+		if fmt.Sprint(tried) != fmt.Sprint(tc.tried) || best != tc.best {
+			t.Errorf("limit %g refine %d: tried %v, best %g; want %v, %g", tc.limit, tc.refine, tried, best, tc.tried, tc.best)
+		}
+	}
+}
+
+func TestMaxPointsCoversTheSearch(t *testing.T) {
+	cfg := &config{search: true, rates: []float64{25, 50, 100, 200, 400}, refine: 3, searchMin: 2}
+	s := &searcher{ladder: cfg.rates, min: cfg.searchMin, refine: cfg.refine}
+	n := 0
+	for {
+		r, ok := s.nextRate()
+		if !ok {
+			break
+		}
+		n++
+		s.report(r, false) // the worst case: every point fails, halving to the floor
+	}
+	if n > cfg.maxPoints() {
+		t.Fatalf("%d points, maxPoints %d", n, cfg.maxPoints())
+	}
 }

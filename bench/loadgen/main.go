@@ -11,6 +11,13 @@
 //	broadcast  ramp to -clients, then one load point per -rates value: -senders
 //	           clients send rate messages/s in total for -duration, all clients
 //	           receive; with -slow K the last K clients stop reading meanwhile.
+//	           With -search, -rates is a ladder climbed until a point fails
+//	           (not every message delivered, or p99 over -search-p99), then
+//	           -refine points bisect between the last pass and the first fail.
+//
+// Every point counts lost, duplicated and reordered (per sender) deliveries,
+// and checks that every receiver saw the same global sequence of messages
+// (one order per node): receivers whose sequence differs are counted.
 //
 // The server's CPU and RSS come from /proc/-pid; the load generator's own CPU
 // from getrusage, so a run shows whether the generator was the bottleneck.
@@ -27,6 +34,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,6 +64,23 @@ type config struct {
 	selfProfile string
 	reader      string
 	pollers     int
+	search      bool
+	searchP99   time.Duration
+	refine      int
+	searchMin   float64
+}
+
+// maxPoints bounds the load points of one run (the statistics are allocated
+// up front, one slot per point).
+func (c *config) maxPoints() int {
+	if !c.search {
+		return len(c.rates)
+	}
+	down := 1
+	for r := c.rates[0] / 2; r >= c.searchMin; r /= 2 {
+		down++
+	}
+	return len(c.rates) + down + c.refine
 }
 
 func (c *config) maxClients() int {
@@ -80,13 +105,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loadgen: %v\n", err)
 		return 2
 	}
-	limit := raiseNoFile()
+	limit, hard := raiseNoFile()
 	perClient := 1
 	if cfg.transport == "polling" {
 		perClient = 2 // a long-poll GET and a POST
 	}
 	if need := uint64(cfg.maxClients()*perClient + 64); limit < need {
-		fmt.Fprintf(stderr, "loadgen: open-file limit %d is below %d; raise `ulimit -n`\n", limit, need)
+		fmt.Fprintf(stderr, "loadgen: open-file limit %d (hard limit %d) is below the %d that %d %s clients need; raise the hard limit (ulimit -Hn, limits.conf) or run fewer clients\n",
+			limit, hard, need, cfg.maxClients(), cfg.transport)
+		return 1
 	}
 	if cfg.selfProfile != "" {
 		f, err := os.Create(cfg.selfProfile)
@@ -142,6 +169,10 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&cfg.reader, "reader", "epoll", "how WebSocket clients are read: epoll (a few poller threads) or goroutine (one per client, gorilla/websocket)")
 	fs.IntVar(&cfg.pollers, "pollers", 2, "poller threads with -reader epoll")
 	fs.StringVar(&cfg.selfProfile, "cpuprofile", "", "write the load generator's own CPU profile to this file")
+	fs.BoolVar(&cfg.search, "search", false, "broadcast: find the highest sustained rate: climb -rates until a point fails, then bisect")
+	fs.DurationVar(&cfg.searchP99, "search-p99", 100*time.Millisecond, "with -search: a point passes when every message arrived in order and p99 ≤ this")
+	fs.IntVar(&cfg.refine, "refine", 3, "with -search: bisection points between the last passing and the first failing rate")
+	fs.Float64Var(&cfg.searchMin, "search-min", 2, "with -search: when the first rate fails, halve it down to this many messages/s")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -179,6 +210,10 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-reader %q: want epoll or goroutine", cfg.reader)
 	case cfg.rampConc <= 0:
 		return nil, fmt.Errorf("-ramp-concurrency: must be positive")
+	case cfg.search && (cfg.refine < 0 || cfg.searchMin <= 0 || cfg.searchP99 <= 0):
+		return nil, fmt.Errorf("-search: need -refine ≥ 0, -search-min > 0, -search-p99 > 0")
+	case cfg.search && !slices.IsSorted(cfg.rates):
+		return nil, fmt.Errorf("-search: -rates %q must be ascending", rates)
 	}
 	if !strings.HasSuffix(cfg.url, "/") {
 		cfg.url += "/"

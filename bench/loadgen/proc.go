@@ -73,16 +73,16 @@ func selfCPU() (time.Duration, int64) {
 }
 
 // raiseNoFile lifts the open-file soft limit to the hard limit: every client
-// is a socket. It returns the limit in force.
-func raiseNoFile() uint64 {
+// is a socket. It returns the soft limit in force and the hard limit.
+func raiseNoFile() (soft, hard uint64) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0
+		return 0, 0
 	}
 	if lim.Cur < lim.Max {
 		lim.Cur = lim.Max
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
 		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
 	}
-	return lim.Cur
+	return lim.Cur, lim.Max
 }

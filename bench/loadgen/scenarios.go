@@ -17,7 +17,7 @@ import (
 func runScenario(ctx context.Context, cfg *config, log io.Writer) (*result.Scenario, error) {
 	start := time.Now()
 	cpu0, _ := selfCPU()
-	p, err := newPool(cfg, len(cfg.rates))
+	p, err := newPool(cfg, cfg.maxPoints())
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +93,7 @@ func measuredRamp(ctx context.Context, cfg *config, p *pool, from, to, slowFrom 
 // runIdle ramps to each step and samples the server's RSS once it settled.
 func runIdle(ctx context.Context, cfg *config, p *pool, prof *profiler, res *result.Scenario, log io.Writer) error {
 	prev := 0
+	prevConns, prevRSS := 0, res.RSS0KB
 	for _, n := range cfg.clients {
 		r, err := measuredRamp(ctx, cfg, p, prev, n, n, log)
 		res.Ramps = append(res.Ramps, r)
@@ -116,6 +117,10 @@ func runIdle(ctx context.Context, cfg *config, p *pool, prof *profiler, res *res
 		if conns > 0 {
 			idle.PerConnKB = float64(b.rssKB-res.RSS0KB) / float64(conns)
 		}
+		if conns > prevConns {
+			idle.SlopeKB = float64(b.rssKB-prevRSS) / float64(conns-prevConns)
+		}
+		prevConns, prevRSS = conns, b.rssKB
 		if wall := b.at.Sub(a.at).Seconds(); wall > 0 {
 			idle.ServerCPUPercent = 100 * (b.cpu - a.cpu).Seconds() / wall
 		}
@@ -125,8 +130,8 @@ func runIdle(ctx context.Context, cfg *config, p *pool, prof *profiler, res *res
 		}
 		prof.save(fmt.Sprintf("heap-idle-%d.pprof", n), "/debug/pprof/heap")
 		res.Idle = append(res.Idle, idle)
-		fmt.Fprintf(log, "loadgen %s: %d idle clients: RSS %d KB (%.1f KB/conn over %d KB at 0)\n",
-			cfg.label, conns, b.rssKB, idle.PerConnKB, res.RSS0KB)
+		fmt.Fprintf(log, "loadgen %s: %d idle clients: RSS %d KB (%.1f KB/conn over %d KB at 0; %.1f KB per connection added since the last step)\n",
+			cfg.label, conns, b.rssKB, idle.PerConnKB, res.RSS0KB, idle.SlopeKB)
 		prev = n
 	}
 	return nil
@@ -173,21 +178,26 @@ func runBroadcast(ctx context.Context, cfg *config, p *pool, prof *profiler, res
 			p.pause(c)
 		}
 	}
-	for i, rate := range cfg.rates {
-		pt, err := runPoint(ctx, cfg, p, prof, i, rate, senders)
-		res.Points = append(res.Points, pt)
-		fmt.Fprintf(log, "loadgen %s: %g msg/s × %d clients: %d/%d delivered, lost %d, dup %d, reordered %d, %d disconnected, p50 %.1f p99 %.1f max %.1f ms, server CPU %.0f%%, loadgen CPU %.0f%%\n",
-			cfg.label, rate, pt.Receivers, pt.Delivered, pt.Expected, pt.Lost, pt.Duplicated, pt.Reordered, pt.Disconnected,
-			pt.P50Ms, pt.P99Ms, pt.MaxMs, pt.ServerCPUPercent, pt.LoadgenCPUPercent)
-		if err != nil {
+	if cfg.search {
+		if err := searchPoints(ctx, cfg, p, prof, res, senders, log); err != nil {
 			return err
 		}
-		if cfg.stopP99 > 0 && i < len(cfg.rates)-1 && (pt.P99Ms > float64(cfg.stopP99.Milliseconds()) || pt.Lost > 0) {
-			res.Errors = append(res.Errors, fmt.Sprintf("points after %g msg/s skipped: p99 %.0f ms, lost %d (-stop-p99 %v)", rate, pt.P99Ms, pt.Lost, cfg.stopP99))
-			break
+	} else {
+		for i, rate := range cfg.rates {
+			pt, err := runPoint(ctx, cfg, p, prof, i, rate, senders)
+			res.Points = append(res.Points, pt)
+			logPoint(log, cfg, pt)
+			if err != nil {
+				return err
+			}
+			if cfg.stopP99 > 0 && i < len(cfg.rates)-1 && (pt.P99Ms > float64(cfg.stopP99.Milliseconds()) || pt.Lost > 0) {
+				res.Errors = append(res.Errors, fmt.Sprintf("points after %g msg/s skipped: p99 %.0f ms, lost %d (-stop-p99 %v)", rate, pt.P99Ms, pt.Lost, cfg.stopP99))
+				break
+			}
 		}
 	}
 	awaitLate(ctx, cfg, p, res)
+	recheckOrder(p, res, log)
 	if slowRes != nil {
 		end, _ := readProc(cfg.pid)
 		slowRes.ServerRSSEndKB = end.rssKB
@@ -199,23 +209,110 @@ func runBroadcast(ctx context.Context, cfg *config, p *pool, prof *profiler, res
 	return nil
 }
 
+// logPoint prints one load point's outcome.
+func logPoint(log io.Writer, cfg *config, pt result.Point) {
+	fmt.Fprintf(log, "loadgen %s: %g msg/s × %d clients: %d/%d delivered, lost %d, dup %d, reordered %d, order differs at %d of %d complete receivers, %d disconnected, p50 %.1f p99 %.1f max %.1f ms, server CPU %.0f%% (%.1f µs/delivery), loadgen CPU %.0f%%\n",
+		cfg.label, pt.Rate, pt.Receivers, pt.Delivered, pt.Expected, pt.Lost, pt.Duplicated, pt.Reordered,
+		pt.OrderDiffers, pt.Receivers-pt.OrderIncomplete, pt.Disconnected,
+		pt.P50Ms, pt.P99Ms, pt.MaxMs, pt.ServerCPUPercent, pt.ServerCPUPerDeliveryUs, pt.LoadgenCPUPercent)
+}
+
+// passes is the -search criterion: every message delivered once and in
+// order per sender, and p99 within the bound.
+func passes(cfg *config, pt result.Point) bool {
+	return pt.Complete && pt.P99Ms <= float64(cfg.searchP99.Microseconds())/1e3
+}
+
+// searchPoints runs the points a searcher picks (see -search). After a
+// failing point it waits for the backlog to drain and the server to settle,
+// so the next point starts from an idle server.
+func searchPoints(ctx context.Context, cfg *config, p *pool, prof *profiler, res *result.Scenario, senders []*client, log io.Writer) error {
+	res.SearchP99Ms = float64(cfg.searchP99.Microseconds()) / 1e3
+	s := &searcher{ladder: cfg.rates, min: cfg.searchMin, refine: cfg.refine}
+	for i := 0; i < cfg.maxPoints(); i++ {
+		rate, ok := s.nextRate()
+		if !ok {
+			break
+		}
+		pt, err := runPoint(ctx, cfg, p, prof, i, rate, senders)
+		res.Points = append(res.Points, pt)
+		logPoint(log, cfg, pt)
+		if err != nil {
+			return err
+		}
+		ok = passes(cfg, pt)
+		s.report(rate, ok)
+		if !ok {
+			quiesce(ctx, p, res, cfg.drain)
+			if err := sleepCtx(ctx, cfg.settle); err != nil {
+				return err
+			}
+		}
+	}
+	var msg string
+	switch {
+	case s.pass == 0:
+		msg = fmt.Sprintf("search: no rate passed (every message delivered in order, p99 ≤ %v), down to %g msg/s", cfg.searchP99, s.fail)
+		res.Errors = append(res.Errors, msg)
+	case s.fail == 0:
+		msg = fmt.Sprintf("search: every rate of the ladder passed, up to %g msg/s: the limit is higher", s.pass)
+		res.Errors = append(res.Errors, msg)
+	default:
+		msg = fmt.Sprintf("search: sustained %g msg/s (every message delivered in order, p99 ≤ %v); %g msg/s failed", s.pass, cfg.searchP99, s.fail)
+	}
+	fmt.Fprintf(log, "loadgen %s: %s\n", cfg.label, msg)
+	return nil
+}
+
+// quiesce waits up to d for every message of the points so far to arrive
+// (an overloaded point leaves a backlog that would distort the next one).
+func quiesce(ctx context.Context, p *pool, res *result.Scenario, d time.Duration) {
+	deadline := time.Now().Add(d)
+	for missing(p, res) > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// missing is how many deliveries of the points so far have not arrived.
+func missing(p *pool, res *result.Scenario) int64 {
+	var n int64
+	for i, pt := range res.Points {
+		n += pt.Expected - p.points[i].Load().unique.Load()
+	}
+	return n
+}
+
+// recheckOrder compares the receivers' sequences again at the end of the
+// run, once late messages had their chance, for the points that were
+// incomplete at the end of their drain window.
+func recheckOrder(p *pool, res *result.Scenario, log io.Writer) {
+	for i := range res.Points {
+		pt := &res.Points[i]
+		if pt.OrderIncomplete == 0 {
+			continue
+		}
+		ps := p.points[i].Load()
+		pt.OrderDiffers, pt.OrderGroups, pt.OrderIncomplete = ps.orderCheck(clientIndexes(ps.measured), pt.Sent)
+		fmt.Fprintf(log, "loadgen %s: %g msg/s at the end of the run: order differs at %d receivers, %d distinct sequences, %d receivers still missing messages\n",
+			res.Server, pt.Rate, pt.OrderDiffers, pt.OrderGroups, pt.OrderIncomplete)
+	}
+}
+
+func clientIndexes(cs []*client) []int {
+	out := make([]int, len(cs))
+	for i, c := range cs {
+		out[i] = c.idx
+	}
+	return out
+}
+
 // awaitLate gives messages missing at the end of their point's drain window
 // one more window to arrive, then records how many did (late, not lost).
 func awaitLate(ctx context.Context, cfg *config, p *pool, res *result.Scenario) {
-	missing := func() int64 {
-		var n int64
-		for i, pt := range res.Points {
-			n += pt.Expected - p.points[i].Load().unique.Load()
-		}
-		return n
-	}
-	if missing() == 0 {
+	if missing(p, res) == 0 {
 		return
 	}
-	deadline := time.Now().Add(cfg.drain)
-	for missing() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
-	}
+	quiesce(ctx, p, res, cfg.drain)
 	for i := range res.Points {
 		pt := &res.Points[i]
 		pt.Late = p.points[i].Load().unique.Load() - pt.Delivered
@@ -252,14 +349,14 @@ var closedTimeChan = func() <-chan time.Time {
 // cfg.duration, each on its own schedule (sender k starts k/rate seconds in),
 // then waits up to cfg.drain for every delivery.
 func runPoint(ctx context.Context, cfg *config, p *pool, prof *profiler, idx int, rate float64, senders []*client) (result.Point, error) {
-	ps := &pointStats{senders: len(senders)}
-	p.points[idx].Store(ps)
-	var measured []*client
+	ps := newPointStats(len(senders), len(p.clients))
 	for _, c := range p.clients {
 		if c != nil && !c.slow && c.alive.Load() {
-			measured = append(measured, c)
+			ps.measured = append(ps.measured, c)
 		}
 	}
+	measured := ps.measured
+	p.points[idx].Store(ps)
 	receivers := len(measured)
 	tag := fmt.Sprintf("%s-%s-%g", cfg.label, cfg.transport, rate)
 	waitProf := prof.cpu("cpu-"+tag+".pprof", cfg.duration)
@@ -352,6 +449,7 @@ func runPoint(ctx context.Context, cfg *config, p *pool, prof *profiler, idx int
 		}
 	}
 	pt.Complete = pt.Lost == 0 && pt.Duplicated == 0 && pt.Reordered == 0 && pt.SendErrors == 0
+	pt.OrderDiffers, pt.OrderGroups, pt.OrderIncomplete = ps.orderCheck(clientIndexes(measured), total)
 	if last := ps.lastRecv.Load(); last > t0Ns {
 		pt.AchievedPerSec = float64(delivered) / (float64(last-t0Ns) / 1e9)
 	}

@@ -109,6 +109,67 @@ type pointStats struct {
 
 	unique, dups, reordered atomic.Int64
 	lastRecv                atomic.Int64 // ns since the run's base time
+
+	// order holds, per client index, a digest of the sequence in which that
+	// client received this point's messages (first arrivals only).
+	order []orderSlot
+	// measured are the receivers of the point (set before the first send).
+	measured []*client
+}
+
+func newPointStats(senders, clients int) *pointStats {
+	return &pointStats{senders: senders, order: make([]orderSlot, clients)}
+}
+
+// orderSlot is one receiver's sequence digest: an order-sensitive hash of
+// the (sender, seq) pairs in arrival order and how many it has hashed.
+// Only that receiver's reader goroutine writes it; the atomics let the
+// point's end read it while late messages may still arrive.
+type orderSlot struct {
+	hash atomic.Uint64
+	n    atomic.Int64
+}
+
+// add appends message (sender, seq) to the digest. The step h' = mix(h ^
+// mix(id)) is a bijection of h for each id, so two sequences of the same
+// messages in different orders get different digests (up to 64-bit
+// collisions).
+func (o *orderSlot) add(sender int, seq int64) {
+	id := uint64(seq)<<20 ^ uint64(sender)
+	o.hash.Store(mix64(o.hash.Load() ^ mix64(id+1)))
+	o.n.Add(1)
+}
+
+// mix64 is SplitMix64's finalizer.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// orderCheck compares the sequences of the receivers in idx (client indexes)
+// that received all sent messages. differs is how many of those saw a
+// sequence other than the most common one, groups how many distinct
+// sequences there were, incomplete how many receivers missed messages and
+// were left out.
+func (p *pointStats) orderCheck(idx []int, sent int64) (differs, groups, incomplete int) {
+	count := map[uint64]int{}
+	complete, most := 0, 0
+	for _, i := range idx {
+		o := &p.order[i]
+		if o.n.Load() != sent {
+			incomplete++
+			continue
+		}
+		h := o.hash.Load()
+		count[h]++
+		complete++
+		most = max(most, count[h])
+	}
+	return complete - most, len(count), incomplete
 }
 
 // recvState is one receiver's view of one point: per sender, which sequence
@@ -127,7 +188,8 @@ func newRecvState(senders int) *recvState {
 	return r
 }
 
-// record accounts one delivery to receiver rs (shard = receiver index).
+// record accounts one delivery to receiver rs (shard = receiver index, also
+// its slot in p.order).
 func (p *pointStats) record(rs *recvState, shard, sender int, seq int64, sentNs, nowNs int64) {
 	w, b := int(seq>>6), uint64(1)<<(seq&63)
 	seen := rs.seen[sender]
@@ -141,6 +203,7 @@ func (p *pointStats) record(rs *recvState, shard, sender int, seq int64, sentNs,
 	}
 	seen[w] |= b
 	p.unique.Add(1)
+	p.order[shard].add(sender, seq)
 	if seq < rs.maxSeq[sender] {
 		p.reordered.Add(1)
 	} else {

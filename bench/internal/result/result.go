@@ -17,6 +17,10 @@ type Scenario struct {
 	Idle   []Idle  `json:"idle,omitempty"`
 	Points []Point `json:"points,omitempty"`
 	Slow   *Slow   `json:"slow,omitempty"`
+	// SearchP99Ms is the p99 bound of a -search run: the points climbed a
+	// ladder of rates until one was incomplete or over this bound, then
+	// bisected between the last that passed and the first that failed.
+	SearchP99Ms float64 `json:"searchP99Ms,omitempty"`
 
 	WallS             float64  `json:"wallS"`             // whole invocation
 	LoadgenCPUS       float64  `json:"loadgenCPUS"`       // whole invocation, getrusage(RUSAGE_SELF)
@@ -41,9 +45,14 @@ type Ramp struct {
 
 // Idle is the server's footprint with Clients idle WebSocket clients.
 type Idle struct {
-	Clients          int     `json:"clients"`
-	RSSKB            int64   `json:"rssKB"`
-	PerConnKB        float64 `json:"perConnKB"` // (RSSKB - RSS0KB) / Clients
+	Clients   int     `json:"clients"`
+	RSSKB     int64   `json:"rssKB"`
+	PerConnKB float64 `json:"perConnKB"` // (RSSKB - RSS0KB) / Clients
+	// SlopeKB is the marginal cost of a connection: the RSS growth from the
+	// previous step divided by the connections added (from 0 for the first
+	// step, where it equals PerConnKB). It excludes the fixed cost of the
+	// process, so it is what a projection to more connections uses.
+	SlopeKB          float64 `json:"slopeKB"`
 	ServerCPUPercent float64 `json:"serverCPUPercent"`
 	Goroutines       int     `json:"goroutines,omitempty"`
 	GoroutinesPerCon float64 `json:"goroutinesPerConn,omitempty"`
@@ -64,13 +73,22 @@ type Point struct {
 	// Late is how many of the Lost arrived after the drain window, before the
 	// run ended (overload, not loss); Disconnected counts receivers whose
 	// session ended during the point.
-	Late         int64   `json:"late"`
-	Disconnected int     `json:"disconnected"`
-	Duplicated   int64   `json:"duplicated"`
-	Reordered    int64   `json:"reordered"` // arrived after a later message of the same sender
-	Complete     bool    `json:"complete"`  // Delivered == Expected, no duplicates, no reordering
-	DrainS       float64 `json:"drainS"`    // time after the last send until all arrived (or the drain limit)
-	SendErrors   int     `json:"sendErrors"`
+	Late         int64 `json:"late"`
+	Disconnected int   `json:"disconnected"`
+	Duplicated   int64 `json:"duplicated"`
+	Reordered    int64 `json:"reordered"` // arrived after a later message of the same sender
+	Complete     bool  `json:"complete"`  // Delivered == Expected, no duplicates, no reordering
+	// One order per node: every receiver that got all Sent messages should
+	// have seen them in the same sequence. OrderDiffers counts the complete
+	// receivers whose sequence differs from the most common one, OrderGroups
+	// the distinct sequences among them (1 when all agree), OrderIncomplete
+	// the receivers left out of the comparison because they missed messages
+	// (those are counted in Lost).
+	OrderDiffers    int     `json:"orderDiffers"`
+	OrderGroups     int     `json:"orderGroups"`
+	OrderIncomplete int     `json:"orderIncomplete"`
+	DrainS          float64 `json:"drainS"` // time after the last send until all arrived (or the drain limit)
+	SendErrors      int     `json:"sendErrors"`
 	// SendLagMaxMs is how far the senders fell behind their schedule at worst
 	// (a server that stops reading a sender's socket shows up here; latency is
 	// measured from the actual send).

@@ -1,7 +1,6 @@
-package main
+package chat
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -52,12 +51,28 @@ func hostWithPort(host, scheme string) string {
 	}
 }
 
-// writeJSONError answers with the Engine.IO error body {"code":…,"message":…}.
-func writeJSONError(w http.ResponseWriter, status, code int, message string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	}{code, message})
+// allowCORS adds the CORS headers a browser needs to read the answers of a
+// cross-origin page that the origin policy allowed (the origin reflected,
+// with credentials, as Node's cors options {origin: true, credentials:
+// true}), and answers a preflight. It reports whether it answered.
+func allowCORS(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Add("Vary", "Origin")
+	if r.Method != http.MethodOptions {
+		return false
+	}
+	h.Set("Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE")
+	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+		h.Set("Access-Control-Allow-Headers", req)
+		h.Add("Vary", "Access-Control-Request-Headers")
+	}
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusNoContent)
+	return true
 }

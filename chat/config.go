@@ -1,4 +1,4 @@
-package main
+package chat
 
 import (
 	"errors"
@@ -14,8 +14,8 @@ import (
 )
 
 // Config is everything the server can be told at start-up. It is filled by
-// parseConfig from flags, then environment variables, then defaults (in that
-// order of precedence), and checked in one place by validate.
+// ParseConfig from flags, then environment variables, then defaults (in that
+// order of precedence), and checked in one place by Validate.
 type Config struct {
 	// Addr is the TCP address to listen on. Defaults to ":9000"; PORT=n means ":n".
 	Addr string
@@ -44,6 +44,13 @@ type Config struct {
 
 	// MaxConnections bounds concurrent Engine.IO sessions; new ones beyond it get 503.
 	MaxConnections int
+	// MaxHTTPConnections bounds the TCP connections that are not (yet)
+	// WebSocket sessions: HTTP requests, long polls, idle keep-alive
+	// connections. Connections beyond it are closed at once.
+	MaxHTTPConnections int
+	// HTTPIdleTimeout closes a keep-alive connection that sends no new
+	// request for that long.
+	HTTPIdleTimeout time.Duration
 	// SendQueuePackets and SendQueueBytes bound one connection's outgoing queue;
 	// a client that overflows it (it stopped reading) is disconnected.
 	SendQueuePackets int
@@ -77,39 +84,41 @@ type Config struct {
 	LogLevel  slog.Level
 }
 
-// defaultConfig returns the configuration of a server started with no flags
+// DefaultConfig returns the configuration of a server started with no flags
 // and no environment: Node's defaults wherever Node has one.
-func defaultConfig() Config {
+func DefaultConfig() Config {
 	return Config{
-		Addr:              ":9000",
-		PublicDir:         "public",
-		ClientDir:         "node_modules/socket.io-client/dist",
-		Path:              "/socket.io/",
-		PingInterval:      25 * time.Second,
-		PingTimeout:       20 * time.Second,
-		MaxHTTPBufferSize: 1_000_000,
-		ConnectTimeout:    45 * time.Second,
-		MaxConnections:    100_000,
-		SendQueuePackets:  4096,
-		SendQueueBytes:    2 << 20,
-		EventRate:         50,
-		EventBurst:        100,
-		MaxMessageBytes:   64 << 10,
-		RedisPrefix:       "socket.io",
-		ShutdownGrace:     10 * time.Second,
-		LogFormat:         "text",
-		LogLevel:          slog.LevelInfo,
+		Addr:               ":9000",
+		PublicDir:          "public",
+		ClientDir:          "node_modules/socket.io-client/dist",
+		Path:               "/socket.io/",
+		PingInterval:       25 * time.Second,
+		PingTimeout:        20 * time.Second,
+		MaxHTTPBufferSize:  1_000_000,
+		ConnectTimeout:     45 * time.Second,
+		MaxConnections:     100_000,
+		MaxHTTPConnections: 10_000,
+		HTTPIdleTimeout:    30 * time.Second,
+		SendQueuePackets:   4096,
+		SendQueueBytes:     2 << 20,
+		EventRate:          50,
+		EventBurst:         100,
+		MaxMessageBytes:    64 << 10,
+		RedisPrefix:        "socket.io",
+		ShutdownGrace:      10 * time.Second,
+		LogFormat:          "text",
+		LogLevel:           slog.LevelInfo,
 	}
 }
 
-// errHelp is returned by parseConfig when -h was asked for; usage has been printed.
-var errHelp = flag.ErrHelp
+// ErrHelp is returned by parseConfig when -h was asked for; usage has been printed.
+var ErrHelp = flag.ErrHelp
 
-// parseConfig reads flags from args (without the program name), falling back
+// ParseConfig reads flags from args (without the program name), falling back
 // to getenv for each flag's environment variable, then to the defaults.
 // Usage and parse errors are written to out.
-func parseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
-	cfg := defaultConfig()
+func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	cfg := DefaultConfig()
 	fs := flag.NewFlagSet("socketio-chat", flag.ContinueOnError)
 	fs.SetOutput(out)
 
@@ -196,6 +205,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	boolean(&cfg.AllowEIO3, "allow-eio3", "ALLOW_EIO3", "accept Engine.IO v3 clients (socket.io-client 2.x)")
 	dur(&cfg.Recovery, "recovery", "RECOVERY", "connection state recovery window, e.g. 2m; 0 is off")
 	integer(&cfg.MaxConnections, "max-connections", "MAX_CONNECTIONS", "most concurrent sessions; more get 503")
+	integer(&cfg.MaxHTTPConnections, "max-http-connections", "MAX_HTTP_CONNECTIONS", "most TCP connections that are not WebSocket sessions (HTTP requests, long polls, idle keep-alive); more are closed")
+	dur(&cfg.HTTPIdleTimeout, "http-idle-timeout", "HTTP_IDLE_TIMEOUT", "close keep-alive connections idle for this long")
 	integer(&cfg.SendQueuePackets, "send-queue-packets", "SEND_QUEUE_PACKETS", "most packets queued for one client before it is disconnected")
 	int64v(&cfg.SendQueueBytes, "send-queue-bytes", "SEND_QUEUE_BYTES", "most bytes queued for one client before it is disconnected")
 	float(&cfg.EventRate, "event-rate", "EVENT_RATE", "incoming events per second allowed per connection")
@@ -232,11 +243,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 		}
 		cfg.MemoryLimit = n
 	}
-	return cfg, cfg.validate()
+	return cfg, cfg.Validate()
 }
 
-// validate reports the first setting that cannot work, in words a user can act on.
-func (c *Config) validate() error {
+// Validate reports the first setting that cannot work, in words a user can act on.
+func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
@@ -279,6 +290,12 @@ func (c *Config) validate() error {
 	}
 	if c.MaxConnections <= 0 {
 		bad("-max-connections %d: must be positive", c.MaxConnections)
+	}
+	if c.MaxHTTPConnections <= 0 {
+		bad("-max-http-connections %d: must be positive", c.MaxHTTPConnections)
+	}
+	if c.HTTPIdleTimeout <= 0 {
+		bad("-http-idle-timeout %v: must be positive", c.HTTPIdleTimeout)
 	}
 	if c.SendQueuePackets <= 0 {
 		bad("-send-queue-packets %d: must be positive", c.SendQueuePackets)

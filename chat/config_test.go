@@ -1,4 +1,4 @@
-package main
+package chat
 
 import (
 	"errors"
@@ -16,7 +16,7 @@ func confEnv(m map[string]string) func(string) string {
 }
 
 func TestConfigDefaultsAreNodes(t *testing.T) {
-	cfg, err := parseConfig(nil, confEnv(nil), io.Discard)
+	cfg, err := ParseConfig(nil, confEnv(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,8 +44,8 @@ func TestConfigDefaultsAreNodes(t *testing.T) {
 			t.Errorf("default %s = %v, want %v", c.name, c.got, c.want)
 		}
 	}
-	if want := defaultConfig(); !reflect.DeepEqual(cfg, want) {
-		t.Errorf("parseConfig with no flags and no env = %+v, want defaultConfig() %+v", cfg, want)
+	if want := DefaultConfig(); !reflect.DeepEqual(cfg, want) {
+		t.Errorf("parseConfig with no flags and no env = %+v, want DefaultConfig() %+v", cfg, want)
 	}
 }
 
@@ -108,13 +108,13 @@ func TestConfigParse(t *testing.T) {
 				confEq(t, "LogLevel", c.LogLevel, slog.LevelError)
 			}},
 		{"unrelated env ignored", nil, map[string]string{"HOME": "/root", "PATH": "/bin"},
-			func(t *testing.T, c Config) { confEq(t, "Config", c, defaultConfig()) }},
+			func(t *testing.T, c Config) { confEq(t, "Config", c, DefaultConfig()) }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseConfig(tc.args, confEnv(tc.env), io.Discard)
+			c, err := ParseConfig(tc.args, confEnv(tc.env), io.Discard)
 			if err != nil {
-				t.Fatalf("parseConfig(%q, %v): %v", tc.args, tc.env, err)
+				t.Fatalf("ParseConfig(%q, %v): %v", tc.args, tc.env, err)
 			}
 			tc.check(t, c)
 		})
@@ -169,12 +169,12 @@ func TestConfigRejects(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var out strings.Builder
-			_, err := parseConfig(tc.args, confEnv(tc.env), &out)
+			_, err := ParseConfig(tc.args, confEnv(tc.env), &out)
 			if err == nil {
-				t.Fatalf("parseConfig(%q, %v) succeeded, want an error", tc.args, tc.env)
+				t.Fatalf("ParseConfig(%q, %v) succeeded, want an error", tc.args, tc.env)
 			}
-			if errors.Is(err, errHelp) {
-				t.Fatalf("parseConfig(%q) = errHelp, want a validation error", tc.args)
+			if errors.Is(err, ErrHelp) {
+				t.Fatalf("ParseConfig(%q) = ErrHelp, want a validation error", tc.args)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
@@ -187,9 +187,9 @@ func TestConfigRejects(t *testing.T) {
 
 func TestConfigHelp(t *testing.T) {
 	var out strings.Builder
-	_, err := parseConfig([]string{"-h"}, confEnv(nil), &out)
-	if !errors.Is(err, errHelp) {
-		t.Fatalf("parseConfig(-h) error = %v, want errHelp", err)
+	_, err := ParseConfig([]string{"-h"}, confEnv(nil), &out)
+	if !errors.Is(err, ErrHelp) {
+		t.Fatalf("ParseConfig(-h) error = %v, want ErrHelp", err)
 	}
 	// Every flag of issue 2 is documented with its environment variable.
 	for _, w := range []string{

@@ -1,0 +1,190 @@
+// Package chat is the Socket.IO chat tutorial's server (its index.js) on our
+// Socket.IO core: the static page, the official browser client bundle, and
+// a Socket.IO server that forwards every user-message to everyone as
+// message, with the limits and the origin policy a public server needs.
+package chat
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/chatio/socketio-chat/engineio"
+	"github.com/chatio/socketio-chat/socketio"
+)
+
+// Server is the tutorial's index.js in Go: static files, the client bundle,
+// and a Socket.IO server that forwards every user-message to everyone.
+//
+// Its Socket.IO handlers run as the socketio package says: a socket's
+// events one at a time, in arrival order, so each sender's messages keep
+// their order; and every broadcast reaches every client in one order.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	io      *socketio.Server
+	bundle  *clientBundle
+	handler http.Handler
+
+	// cluster joins the other nodes through Redis (-redis); nil for one node.
+	cluster *tempCluster // TEMP-REDIS
+
+	closeOnce sync.Once
+}
+
+// New builds the server and every route main serves. It fails when the
+// client bundle is missing, naming the set-up command.
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	bundle, err := loadClientBundle(cfg.ClientDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, bundle: bundle}
+	opts := s.socketOptions()
+	if cfg.Redis != "" {
+		return nil, fmt.Errorf("-redis: not yet") // TEMP-REDIS
+	}
+	s.io, err = socketio.NewServer(opts)
+	if err != nil {
+		if s.cluster != nil {
+			_ = s.cluster.Close()
+		}
+		return nil, err
+	}
+	s.io.OnConnection(s.onConnection)
+	s.handler = s.routes()
+	return s, nil
+}
+
+// socketOptions maps the configuration onto the core's options.
+func (s *Server) socketOptions() socketio.Options {
+	c := s.cfg
+	opts := socketio.Options{
+		Engine: engineio.Options{
+			PingInterval:     c.PingInterval,
+			PingTimeout:      c.PingTimeout,
+			MaxBufferSize:    c.MaxHTTPBufferSize,
+			AllowEIO3:        c.AllowEIO3,
+			MaxSessions:      c.MaxConnections,
+			MaxQueuedPackets: c.SendQueuePackets,
+			MaxQueuedBytes:   c.SendQueueBytes,
+			Logger:           s.log,
+		},
+		ConnectTimeout: c.ConnectTimeout,
+		Logger:         s.log,
+	}
+	if c.Recovery > 0 {
+		opts.Recovery = &socketio.RecoveryOptions{MaxDisconnectionDuration: c.Recovery, SkipMiddlewares: true}
+	}
+	return opts
+}
+
+// routes is the one http.Handler with every route, used by main and the tests.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	index := filepath.Join(s.cfg.PublicDir, "index.html")
+	static := http.FileServer(http.Dir(s.cfg.PublicDir))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.ServeFile(w, r, index)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		static.ServeHTTP(w, r)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	policy := originPolicy{allowed: s.cfg.CORSOrigins}
+	mux.Handle(s.cfg.Path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f, ok := s.bundle.lookup(r.URL.Path, s.cfg.Path); ok {
+			s.bundle.serve(w, r, f)
+			return
+		}
+		if !policy.allows(r) {
+			s.log.Warn("refused cross-origin request", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+			engineio.WriteError(w, http.StatusForbidden, 4, "Origin not allowed")
+			return
+		}
+		if allowCORS(w, r) {
+			return // a preflight, answered
+		}
+		s.io.ServeHTTP(w, r)
+	}))
+	return mux
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// IO is the Socket.IO server.
+func (s *Server) IO() *socketio.Server { return s.io }
+
+type tempCluster struct{} // TEMP-REDIS
+
+func (tempCluster) Close() error { return nil }
+
+// onConnection runs once per Socket.IO connection to the main namespace.
+func (s *Server) onConnection(client *socketio.Socket) {
+	id, remote := client.ID(), client.Handshake().Address
+	s.log.Info("A new user has connected", "id", id,
+		"transport", client.Conn().Transport(),
+		"remote", remote,
+		"recovered", client.Recovered())
+	s.limitEvents(client, remote)
+	client.On("user-message", func(e *socketio.Event) {
+		// The first argument, whatever its type, as the client sent it.
+		message := e.Arg(0)
+		if n := message.Size(); n > s.cfg.MaxMessageBytes {
+			s.log.Warn("dropping oversized chat message", "sid", id, "remote", remote,
+				"bytes", n, "max", s.cfg.MaxMessageBytes, "reason", "message too large")
+			return
+		}
+		if err := s.io.Emit("message", message); err != nil {
+			s.log.Error("broadcast failed", "sid", id, "err", err)
+		}
+	})
+	client.OnDisconnect(func(reason string, cause error) {
+		if cause != nil {
+			s.log.Info("user disconnected", "id", id, "reason", reason, "cause", cause)
+			return
+		}
+		s.log.Info("user disconnected", "id", id, "reason", reason)
+	})
+}
+
+// Close disconnects every client (they see the transport close and
+// reconnect, to this node or another) and closes the cluster adapter.
+// Later calls do nothing.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		s.io.Close()
+		if s.cluster != nil {
+			_ = s.cluster.Close() // after io.Close, which closes the namespaces' adapters
+		}
+	})
+}
+
+// Sessions is the number of Engine.IO sessions not yet gone.
+func (s *Server) Sessions() int { return s.io.Engine().Len() }
+
+// WaitDrained waits until no Engine.IO session is left or ctx ends.
+func (s *Server) WaitDrained(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for s.Sessions() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d sessions still open: %w", s.Sessions(), ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}

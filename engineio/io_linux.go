@@ -1,0 +1,334 @@
+package engineio
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// epoll is the Linux I/O engine: one goroutine waits in epoll_wait for the
+// connections of every server in the process, readable connections are
+// read by an elastic pool of goroutines (which run the sessions' handlers),
+// and writes are non-blocking writev calls made by a fixed pool of flush
+// goroutines, resumed by EPOLLOUT when a socket's buffer is full. A
+// connection with nothing to read or write costs no goroutine and no
+// buffer: its file descriptor, taken out of Go's network poller, and its
+// structs.
+type epoll struct {
+	fd      int
+	readers *elastic
+	flusher *workers
+
+	mu    sync.Mutex
+	conns map[int32]*wsConn
+}
+
+var (
+	epollOnce sync.Once
+	epollInst *epoll
+)
+
+// epollEngine returns the process's epoll engine, started on first use, or
+// nil if epoll cannot be used.
+func epollEngine() ioEngine {
+	epollOnce.Do(func() {
+		fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+		if err != nil {
+			return
+		}
+		e := &epoll{fd: fd, conns: make(map[int32]*wsConn)}
+		e.readers = newElastic(e.read)
+		e.flusher = newWorkers(flushWorkers(), (*wsConn).flush)
+		go e.loop()
+		epollInst = e
+	})
+	if epollInst == nil {
+		return nil
+	}
+	return epollInst
+}
+
+// fdConn is a socket detached from Go's network poller: a duplicate of the
+// hijacked connection's descriptor, in non-blocking mode. mu guards the
+// descriptor's life: reads and writes hold it shared, close exclusively,
+// so a descriptor is never used after it was closed (and reused).
+type fdConn struct {
+	mu sync.RWMutex
+	fd int // -1 once closed
+}
+
+func (e *epoll) wrap(nc net.Conn, writeTimeout time.Duration) (ioEngine, rawConn, error) {
+	inner := nc
+	for {
+		u, ok := inner.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		if _, isTLS := inner.(*tls.Conn); isTLS {
+			break // the bytes underneath are encrypted
+		}
+		inner = u.NetConn()
+	}
+	tc, ok := inner.(*net.TCPConn)
+	if !ok {
+		return goroutineIO.wrap(nc, writeTimeout)
+	}
+	sc, err := tc.SyscallConn()
+	if err != nil {
+		return nil, nil, err
+	}
+	fd := -1
+	var dupErr error
+	if err := sc.Control(func(s uintptr) { fd, dupErr = syscall.Dup(int(s)) }); err != nil {
+		return nil, nil, err
+	}
+	if dupErr != nil {
+		return nil, nil, dupErr
+	}
+	syscall.CloseOnExec(fd)
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return nil, nil, err
+	}
+	_ = nc.Close() // the duplicate keeps the socket open; wrappers see their Close
+	return e, &fdConn{fd: fd}, nil
+}
+
+func (e *epoll) register(c *wsConn) error {
+	fc := c.raw.(*fdConn)
+	fc.mu.RLock()
+	defer fc.mu.RUnlock()
+	if fc.fd < 0 {
+		return net.ErrClosed
+	}
+	e.mu.Lock()
+	e.conns[int32(fc.fd)] = c
+	e.mu.Unlock()
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(fc.fd)}
+	if err := syscall.EpollCtl(e.fd, syscall.EPOLL_CTL_ADD, fc.fd, &ev); err != nil {
+		e.mu.Lock()
+		delete(e.conns, int32(fc.fd))
+		e.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (e *epoll) unregister(c *wsConn) {
+	fc, ok := c.raw.(*fdConn)
+	if !ok {
+		return
+	}
+	fc.mu.RLock()
+	defer fc.mu.RUnlock()
+	if fc.fd < 0 {
+		return
+	}
+	e.mu.Lock()
+	if e.conns[int32(fc.fd)] == c {
+		delete(e.conns, int32(fc.fd))
+	}
+	e.mu.Unlock()
+	_ = syscall.EpollCtl(e.fd, syscall.EPOLL_CTL_DEL, fc.fd, nil)
+}
+
+func (e *epoll) scheduleFlush(c *wsConn) { e.flusher.submit(c) }
+
+// waitWritable asks for EPOLLOUT. Setting waitOut before the EPOLL_CTL_MOD
+// (which reports a socket that is writable by now at once) means that the
+// event cannot be missed; the flush that ends here must not touch the
+// connection afterwards, since the event may start the next one at once.
+func (e *epoll) waitWritable(c *wsConn) {
+	fc := c.raw.(*fdConn)
+	c.waitOut.Store(true)
+	fc.mu.RLock()
+	defer fc.mu.RUnlock()
+	if fc.fd < 0 {
+		return
+	}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | epollET, Fd: int32(fc.fd)}
+	if err := syscall.EpollCtl(e.fd, syscall.EPOLL_CTL_MOD, fc.fd, &ev); err != nil && c.waitOut.CompareAndSwap(true, false) {
+		e.flusher.submit(c) // the flush will see the error
+	}
+}
+
+// loop waits for readiness and dispatches it, forever.
+func (e *epoll) loop() {
+	events := make([]syscall.EpollEvent, 256)
+	for {
+		n, err := syscall.EpollWait(e.fd, events, -1)
+		if err != nil {
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			panic("engineio: epoll_wait: " + err.Error())
+		}
+		e.mu.Lock()
+		for i := range n {
+			ev := &events[i]
+			c := e.conns[ev.Fd]
+			if c == nil {
+				continue
+			}
+			if ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+				e.readable(c)
+			}
+			if ev.Events&(syscall.EPOLLOUT|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 && c.waitOut.CompareAndSwap(true, false) {
+				e.flusher.submit(c)
+			}
+		}
+		e.mu.Unlock()
+	}
+}
+
+// readable starts a read of c, or tells the running one to read again.
+func (e *epoll) readable(c *wsConn) {
+	for {
+		switch st := c.rstate.Load(); st {
+		case readIdle:
+			if c.rstate.CompareAndSwap(readIdle, readRunning) {
+				e.readers.submit(c)
+				return
+			}
+		case readRunning:
+			if c.rstate.CompareAndSwap(readRunning, readAgain) {
+				return
+			}
+		default: // readAgain, readDead
+			return
+		}
+	}
+}
+
+// read reads c until the socket has nothing more, handing what it reads to
+// the connection. One runs at a time per connection (rstate).
+func (e *epoll) read(c *wsConn) {
+	fc := c.raw.(*fdConn)
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	buf := *bp
+	for {
+		n, err := fc.read(buf)
+		if n > 0 {
+			if !c.handleRead(buf[:n]) {
+				c.rstate.Store(readDead)
+				return
+			}
+			continue
+		}
+		if errors.Is(err, errWouldBlock) {
+			if c.rstate.CompareAndSwap(readRunning, readIdle) {
+				return
+			}
+			if !c.rstate.CompareAndSwap(readAgain, readRunning) {
+				return // dead
+			}
+			continue
+		}
+		c.onReadError(err)
+		return
+	}
+}
+
+func (fc *fdConn) read(p []byte) (int, error) {
+	fc.mu.RLock()
+	defer fc.mu.RUnlock()
+	if fc.fd < 0 {
+		return 0, net.ErrClosed
+	}
+	for {
+		n, err := syscall.Read(fc.fd, p)
+		switch {
+		case err == nil && n == 0:
+			return 0, io.EOF
+		case err == nil:
+			return n, nil
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EAGAIN):
+			return 0, errWouldBlock
+		default:
+			return 0, err
+		}
+	}
+}
+
+// epollET is EPOLLET as the uint32 the event mask is.
+const epollET = 1 << 31
+
+// maxIovecs is the most buffers one writev takes (IOV_MAX).
+const maxIovecs = 1024
+
+var iovecPool = sync.Pool{New: func() any { v := make([]syscall.Iovec, 0, 64); return &v }}
+
+func (fc *fdConn) writev(bufs [][]byte) (int, error) {
+	fc.mu.RLock()
+	defer fc.mu.RUnlock()
+	if fc.fd < 0 {
+		return 0, net.ErrClosed
+	}
+	vp := iovecPool.Get().(*[]syscall.Iovec)
+	defer func() {
+		clear((*vp)[:cap(*vp)])
+		*vp = (*vp)[:0]
+		iovecPool.Put(vp)
+	}()
+	total := 0
+	for len(bufs) > 0 {
+		iov := (*vp)[:0]
+		want := 0
+		k := 0
+		for ; k < len(bufs) && len(iov) < maxIovecs; k++ {
+			if len(bufs[k]) == 0 {
+				continue
+			}
+			v := syscall.Iovec{Base: &bufs[k][0]}
+			v.SetLen(len(bufs[k]))
+			iov = append(iov, v)
+			want += len(bufs[k])
+		}
+		*vp = iov
+		if len(iov) == 0 {
+			return total, nil
+		}
+		n, _, errno := syscall.Syscall(syscall.SYS_WRITEV, uintptr(fc.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		if errno != 0 {
+			switch errno {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				return total, errWouldBlock
+			default:
+				return total, errno
+			}
+		}
+		total += int(n)
+		if int(n) < want {
+			return total, errWouldBlock
+		}
+		bufs = bufs[k:]
+	}
+	return total, nil
+}
+
+func (fc *fdConn) shutdownWrite() {
+	fc.mu.RLock()
+	defer fc.mu.RUnlock()
+	if fc.fd >= 0 {
+		_ = syscall.Shutdown(fc.fd, syscall.SHUT_WR)
+	}
+}
+
+func (fc *fdConn) close() {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if fc.fd >= 0 {
+		_ = syscall.Close(fc.fd)
+		fc.fd = -1
+	}
+}

@@ -1,0 +1,283 @@
+package engineio
+
+import (
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+var (
+	errOverlap            = errors.New("overlap from client")
+	errPostOverlap        = errors.New("data request overlap from client")
+	errPollClosed         = errors.New("poll connection closed prematurely")
+	errHeartbeatDirection = errors.New("invalid heartbeat direction")
+)
+
+// servePoll answers a polling GET with what is queued, waiting for
+// something to be queued if nothing is. The wait has no timeout of its own:
+// the heartbeat puts a PING in the queue every pingInterval.
+func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	switch {
+	case s.state == stateClosed:
+		s.mu.Unlock()
+		s.srv.refuseCode(w, r, slog.LevelDebug, s.id, "polling", http.StatusBadRequest, codeUnknownSID, "session closed")
+		return
+	case s.ws != nil:
+		s.mu.Unlock()
+		s.srv.refuseCode(w, r, slog.LevelDebug, s.id, "polling", http.StatusBadRequest, codeBadRequest, "poll on a websocket session")
+		return
+	case s.poll != nil:
+		s.mu.Unlock()
+		s.srv.refuseCode(w, r, slog.LevelWarn, s.id, "polling", http.StatusBadRequest, codeBadRequest, "overlapping GET")
+		s.close("transport error", errOverlap, false, nil)
+		return
+	}
+	for len(s.queue) == 0 && s.state == stateOpen && !s.pollNoop && s.ws == nil {
+		ch := make(chan struct{})
+		s.poll = ch
+		s.mu.Unlock()
+		select {
+		case <-ch:
+			s.mu.Lock()
+		case <-r.Context().Done():
+			s.mu.Lock()
+			if s.poll == ch {
+				s.poll = nil
+				s.mu.Unlock()
+				s.close("transport error", errPollClosed, false, nil)
+				return
+			}
+		}
+	}
+	var msgs []Message
+	if s.ws == nil {
+		msgs = s.queue
+		s.queue, s.queued = nil, 0
+	}
+	closing := s.state != stateOpen
+	s.pollNoop = false
+	if s.linger != nil {
+		s.linger.Stop()
+	}
+	s.mu.Unlock()
+	if closing {
+		msgs = append(msgs, closeMessage)
+	} else if len(msgs) == 0 {
+		msgs = append(msgs, noopMessage)
+	}
+	s.writePayload(w, r, msgs)
+	if closing {
+		s.finish()
+	}
+}
+
+// writePayload encodes msgs for the session's protocol and writes them as
+// the response to a GET, gzip-compressed when it is worth it.
+func (s *Session) writePayload(w http.ResponseWriter, r *http.Request, msgs []Message) {
+	buf := getBuffer()
+	defer putBuffer(buf)
+	contentType := "text/plain; charset=UTF-8"
+	switch {
+	case s.protocol == 4:
+		buf.b = appendPayloadV4(buf.b, msgs)
+	case !s.b64 && hasBinary(msgs):
+		contentType = "application/octet-stream"
+		buf.b = appendPayloadV3Binary(buf.b, msgs)
+	default:
+		buf.b = appendPayloadV3Text(buf.b, msgs)
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Cache-Control", "no-store")
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.srv.opts.PingTimeout))
+	if t := s.srv.opts.CompressionThreshold; t >= 0 && len(buf.b) >= t && acceptsGzip(r) {
+		h.Set("Content-Encoding", "gzip")
+		h.Add("Vary", "Accept-Encoding")
+		zw := gzipPool.Get().(*gzip.Writer)
+		zw.Reset(w)
+		_, _ = zw.Write(buf.b)
+		_ = zw.Close()
+		zw.Reset(io.Discard)
+		gzipPool.Put(zw)
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(len(buf.b)))
+	_, _ = w.Write(buf.b)
+}
+
+func hasBinary(msgs []Message) bool {
+	for _, m := range msgs {
+		if m.binary {
+			return true
+		}
+	}
+	return false
+}
+
+func acceptsGzip(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for part := range strings.SplitSeq(v, ",") {
+			name, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+			if strings.EqualFold(strings.TrimSpace(name), "gzip") && strings.TrimSpace(q) != "q=0" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+var gzipPool = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+	return zw
+}}
+
+// servePost reads a polling POST's packets and hands them to the session.
+// The body is read up to MaxBufferSize bytes, within the time the heartbeat
+// gives a silent client; a body that is too big, too slow, or not an
+// Engine.IO payload closes the session.
+func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
+	const transport = "polling"
+	s.mu.Lock()
+	switch {
+	case s.state != stateOpen:
+		s.mu.Unlock()
+		s.srv.refuseCode(w, r, slog.LevelDebug, s.id, transport, http.StatusBadRequest, codeUnknownSID, "session closed")
+		return
+	case s.ws != nil:
+		s.mu.Unlock()
+		s.srv.refuseCode(w, r, slog.LevelDebug, s.id, transport, http.StatusBadRequest, codeBadRequest, "POST on a websocket session")
+		return
+	case s.posting:
+		s.mu.Unlock()
+		s.srv.refuseCode(w, r, slog.LevelWarn, s.id, transport, http.StatusBadRequest, codeBadRequest, "overlapping POST")
+		s.close("transport error", errPostOverlap, false, nil)
+		return
+	}
+	s.posting = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.posting = false
+		s.mu.Unlock()
+	}()
+
+	o := &s.srv.opts
+	binary := r.Header.Get("Content-Type") == "application/octet-stream"
+	if binary && s.protocol == 4 {
+		s.srv.refuseCode(w, r, slog.LevelWarn, s.id, transport, http.StatusBadRequest, codeBadRequest,
+			"binary body, which Engine.IO v4 does not use")
+		s.close("transport error", errors.New("invalid content"), false, nil)
+		return
+	}
+	if r.ContentLength > o.MaxBufferSize {
+		s.srv.refuse(w, r, slog.LevelWarn, s.id, transport, http.StatusRequestEntityTooLarge, codeBadRequest, "Payload too large",
+			fmt.Sprintf("body of %d bytes, over maxHttpBufferSize %d", r.ContentLength, o.MaxBufferSize))
+		s.close("transport error", errors.New("payload too large"), false, nil)
+		return
+	}
+	timeout := o.PingInterval + o.PingTimeout
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(timeout))
+	body, err := readBody(w, r, o.MaxBufferSize)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		var ne net.Error
+		switch {
+		case errors.As(err, &tooBig):
+			s.srv.refuse(w, r, slog.LevelWarn, s.id, transport, http.StatusRequestEntityTooLarge, codeBadRequest, "Payload too large",
+				fmt.Sprintf("body over maxHttpBufferSize %d", o.MaxBufferSize))
+		case errors.As(err, &ne) && ne.Timeout():
+			s.srv.refuseCode(w, r, slog.LevelWarn, s.id, transport, http.StatusBadRequest, codeBadRequest,
+				fmt.Sprintf("body not received within %v", timeout))
+		default:
+			s.srv.refuseCode(w, r, slog.LevelDebug, s.id, transport, http.StatusBadRequest, codeBadRequest,
+				"reading the body: "+err.Error())
+		}
+		s.close("transport error", err, false, nil)
+		return
+	}
+	var packets []packet
+	switch {
+	case binary:
+		packets, err = decodePayloadV3Binary(body)
+	case s.protocol == 4:
+		packets, err = decodePayloadV4(validUTF8(body))
+	default:
+		packets, err = decodePayloadV3Text(validUTF8(body))
+	}
+	if err != nil {
+		s.srv.refuseCode(w, r, slog.LevelWarn, s.id, transport, http.StatusBadRequest, codeBadRequest,
+			"invalid Engine.IO payload: "+err.Error())
+		s.close("parse error", err, false, nil)
+		return
+	}
+	// Node answers before the packets are handled; the order of the
+	// packets is kept either way.
+	h := w.Header()
+	h.Set("Content-Type", "text/html")
+	h.Set("Content-Length", "2")
+	h.Set("Cache-Control", "no-store")
+	_, _ = io.WriteString(w, "ok")
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	for _, p := range packets {
+		s.receive(p)
+	}
+}
+
+// readBody reads a request body of at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if n := r.ContentLength; n >= 0 {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(body, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	return io.ReadAll(body)
+}
+
+// validUTF8 returns b with every byte that is not part of valid UTF-8
+// replaced by U+FFFD, as Node decodes a polling body.
+func validUTF8(b []byte) []byte {
+	if utf8.Valid(b) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			out = append(out, "\uFFFD"...)
+		} else {
+			out = append(out, b[i:i+size]...)
+		}
+		i += size
+	}
+	return out
+}
+
+// buffer is a pooled scratch buffer.
+type buffer struct{ b []byte }
+
+var bufferPool = sync.Pool{New: func() any { return &buffer{b: make([]byte, 0, 4096)} }}
+
+func getBuffer() *buffer { return bufferPool.Get().(*buffer) }
+
+func putBuffer(b *buffer) {
+	if cap(b.b) > 1<<20 {
+		return // do not keep what a burst grew
+	}
+	b.b = b.b[:0]
+	bufferPool.Put(b)
+}

@@ -1,0 +1,454 @@
+package engineio
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configure a Server. The zero value of each field means its
+// default, which is Node's wherever Node has one.
+type Options struct {
+	// PingInterval is how long the server waits after a PONG (or the
+	// handshake) before it sends the next PING. Defaults to 25s.
+	PingInterval time.Duration
+	// PingTimeout is how long a PING may go unanswered before the session
+	// is closed with the reason "ping timeout". Defaults to 20s.
+	PingTimeout time.Duration
+	// UpgradeTimeout bounds the polling to WebSocket upgrade, from the
+	// WebSocket's opening to the client's UPGRADE packet. Defaults to 10s.
+	UpgradeTimeout time.Duration
+	// MaxBufferSize bounds one polling body and one WebSocket message, in
+	// bytes (Node's maxHttpBufferSize). Defaults to 1 MB.
+	MaxBufferSize int64
+	// AllowEIO3 accepts Engine.IO v3 clients (socket.io-client 2.x).
+	AllowEIO3 bool
+	// DisableUpgrades keeps polling sessions on polling.
+	DisableUpgrades bool
+	// MaxSessions bounds the sessions open at once; handshakes beyond it
+	// are answered 503. 0 is no limit.
+	MaxSessions int
+	// MaxQueuedPackets and MaxQueuedBytes bound what waits to be sent to
+	// one session. A session that lets its queue overflow (a client that
+	// stopped reading) is told by SessionHandler.OnQueueOverflow. Default
+	// to 4096 packets and 2 MiB.
+	MaxQueuedPackets int
+	MaxQueuedBytes   int64
+	// CloseTimeout bounds how long a closing session may take to deliver
+	// its last packets (and, on WebSocket, its close frame). Defaults to 5s.
+	CloseTimeout time.Duration
+	// CompressionThreshold is the smallest polling response that is
+	// gzip-compressed for clients that accept it (Node: 1024). Negative
+	// turns compression off.
+	CompressionThreshold int
+	// AllowRequest, when set, is asked about every handshake; a non-nil
+	// error refuses it with 403 and the error's text.
+	AllowRequest func(r *http.Request) error
+	// IOMode chooses how idle WebSocket connections wait for data:
+	// IOModeEpoll (the default on Linux) or IOModeGoroutine.
+	IOMode IOMode
+	// Logger receives refusals (warn), closes (debug) and server errors.
+	// Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// IOMode is how a Server waits for WebSocket input.
+type IOMode int
+
+const (
+	// IOModeEpoll reads WebSocket connections when epoll reports them
+	// readable: an idle connection costs no goroutine. Linux only; elsewhere
+	// it means IOModeGoroutine.
+	IOModeEpoll IOMode = iota
+	// IOModeGoroutine parks one reader goroutine per WebSocket connection.
+	IOModeGoroutine
+)
+
+func (o *Options) setDefaults() {
+	if o.PingInterval <= 0 {
+		o.PingInterval = 25 * time.Second
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = 20 * time.Second
+	}
+	if o.UpgradeTimeout <= 0 {
+		o.UpgradeTimeout = 10 * time.Second
+	}
+	if o.MaxBufferSize <= 0 {
+		o.MaxBufferSize = 1_000_000
+	}
+	if o.MaxQueuedPackets <= 0 {
+		o.MaxQueuedPackets = 4096
+	}
+	if o.MaxQueuedBytes <= 0 {
+		o.MaxQueuedBytes = 2 << 20
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = 5 * time.Second
+	}
+	if o.CompressionThreshold == 0 {
+		o.CompressionThreshold = 1024
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// SessionHandler receives the events of one session. The server calls its
+// methods one at a time, in order, never concurrently: OnMessage for each
+// message in the order the client sent them, then OnClose once. They run
+// on the goroutine that read the data (a WebSocket reader, or the polling
+// POST's request), or on a timer's goroutine for OnClose; a method that
+// blocks delays that session's later events, and no other session's.
+type SessionHandler interface {
+	// OnMessage receives one MESSAGE packet. data belongs to the handler.
+	OnMessage(data []byte, binary bool)
+	// OnQueueOverflow is called when the session's send queue overflowed:
+	// the queued packets were dropped, and the session accepts no more
+	// packets but those given to Close, which the handler must call.
+	OnQueueOverflow()
+	// OnClose is called once, when the session is closed, with the reason
+	// (Node's: "transport close", "transport error", "ping timeout",
+	// "parse error", "forced close", …) and the error behind it, if any.
+	OnClose(reason string, err error)
+}
+
+// Server is an Engine.IO v4 server (and v3, with AllowEIO3) over HTTP
+// long-polling and WebSocket. It is an http.Handler, to be mounted at the
+// Engine.IO path (Node's default is /engine.io/, Socket.IO's /socket.io/).
+//
+// ServeHTTP may be called concurrently. Every session has its own lock; the
+// server's own lock guards only the table of sessions.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	connect func(*Session) SessionHandler
+	io      ioEngine
+
+	mu       sync.Mutex
+	sessions map[string]*Session
+	closed   bool
+	count    atomic.Int64 // sessions open or reserved by a handshake
+
+	stats Stats
+}
+
+// NewServer returns a server that calls connect for each new session, on
+// the handshake's goroutine, before the handshake is answered; connect
+// returns the session's handler. What connect sends follows the OPEN packet.
+func NewServer(opts Options, connect func(*Session) SessionHandler) *Server {
+	opts.setDefaults()
+	s := &Server{
+		opts:     opts,
+		log:      opts.Logger,
+		connect:  connect,
+		sessions: make(map[string]*Session),
+	}
+	s.io = newIOEngine(opts.IOMode)
+	return s
+}
+
+// Options returns the server's options, with defaults filled in.
+func (s *Server) Options() Options { return s.opts }
+
+// Engine.IO error codes, as in Node's engine.io (Server.errors).
+const (
+	codeUnknownTransport    = 0
+	codeUnknownSID          = 1
+	codeBadHandshakeMethod  = 2
+	codeBadRequest          = 3
+	codeForbidden           = 4
+	codeUnsupportedProtocol = 5
+)
+
+var errorMessages = [...]string{
+	codeUnknownTransport:    "Transport unknown",
+	codeUnknownSID:          "Session ID unknown",
+	codeBadHandshakeMethod:  "Bad handshake method",
+	codeBadRequest:          "Bad request",
+	codeForbidden:           "Forbidden",
+	codeUnsupportedProtocol: "Unsupported protocol version",
+}
+
+// WriteError answers with the Engine.IO error body {"code":…,"message":…}.
+func WriteError(w http.ResponseWriter, status, code int, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}{code, message})
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// refuse answers a request with an Engine.IO error and logs why: at warn
+// for what a legitimate client never does, at debug for what happens
+// routinely (a poll for a session that just ended).
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, level slog.Level, sid, transport string, status, code int, message, reason string) {
+	s.stats.refused(status)
+	s.log.Log(r.Context(), level, "refused request", "sid", sid, "transport", transport, "remote", r.RemoteAddr,
+		"status", status, "reason", reason)
+	WriteError(w, status, code, message)
+}
+
+func (s *Server) refuseCode(w http.ResponseWriter, r *http.Request, level slog.Level, sid, transport string, status, code int, reason string) {
+	s.refuse(w, r, level, sid, transport, status, code, errorMessages[code], reason)
+}
+
+// ServeHTTP serves one Engine.IO request: a handshake, a poll, a polling
+// POST, or a WebSocket (new, or an upgrade of a polling session).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	transport := q.Get("transport")
+	sid := q.Get("sid")
+	isWS := isWebSocketUpgrade(r)
+	if transport != "polling" && transport != "websocket" {
+		s.refuseCode(w, r, slog.LevelDebug, sid, transport, http.StatusBadRequest, codeUnknownTransport,
+			fmt.Sprintf("unknown transport %q", transport))
+		return
+	}
+	if o := r.Header.Get("Origin"); o != "" && !validHeaderValue(o) {
+		s.refuseCode(w, r, slog.LevelWarn, sid, transport, http.StatusBadRequest, codeBadRequest, "invalid Origin header")
+		return
+	}
+	if sid == "" {
+		s.handshake(w, r, q, transport, isWS)
+		return
+	}
+	if !validID(sid) {
+		s.refuseCode(w, r, slog.LevelWarn, sid, transport, http.StatusBadRequest, codeBadRequest, "malformed session id")
+		return
+	}
+	sess := s.lookup(sid)
+	if sess == nil {
+		s.refuseCode(w, r, slog.LevelDebug, sid, transport, http.StatusBadRequest, codeUnknownSID, "unknown session")
+		return
+	}
+	if protocolOf(q) != sess.protocol {
+		s.refuseCode(w, r, slog.LevelWarn, sid, transport, http.StatusBadRequest, codeBadRequest,
+			fmt.Sprintf("protocol EIO=%s for a v%d session", q.Get("EIO"), sess.protocol))
+		return
+	}
+	switch {
+	case transport == "websocket" && isWS:
+		sess.serveUpgrade(w, r)
+	case transport == "websocket":
+		s.refuseCode(w, r, slog.LevelWarn, sid, transport, http.StatusBadRequest, codeBadRequest, "websocket transport without an upgrade")
+	case r.Method == http.MethodGet:
+		sess.servePoll(w, r)
+	case r.Method == http.MethodPost:
+		sess.servePost(w, r)
+	case r.Method == http.MethodOptions:
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		s.refuseCode(w, r, slog.LevelWarn, sid, transport, http.StatusBadRequest, codeBadRequest,
+			fmt.Sprintf("method %s on a polling session", r.Method))
+	}
+}
+
+// protocolOf is the Engine.IO revision a request asks for: 4, or 3.
+func protocolOf(q url.Values) int {
+	if q.Get("EIO") == "4" {
+		return 4
+	}
+	return 3
+}
+
+// handshake opens a session, over polling or WebSocket.
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q url.Values, transport string, isWS bool) {
+	eio := q.Get("EIO")
+	if eio != "4" && (eio != "3" || !s.opts.AllowEIO3) {
+		s.refuseCode(w, r, slog.LevelWarn, "", transport, http.StatusBadRequest, codeUnsupportedProtocol,
+			fmt.Sprintf("unsupported protocol version EIO=%q", eio))
+		return
+	}
+	if r.Method != http.MethodGet {
+		if r.Method == http.MethodOptions {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		s.refuseCode(w, r, slog.LevelWarn, "", transport, http.StatusBadRequest, codeBadHandshakeMethod,
+			fmt.Sprintf("handshake with method %s", r.Method))
+		return
+	}
+	if transport == "websocket" && !isWS {
+		s.refuseCode(w, r, slog.LevelWarn, "", transport, http.StatusBadRequest, codeBadRequest, "websocket handshake without an upgrade")
+		return
+	}
+	if s.opts.AllowRequest != nil {
+		if err := s.opts.AllowRequest(r); err != nil {
+			s.refuse(w, r, slog.LevelWarn, "", transport, http.StatusForbidden, codeForbidden, err.Error(), err.Error())
+			return
+		}
+	}
+	if !s.reserve() {
+		s.refuse(w, r, slog.LevelWarn, "", transport, http.StatusServiceUnavailable, codeBadRequest,
+			"Too many connections", fmt.Sprintf("%d sessions open, the limit", s.opts.MaxSessions))
+		return
+	}
+	protocol := 4
+	if eio == "3" {
+		protocol = 3
+	}
+	sess := newSession(s, newID(), protocol, r)
+	if transport == "websocket" {
+		c, err := s.acceptWebSocket(w, r, sess)
+		if err != nil {
+			s.release()
+			return // acceptWebSocket answered
+		}
+		sess.open(c)
+		return
+	}
+	sess.b64 = q.Get("b64") != ""
+	sess.open(nil)
+	sess.servePoll(w, r)
+}
+
+// reserve takes room for one more session, if the limit allows.
+func (s *Server) reserve() bool {
+	n := s.count.Add(1)
+	if s.opts.MaxSessions > 0 && n > int64(s.opts.MaxSessions) {
+		s.count.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (s *Server) release() { s.count.Add(-1) }
+
+// register adds an opened session to the table; it reports false when the
+// server is closed.
+func (s *Server) register(sess *Session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.sessions[sess.id] = sess
+	return true
+}
+
+// unregister removes a session whose transport is done; its room is free.
+func (s *Server) unregister(sess *Session) {
+	s.mu.Lock()
+	if s.sessions[sess.id] == sess {
+		delete(s.sessions, sess.id)
+	}
+	s.mu.Unlock()
+	s.release()
+}
+
+func (s *Server) lookup(sid string) *Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[sid]
+}
+
+// Session returns the open session with this id, or nil.
+func (s *Server) Session(sid string) *Session {
+	sess := s.lookup(sid)
+	if sess == nil || sess.Closed() {
+		return nil
+	}
+	return sess
+}
+
+// Len is the number of sessions open, or closing and still delivering
+// their last packets.
+func (s *Server) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// Close closes every session with the reason "forced close" (their last
+// packets are delivered within CloseTimeout) and refuses new ones. It
+// returns at once; Len tells when the sessions are gone. Later calls do
+// nothing more.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	all := make([]*Session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		sess.Close("forced close")
+	}
+}
+
+// Stats returns counters of what the server did since it started.
+func (s *Server) Stats() StatsSnapshot { return s.stats.snapshot() }
+
+// newID returns a session id as Node's base64id: 15 random bytes, 20
+// characters of URL-safe base64.
+func newID() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:])
+	return base64.URLEncoding.EncodeToString(b[:])
+}
+
+// NewID returns a random id in the format of Engine.IO session ids, for the
+// layers above (Socket.IO socket ids).
+func NewID() string { return newID() }
+
+// validID reports whether sid could be a session id: a short run of
+// URL-safe base64 characters.
+func validID(sid string) bool {
+	if len(sid) > 64 {
+		return false
+	}
+	for i := 0; i < len(sid); i++ {
+		c := sid[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=') {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether v has only characters HTTP allows in a
+// header value (Node's checkInvalidHeaderChar).
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// isWebSocketUpgrade reports whether r asks for a WebSocket.
+func isWebSocketUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for part := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(part), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ErrClosed is returned by Send on a session that is closed or closing.
+var ErrClosed = errors.New("engineio: session closed")
+
+// ErrQueueFull is returned by Send when the session's send queue is full;
+// the session's handler has been told (OnQueueOverflow).
+var ErrQueueFull = errors.New("engineio: send queue full")

@@ -1,0 +1,510 @@
+package engineio
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// Request is what a session keeps of the request that opened it.
+type Request struct {
+	// Header holds the handshake's headers (Host is in Host).
+	Header http.Header
+	// Host is the Host the client asked for.
+	Host string
+	// URL is the handshake's URL, path and query.
+	URL *url.URL
+	// RemoteAddr is the client's address, as net/http reports it.
+	RemoteAddr string
+	// Secure is whether the handshake came over TLS.
+	Secure bool
+	// Time is when the session was opened.
+	Time time.Time
+}
+
+// sessionState is the life of a session: open, closing (its last packets
+// are being delivered), closed (the transport is gone).
+type sessionState uint8
+
+const (
+	stateOpen sessionState = iota
+	stateClosing
+	stateClosed
+)
+
+// Session is one Engine.IO session: one client, over polling, WebSocket, or
+// polling upgraded to WebSocket.
+//
+// Send and Close may be called from any goroutine. What is sent waits in
+// the session's send queue until its transport takes it: the pending poll
+// of a polling client, or the WebSocket writer. The queue is bounded
+// (Options.MaxQueuedPackets and MaxQueuedBytes).
+type Session struct {
+	srv      *Server
+	id       string
+	protocol int
+	req      Request
+	b64      bool // a v3 client that cannot receive binary over polling
+
+	handler SessionHandler
+	exec    executor // runs the handler's methods one at a time
+
+	mu       sync.Mutex
+	state    sessionState
+	ws       *wsConn // the WebSocket transport; nil while polling
+	probe    *wsConn // a WebSocket being probed for an upgrade
+	upgraded bool
+	queue    []Message
+	queued   int64 // bytes in queue
+	overflow bool  // the queue overflowed; only Close's packets are accepted
+
+	// polling
+	poll     chan struct{} // closed to wake the pending GET; nil when none
+	pollNoop bool          // the pending GET was released to let an upgrade go on
+	posting  bool          // a POST is being served
+	linger   *time.Timer   // bounds the wait for a last GET after a close
+
+	// heartbeat
+	timer     *time.Timer // next PING (v4), or the pong deadline
+	deadline  time.Time   // when timer is due; an earlier firing is stale
+	awaitPong bool        // v4: a PING is out
+	refreshed bool        // v4: the pong deadline was pushed back once already
+
+	// upgrade
+	upgradeTimer *time.Timer
+}
+
+func newSession(srv *Server, id string, protocol int, r *http.Request) *Session {
+	return &Session{
+		srv:      srv,
+		id:       id,
+		protocol: protocol,
+		req: Request{
+			Header:     r.Header,
+			Host:       r.Host,
+			URL:        r.URL,
+			RemoteAddr: r.RemoteAddr,
+			Secure:     r.TLS != nil,
+			Time:       time.Now(),
+		},
+	}
+}
+
+// ID is the session id (Engine.IO's sid).
+func (s *Session) ID() string { return s.id }
+
+// Protocol is the Engine.IO revision the client speaks: 4, or 3.
+func (s *Session) Protocol() int { return s.protocol }
+
+// Request describes the handshake.
+func (s *Session) Request() *Request { return &s.req }
+
+// Transport is "polling" or "websocket".
+func (s *Session) Transport() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ws != nil {
+		return "websocket"
+	}
+	return "polling"
+}
+
+// Closed reports whether the session is closed or closing.
+func (s *Session) Closed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state != stateOpen
+}
+
+// Waiting reports whether a polling client's GET is waiting for data.
+func (s *Session) Waiting() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.poll != nil
+}
+
+// Queued returns the number of packets and bytes waiting to be sent.
+func (s *Session) Queued() (packets int, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue), s.queued
+}
+
+// open queues the OPEN packet, registers the session, asks the server's
+// connect function for the handler and starts the heartbeat. c is the
+// WebSocket of a session opened over WebSocket, nil for polling.
+func (s *Session) open(c *wsConn) {
+	upgrades := []string{}
+	if c == nil && !s.srv.opts.DisableUpgrades {
+		upgrades = []string{"websocket"}
+	}
+	o := s.srv.opts
+	hs, _ := json.Marshal(struct {
+		SID          string   `json:"sid"`
+		Upgrades     []string `json:"upgrades"`
+		PingInterval int64    `json:"pingInterval"`
+		PingTimeout  int64    `json:"pingTimeout"`
+		MaxPayload   int64    `json:"maxPayload"`
+	}{s.id, upgrades, o.PingInterval.Milliseconds(), o.PingTimeout.Milliseconds(), o.MaxBufferSize})
+	s.queue = append(s.queue, Message{b: append([]byte{typeOpen}, hs...)})
+	s.queued = int64(len(s.queue[0].b))
+	s.ws = c
+	if !s.srv.register(s) {
+		s.state = stateClosed
+		s.srv.release()
+		if c != nil {
+			c.release()
+		}
+		return
+	}
+	s.srv.stats.opened(c != nil)
+	s.handler = s.srv.connect(s)
+	s.mu.Lock()
+	if s.protocol == 3 {
+		s.setTimerLocked(o.PingInterval + o.PingTimeout)
+	} else {
+		s.setTimerLocked(o.PingInterval)
+	}
+	if c != nil {
+		c.scheduleFlushLocked()
+	}
+	s.mu.Unlock()
+	if c != nil {
+		c.start()
+	}
+}
+
+// Send queues m for the client. It returns ErrClosed once the session is
+// closing, and ErrQueueFull when the queue overflows (the handler is then
+// told, and must Close the session).
+func (s *Session) Send(m Message) error { return s.send([]Message{m}) }
+
+// SendAll queues msgs one after the other, all or none (the header and
+// attachments of a binary Socket.IO packet).
+func (s *Session) SendAll(msgs ...Message) error { return s.send(msgs) }
+
+func (s *Session) send(msgs []Message) error {
+	var n int64
+	for _, m := range msgs {
+		n += int64(m.size())
+	}
+	s.mu.Lock()
+	if s.state != stateOpen {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if s.overflow {
+		s.mu.Unlock()
+		return ErrQueueFull
+	}
+	o := &s.srv.opts
+	if len(s.queue)+len(msgs) > o.MaxQueuedPackets || s.queued+n > o.MaxQueuedBytes {
+		s.overflow = true
+		s.queue, s.queued = nil, 0
+		s.mu.Unlock()
+		s.srv.stats.overflows.Add(1)
+		// Not on this goroutine: Send is called with the caller's locks
+		// held (a broadcast's), which the handler may need.
+		go s.post(event{kind: evOverflow})
+		return ErrQueueFull
+	}
+	s.queue = append(s.queue, msgs...)
+	s.queued += n
+	s.kickLocked()
+	s.mu.Unlock()
+	return nil
+}
+
+// TrySend queues msgs only if nothing is waiting to be sent (the client is
+// ready for them), and reports whether it did: for volatile packets.
+func (s *Session) TrySend(msgs ...Message) bool {
+	s.mu.Lock()
+	if s.state != stateOpen || s.overflow || len(s.queue) > 0 {
+		s.mu.Unlock()
+		return false
+	}
+	s.mu.Unlock()
+	return s.send(msgs) == nil
+}
+
+// sendControl queues a packet of the engine's own (PING, PONG) whatever the
+// queue's bounds; s.mu is held.
+func (s *Session) sendControlLocked(m Message) {
+	s.queue = append(s.queue, m)
+	s.queued += int64(m.size())
+	s.kickLocked()
+}
+
+// kickLocked tells the transport that there is something to send.
+func (s *Session) kickLocked() {
+	if s.ws != nil {
+		s.ws.scheduleFlushLocked()
+		return
+	}
+	s.wakePollLocked()
+}
+
+// wakePollLocked releases the pending GET, if any.
+func (s *Session) wakePollLocked() {
+	if s.poll != nil {
+		close(s.poll)
+		s.poll = nil
+	}
+}
+
+// Close closes the session with reason: the packets already queued and
+// last are delivered first (within Options.CloseTimeout), then the
+// transport is closed (a WebSocket with a 1000 close frame, a polling
+// client with a CLOSE packet). The handler's OnClose follows. Later calls
+// do nothing.
+func (s *Session) Close(reason string, last ...Message) {
+	s.close(reason, nil, true, last)
+}
+
+// close ends the session. A graceful close delivers what is queued;
+// otherwise (the client is gone or broke the protocol) it is dropped.
+func (s *Session) close(reason string, err error, graceful bool, last []Message) {
+	s.mu.Lock()
+	if s.state != stateOpen {
+		s.mu.Unlock()
+		return
+	}
+	s.state = stateClosing
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	if s.upgradeTimer != nil {
+		s.upgradeTimer.Stop()
+	}
+	probe := s.probe
+	s.probe = nil
+	if graceful {
+		s.queue = append(s.queue, last...)
+	} else {
+		s.queue, s.queued = nil, 0
+	}
+	finish := false
+	switch {
+	case s.ws != nil:
+		s.ws.closeLocked(graceful)
+	case s.poll != nil:
+		s.wakePollLocked() // the GET delivers the queue and a CLOSE packet, then finishes
+	case graceful:
+		// Wait for the client's next GET, which gets the queue and CLOSE.
+		s.linger = time.AfterFunc(s.srv.opts.CloseTimeout, s.finish)
+	default:
+		finish = true
+	}
+	s.mu.Unlock()
+	if probe != nil {
+		probe.abort()
+	}
+	s.srv.stats.closed(reason)
+	s.srv.log.Debug("session closed", "sid", s.id, "transport", s.Transport(), "remote", s.req.RemoteAddr,
+		"reason", describe(reason, err))
+	s.post(event{kind: evClose, reason: reason, err: err})
+	if finish {
+		s.finish()
+	}
+}
+
+func describe(reason string, err error) string {
+	if err == nil {
+		return reason
+	}
+	return reason + ": " + err.Error()
+}
+
+// finish forgets a closed session: its transport is done.
+func (s *Session) finish() {
+	s.mu.Lock()
+	if s.state == stateClosed {
+		s.mu.Unlock()
+		return
+	}
+	s.state = stateClosed
+	s.queue, s.queued = nil, 0
+	if s.linger != nil {
+		s.linger.Stop()
+	}
+	ws := s.ws
+	s.mu.Unlock()
+	s.srv.stats.finished(ws != nil)
+	s.srv.unregister(s)
+}
+
+// receive handles one packet from the client's current transport.
+func (s *Session) receive(p packet) {
+	switch p.typ {
+	case typeMessage:
+		if !s.heard() {
+			return // closing: what the client sends now is dropped, as in Node
+		}
+		s.post(event{kind: evMessage, data: p.data, binary: p.binary})
+	case typePong:
+		if s.protocol == 3 {
+			s.close("transport error", errHeartbeatDirection, false, nil)
+			return
+		}
+		s.onPong()
+	case typePing:
+		if s.protocol != 3 {
+			s.close("transport error", errHeartbeatDirection, false, nil)
+			return
+		}
+		s.mu.Lock()
+		if s.state == stateOpen {
+			o := s.srv.opts
+			s.setTimerLocked(o.PingInterval + o.PingTimeout)
+			s.sendControlLocked(pongMessage)
+		}
+		s.mu.Unlock()
+	case typeClose:
+		s.close("transport close", nil, false, nil)
+	default:
+		// OPEN, UPGRADE and NOOP from the client are ignored, as in Node.
+		_ = s.heard()
+	}
+}
+
+// heard notes a packet from the client and reports whether the session is
+// open. A v4 client's packet while a PING is out pushes the pong deadline
+// back, once, as Node does.
+func (s *Session) heard() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != stateOpen {
+		return false
+	}
+	if s.protocol != 3 && s.awaitPong && !s.refreshed {
+		s.refreshed = true
+		s.setTimerLocked(s.srv.opts.PingTimeout)
+	}
+	return true
+}
+
+// onPong schedules the next PING a pingInterval after this PONG.
+func (s *Session) onPong() {
+	s.mu.Lock()
+	if s.state == stateOpen && s.awaitPong {
+		s.awaitPong = false
+		s.setTimerLocked(s.srv.opts.PingInterval)
+	}
+	s.mu.Unlock()
+}
+
+// setTimerLocked arms the heartbeat timer to fire in d.
+func (s *Session) setTimerLocked(d time.Duration) {
+	s.deadline = time.Now().Add(d)
+	if s.timer == nil {
+		s.timer = time.AfterFunc(d, s.onTimer)
+	} else {
+		s.timer.Reset(d)
+	}
+}
+
+// onTimer runs on the timer's goroutine: time to PING (v4), or a PING (v4)
+// or the client's PING (v3) is overdue.
+func (s *Session) onTimer() {
+	s.mu.Lock()
+	if s.state != stateOpen || time.Now().Before(s.deadline) {
+		s.mu.Unlock() // closed, or a stale firing of a timer that was reset
+		return
+	}
+	if s.protocol == 3 || s.awaitPong {
+		s.mu.Unlock()
+		s.close("ping timeout", nil, false, nil)
+		return
+	}
+	s.awaitPong, s.refreshed = true, false
+	s.setTimerLocked(s.srv.opts.PingTimeout)
+	s.sendControlLocked(pingMessage)
+	s.mu.Unlock()
+}
+
+// Event kinds the executor delivers to the handler.
+const (
+	evMessage uint8 = iota
+	evOverflow
+	evUpgrade
+	evFunc
+	evClose
+)
+
+type event struct {
+	kind   uint8
+	binary bool
+	data   []byte
+	reason string
+	err    error
+	fn     func()
+}
+
+// Do runs fn one at a time with the handler's methods: at once if none is
+// running, otherwise right after the ones in progress and queued. Nothing
+// runs after OnClose: fn is dropped then.
+func (s *Session) Do(fn func()) { s.post(event{kind: evFunc, fn: fn}) }
+
+// executor runs a session's handler calls one at a time, in the order they
+// were posted, on the goroutine that posted while none was running: a call
+// posted from inside a handler (Close from OnMessage) runs right after it.
+type executor struct {
+	mu      sync.Mutex
+	running bool
+	closed  bool // OnClose was delivered; nothing follows it
+	q       []event
+}
+
+func (s *Session) post(ev event) {
+	e := &s.exec
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.q = append(e.q, ev)
+	if e.running {
+		e.mu.Unlock()
+		return
+	}
+	e.running = true
+	for len(e.q) > 0 && !e.closed {
+		ev := e.q[0]
+		e.q[0] = event{}
+		e.q = e.q[1:]
+		if ev.kind == evClose {
+			e.closed = true
+		}
+		e.mu.Unlock()
+		s.dispatch(ev)
+		e.mu.Lock()
+	}
+	e.running = false
+	e.q = nil
+	e.mu.Unlock()
+}
+
+func (s *Session) dispatch(ev event) {
+	if ev.kind == evFunc {
+		ev.fn()
+		return
+	}
+	h := s.handler
+	if h == nil {
+		return
+	}
+	switch ev.kind {
+	case evMessage:
+		h.OnMessage(ev.data, ev.binary)
+	case evOverflow:
+		h.OnQueueOverflow()
+	case evUpgrade:
+		if u, ok := h.(interface{ OnUpgrade() }); ok {
+			u.OnUpgrade()
+		}
+	case evClose:
+		h.OnClose(ev.reason, ev.err)
+	}
+}

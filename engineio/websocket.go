@@ -1,0 +1,743 @@
+package engineio
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+)
+
+// WebSocket opcodes (RFC 6455).
+const (
+	opContinuation = 0x0
+	opText         = 0x1
+	opBinary       = 0x2
+	opClose        = 0x8
+	opPing         = 0x9
+	opPong         = 0xA
+)
+
+// WebSocket close codes.
+const (
+	closeNormal          = 1000
+	closeProtocolError   = 1002
+	closeNoStatus        = 1005
+	closeInvalidPayload  = 1007
+	closeMessageTooBig   = 1009
+	closeInternalFailure = 1011
+)
+
+// wsConn is one WebSocket connection: the transport of a session opened
+// over WebSocket, or a polling session's upgrade (a probe until the
+// client's UPGRADE packet).
+//
+// Reading: one reader at a time (the I/O engine guarantees it) parses
+// frames and hands packets to the session; the read-side fields belong to
+// it. Writing: one flush at a time (the flushing flag, under the session's
+// lock) writes the session's queue and the connection's own control frames;
+// the flush-side fields belong to it. An idle connection holds no buffer
+// and, with the epoll engine, no goroutine.
+type wsConn struct {
+	sess *Session
+	io   ioEngine
+	raw  rawConn
+
+	// read side, owned by the reader
+	partial    []byte // an incomplete frame, or nil
+	frag       []byte // the fragments of a message being assembled
+	fragOp     byte
+	fragging   bool
+	peerClosed bool // a close frame was received
+	discard    bool // the connection is shutting down: input is dropped
+	probing    bool // an upgrade probe: only PING "probe" and UPGRADE are expected
+	rstate     atomic.Int32
+
+	// guarded by sess.mu
+	ctrl        []ctrlFrame // frames of the engine's own: pongs, "3probe", close
+	flushing    bool        // a flush is scheduled or running
+	closing     bool        // send the close frame after what is queued, then shut down
+	dropData    bool        // send no more data, only control frames
+	closeCode   uint16
+	closeQueued bool
+
+	// flush side, owned by the running flush
+	fb      *flushBuf
+	waitOut atomic.Bool // a flush waits for the socket to be writable
+
+	released atomic.Bool
+	timer    *time.Timer // bounds the close handshake
+}
+
+type ctrlFrame struct {
+	op      byte
+	payload []byte
+}
+
+// Reader states of a connection (rstate), for the epoll engine.
+const (
+	readIdle    = 0
+	readRunning = 1
+	readAgain   = 2 // running, and more input was signalled meanwhile
+	readDead    = 3
+)
+
+var errBadHandshake = errors.New("bad websocket handshake")
+
+// acceptWebSocket answers the WebSocket handshake of r and takes over the
+// connection. On failure it has answered the request.
+func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *Session) (*wsConn, error) {
+	key := r.Header.Get("Sec-WebSocket-Key")
+	if r.Method != http.MethodGet {
+		s.refuseCode(w, r, slog.LevelWarn, sess.id, "websocket", http.StatusBadRequest, codeBadRequest, "websocket handshake with method "+r.Method)
+		return nil, errBadHandshake
+	}
+	if v := r.Header.Get("Sec-WebSocket-Version"); v != "13" {
+		w.Header().Set("Sec-WebSocket-Version", "13")
+		s.refuseCode(w, r, slog.LevelWarn, sess.id, "websocket", http.StatusBadRequest, codeBadRequest, fmt.Sprintf("websocket version %q", v))
+		return nil, errBadHandshake
+	}
+	if k, err := base64.StdEncoding.DecodeString(key); err != nil || len(k) != 16 {
+		s.refuseCode(w, r, slog.LevelWarn, sess.id, "websocket", http.StatusBadRequest, codeBadRequest, "bad Sec-WebSocket-Key")
+		return nil, errBadHandshake
+	}
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		s.log.Error("websocket: cannot take over the connection", "remote", r.RemoteAddr, "err", err)
+		http.Error(w, "websocket not supported here", http.StatusInternalServerError)
+		return nil, err
+	}
+	resp := make([]byte, 0, 160)
+	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	resp = append(resp, acceptKey(key)...)
+	resp = append(resp, "\r\n\r\n"...)
+	_ = nc.SetWriteDeadline(time.Now().Add(s.opts.PingTimeout))
+	if _, err := nc.Write(resp); err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	c := &wsConn{sess: sess}
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		c.partial = bytes.Clone(b)
+	}
+	c.io, c.raw, err = s.io.wrap(nc, s.opts.PingTimeout)
+	if err != nil {
+		_ = nc.Close()
+		s.log.Error("websocket: cannot take over the connection", "remote", r.RemoteAddr, "err", err)
+		return nil, err
+	}
+	return c, nil
+}
+
+var wsGUID = []byte("258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+
+func acceptKey(key string) string {
+	h := sha1.New()
+	h.Write([]byte(key))
+	h.Write(wsGUID)
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
+// serveUpgrade opens a WebSocket for a polling session and probes it.
+func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	bad := ""
+	switch {
+	case s.state != stateOpen:
+		bad = "upgrade of a closed session"
+	case s.ws != nil || s.upgraded:
+		bad = "session already upgraded"
+	case s.probe != nil:
+		bad = "upgrade already under way"
+	case s.srv.opts.DisableUpgrades:
+		bad = "upgrades are disabled"
+	}
+	s.mu.Unlock()
+	if bad != "" {
+		s.srv.refuseCode(w, r, slog.LevelWarn, s.id, "websocket", http.StatusBadRequest, codeBadRequest, bad)
+		return
+	}
+	c, err := s.srv.acceptWebSocket(w, r, s)
+	if err != nil {
+		return
+	}
+	c.probing = true
+	s.mu.Lock()
+	if s.state != stateOpen || s.probe != nil || s.ws != nil {
+		s.mu.Unlock()
+		c.abort()
+		return
+	}
+	s.probe = c
+	s.upgradeTimer = time.AfterFunc(s.srv.opts.UpgradeTimeout, func() { s.abortProbe(c) })
+	s.mu.Unlock()
+	c.start()
+}
+
+// abortProbe gives up an upgrade; the session goes on polling.
+func (s *Session) abortProbe(c *wsConn) {
+	s.mu.Lock()
+	if s.probe != c {
+		s.mu.Unlock()
+		return
+	}
+	s.probe = nil
+	if s.upgradeTimer != nil {
+		s.upgradeTimer.Stop()
+	}
+	s.mu.Unlock()
+	c.abort()
+}
+
+// onProbe handles a packet on a WebSocket that is being probed.
+func (s *Session) onProbe(c *wsConn, p packet) {
+	switch {
+	case p.typ == typePing && string(p.data) == "probe":
+		s.mu.Lock()
+		if s.probe == c {
+			c.ctrl = append(c.ctrl, ctrlFrame{op: opText, payload: probeMessage.b})
+			c.scheduleFlushLocked()
+			s.wakePollLocked() // and again every 100ms: see upgradeTick
+			s.upgradeTick(c)
+		}
+		s.mu.Unlock()
+	case p.typ == typeUpgrade:
+		s.mu.Lock()
+		if s.probe != c || s.state != stateOpen {
+			s.mu.Unlock()
+			c.abort()
+			return
+		}
+		s.probe = nil
+		s.upgradeTimer.Stop()
+		s.ws = c
+		s.upgraded = true
+		c.probing = false
+		if s.poll != nil {
+			s.pollNoop = true
+			s.wakePollLocked()
+		}
+		c.scheduleFlushLocked() // what polling left in the queue
+		s.mu.Unlock()
+		s.srv.stats.upgraded()
+		s.post(event{kind: evUpgrade})
+	default:
+		s.abortProbe(c)
+	}
+}
+
+// upgradeTick releases the pending GET of a session being upgraded, every
+// 100ms, so that the client can pause polling and send UPGRADE (Node's
+// "fast upgrade" NOOP). s.mu is held.
+func (s *Session) upgradeTick(c *wsConn) {
+	var tick func()
+	tick = func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.probe != c || s.state != stateOpen {
+			return
+		}
+		if s.poll != nil {
+			s.pollNoop = true
+			s.wakePollLocked()
+		}
+		time.AfterFunc(100*time.Millisecond, tick)
+	}
+	time.AfterFunc(100*time.Millisecond, tick)
+}
+
+// start processes what arrived with the handshake and hands the
+// connection to its I/O engine.
+func (c *wsConn) start() {
+	if b := c.partial; len(b) > 0 {
+		c.partial = nil
+		if !c.handleRead(b) {
+			return
+		}
+	}
+	if err := c.io.register(c); err != nil {
+		c.sess.srv.log.Error("websocket: cannot watch the connection", "sid", c.sess.id, "err", err)
+		c.onReadError(err)
+	}
+}
+
+// handleRead parses the frames in data (a read from the connection) and
+// hands their packets on. It reports false once the connection is done
+// with input.
+func (c *wsConn) handleRead(data []byte) bool {
+	if c.discard {
+		return true
+	}
+	fromPartial := len(c.partial) > 0
+	if fromPartial {
+		c.partial = append(c.partial, data...)
+		data = c.partial
+	}
+	for len(data) > 0 && !c.discard {
+		n, need, ok := c.parseFrame(data)
+		if !ok {
+			c.partial = nil
+			return false
+		}
+		if n == 0 {
+			// An incomplete frame: keep it, with room for the rest.
+			if !fromPartial || cap(c.partial) < need {
+				p := make([]byte, len(data), max(need, len(data)))
+				copy(p, data)
+				c.partial = p
+			} else if &data[0] != &c.partial[0] {
+				c.partial = c.partial[:copy(c.partial, data)]
+			}
+			return true
+		}
+		data = data[n:]
+	}
+	c.partial = nil
+	return true
+}
+
+// parseFrame parses the frame at the start of b. It returns the bytes it
+// used (0 when the frame is incomplete, with need the bytes the whole frame
+// takes), and ok false when the connection failed.
+func (c *wsConn) parseFrame(b []byte) (n, need int, ok bool) {
+	if len(b) < 2 {
+		return 0, 14, true
+	}
+	fin := b[0]&0x80 != 0
+	rsv := b[0] & 0x70
+	op := b[0] & 0x0f
+	masked := b[1]&0x80 != 0
+	length := uint64(b[1] & 0x7f)
+	hdr := 2
+	switch length {
+	case 126:
+		if len(b) < 4 {
+			return 0, 8, true
+		}
+		length = uint64(binary.BigEndian.Uint16(b[2:]))
+		hdr = 4
+	case 127:
+		if len(b) < 10 {
+			return 0, 14, true
+		}
+		length = binary.BigEndian.Uint64(b[2:])
+		hdr = 10
+	}
+	if masked {
+		hdr += 4
+	}
+	switch {
+	case rsv != 0:
+		return 0, 0, c.protocolError(closeProtocolError, "websocket: reserved bits set")
+	case !masked:
+		return 0, 0, c.protocolError(closeProtocolError, "websocket: unmasked client frame")
+	case op >= opClose && (!fin || length > 125):
+		return 0, 0, c.protocolError(closeProtocolError, "websocket: bad control frame")
+	case op > opBinary && op < opClose || op > opPong:
+		return 0, 0, c.protocolError(closeProtocolError, fmt.Sprintf("websocket: unknown opcode %d", op))
+	case op < opClose && length+uint64(len(c.frag)) > uint64(c.sess.srv.opts.MaxBufferSize):
+		return 0, 0, c.protocolError(closeMessageTooBig, "websocket message over maxHttpBufferSize: read limit exceeded")
+	}
+	total := hdr + int(length)
+	if len(b) < total {
+		return 0, total, true
+	}
+	payload := b[hdr:total]
+	maskBytes(b[hdr-4:hdr], payload)
+	return total, 0, c.onFrame(fin, op, payload)
+}
+
+// maskBytes applies the client's masking key to p, in place.
+func maskBytes(key []byte, p []byte) {
+	k32 := binary.LittleEndian.Uint32(key)
+	k64 := uint64(k32) | uint64(k32)<<32
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		binary.LittleEndian.PutUint64(p[i:], binary.LittleEndian.Uint64(p[i:])^k64)
+	}
+	for ; i < len(p); i++ {
+		p[i] ^= key[i&3]
+	}
+}
+
+// onFrame handles one complete frame; payload is unmasked and only valid
+// during the call.
+func (c *wsConn) onFrame(fin bool, op byte, payload []byte) bool {
+	switch op {
+	case opContinuation:
+		if !c.fragging {
+			return c.protocolError(closeProtocolError, "websocket: continuation without a message")
+		}
+		c.frag = append(c.frag, payload...)
+		if fin {
+			msg, msgOp := c.frag, c.fragOp
+			c.frag, c.fragging = nil, false
+			return c.onMessage(msgOp, msg)
+		}
+		return true
+	case opText, opBinary:
+		if c.fragging {
+			return c.protocolError(closeProtocolError, "websocket: new message inside a fragmented one")
+		}
+		if !fin {
+			c.fragging, c.fragOp = true, op
+			c.frag = append([]byte(nil), payload...)
+			return true
+		}
+		return c.onMessage(op, bytes.Clone(payload))
+	case opPing:
+		s := c.sess
+		s.mu.Lock()
+		if !c.closing {
+			c.ctrl = append(c.ctrl, ctrlFrame{op: opPong, payload: bytes.Clone(payload)})
+			c.scheduleFlushLocked()
+		}
+		s.mu.Unlock()
+		return true
+	case opPong:
+		return true
+	case opClose:
+		code := uint16(closeNoStatus)
+		switch {
+		case len(payload) == 1:
+			return c.protocolError(closeProtocolError, "websocket: close frame of one byte")
+		case len(payload) >= 2:
+			code = binary.BigEndian.Uint16(payload)
+			if !utf8.Valid(payload[2:]) {
+				return c.protocolError(closeProtocolError, "websocket: close reason not UTF-8")
+			}
+		}
+		c.peerClosed = true
+		c.discard = true
+		s := c.sess
+		s.mu.Lock()
+		weClosed := c.closing
+		s.mu.Unlock()
+		if weClosed {
+			// The client answered our close frame: the handshake is over.
+			c.release()
+			return false
+		}
+		if code == closeNoStatus {
+			code = closeNormal
+		}
+		c.closeWith(code, "transport close", nil)
+		return true
+	}
+	return true
+}
+
+// onMessage decodes a whole message, which it owns, into an Engine.IO
+// packet for the session.
+func (c *wsConn) onMessage(op byte, msg []byte) bool {
+	s := c.sess
+	var (
+		p   packet
+		err error
+	)
+	if op == opText {
+		if !utf8.Valid(msg) {
+			return c.protocolError(closeInvalidPayload, "websocket: text message not UTF-8")
+		}
+		p, err = decodeText(msg, s.protocol)
+	} else {
+		p, err = decodeBinaryFrame(msg, s.protocol)
+	}
+	if err != nil {
+		s.srv.log.Warn("refused packet", "sid", s.id, "transport", "websocket", "remote", s.req.RemoteAddr,
+			"reason", "invalid Engine.IO packet")
+		if c.probing {
+			s.abortProbe(c)
+			return false
+		}
+		c.discard = true
+		s.close("parse error", err, false, nil)
+		return false
+	}
+	if c.probing {
+		s.onProbe(c, p)
+		return true
+	}
+	s.receive(p)
+	return true
+}
+
+// protocolError fails the connection with a close frame of code.
+func (c *wsConn) protocolError(code uint16, reason string) bool {
+	s := c.sess
+	s.srv.log.Warn("refused packet", "sid", s.id, "transport", "websocket", "remote", s.req.RemoteAddr, "reason", reason)
+	c.discard = true
+	c.closeWith(code, "transport error", errors.New(reason))
+	return false
+}
+
+// closeWith ends the connection with a close frame of code (nothing queued
+// is sent), and its session (or its probe) with reason.
+func (c *wsConn) closeWith(code uint16, reason string, err error) {
+	s := c.sess
+	s.mu.Lock()
+	isProbe := s.probe == c
+	if isProbe {
+		s.probe = nil
+		s.upgradeTimer.Stop()
+	}
+	s.mu.Unlock()
+	c.beginClose(code, true)
+	if !isProbe {
+		s.close(reason, err, false, nil)
+	}
+}
+
+// onReadError handles the end of input: EOF or a read error.
+func (c *wsConn) onReadError(err error) {
+	c.rstate.Store(readDead)
+	s := c.sess
+	s.mu.Lock()
+	isProbe, isTransport := s.probe == c, s.ws == c
+	s.mu.Unlock()
+	switch {
+	case isProbe:
+		s.abortProbe(c)
+	case isTransport:
+		// A client that goes away; or the end of a close handshake, when
+		// the session is closing already.
+		s.close("transport close", nil, false, nil)
+		c.release()
+	default:
+		c.release()
+	}
+}
+
+// closeLocked is the session's close of its transport: a graceful close
+// sends what is queued first. Either way a close frame follows, and the
+// connection is shut down. s.mu is held.
+func (c *wsConn) closeLocked(graceful bool) { c.closeFrameLocked(closeNormal, !graceful) }
+
+// beginClose sends a close frame of code after (unless dropData) what is
+// queued, then shuts the connection down.
+func (c *wsConn) beginClose(code uint16, dropData bool) {
+	s := c.sess
+	s.mu.Lock()
+	c.closeFrameLocked(code, dropData)
+	s.mu.Unlock()
+}
+
+func (c *wsConn) closeFrameLocked(code uint16, dropData bool) {
+	if c.closing {
+		return
+	}
+	c.closing, c.dropData, c.closeCode = true, dropData, code
+	c.scheduleFlushLocked()
+	// The close handshake is bounded: a client that reads nothing, or
+	// never closes its side, is cut off.
+	c.timer = time.AfterFunc(c.sess.srv.opts.CloseTimeout, c.abort)
+}
+
+// abort closes the connection at once.
+func (c *wsConn) abort() { c.release() }
+
+// release closes the connection and, if it was its session's transport,
+// forgets the session. It runs once.
+func (c *wsConn) release() {
+	if !c.released.CompareAndSwap(false, true) {
+		return
+	}
+	c.io.unregister(c)
+	c.raw.close()
+	s := c.sess
+	s.mu.Lock()
+	isTransport := s.ws == c
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	s.mu.Unlock()
+	if isTransport {
+		s.close("transport close", nil, false, nil) // if it was still open
+		s.finish()
+	}
+}
+
+// scheduleFlushLocked makes sure a flush will run. s.mu is held.
+func (c *wsConn) scheduleFlushLocked() {
+	if c.flushing || c.released.Load() {
+		return
+	}
+	c.flushing = true
+	c.io.scheduleFlush(c)
+}
+
+// flushBuf is what a flush needs while data moves: frame headers and the
+// iovecs not yet written.
+type flushBuf struct {
+	hdrs []byte
+	out  [][]byte
+}
+
+var flushBufPool = sync.Pool{New: func() any { return &flushBuf{} }}
+
+// flush writes the queue until it is empty or the socket would block (the
+// engine then calls flush again once the socket is writable). Only one
+// flush runs at a time per connection.
+func (c *wsConn) flush() {
+	for {
+		if c.fb == nil || len(c.fb.out) == 0 {
+			if !c.fill() {
+				return
+			}
+		}
+		n, err := c.raw.writev(c.fb.out)
+		c.consume(n)
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, errWouldBlock) {
+			c.io.waitWritable(c)
+			return
+		}
+		c.sess.srv.log.Debug("websocket write failed", "sid", c.sess.id, "err", err)
+		c.dropFlushBuf()
+		s := c.sess
+		s.mu.Lock()
+		c.flushing = false
+		isTransport := s.ws == c
+		s.mu.Unlock()
+		if isTransport {
+			s.close("transport error", err, false, nil)
+		}
+		c.abort()
+		return
+	}
+}
+
+// fill takes what is queued for this connection into the flush buffer. It
+// reports false, and ends the flush, when there is nothing to write.
+func (c *wsConn) fill() bool {
+	s := c.sess
+	s.mu.Lock()
+	var msgs []Message
+	if s.ws == c && !c.dropData {
+		msgs = s.queue
+		s.queue, s.queued = nil, 0
+	}
+	ctrl := c.ctrl
+	c.ctrl = nil
+	if len(msgs) == 0 && len(ctrl) == 0 {
+		if !c.closing || c.closeQueued {
+			shutdown := c.closeQueued
+			c.dropFlushBuf() // before another flush may start
+			c.flushing = false
+			s.mu.Unlock()
+			if shutdown {
+				c.shutdown()
+			}
+			return false
+		}
+		c.closeQueued = true
+		var p [2]byte
+		binary.BigEndian.PutUint16(p[:], c.closeCode)
+		ctrl = append(ctrl, ctrlFrame{op: opClose, payload: p[:]})
+	}
+	protocol, b64 := s.protocol, s.b64
+	s.mu.Unlock()
+
+	if c.fb == nil {
+		c.fb = flushBufPool.Get().(*flushBuf)
+	}
+	fb := c.fb
+	frames := len(ctrl) + len(msgs)
+	if need := frames * 10; cap(fb.hdrs) < need {
+		fb.hdrs = make([]byte, 0, need)
+	}
+	fb.hdrs = fb.hdrs[:0]
+	fb.out = fb.out[:0]
+	for _, f := range ctrl {
+		fb.frame(f.op, f.payload, nil)
+	}
+	for _, m := range msgs {
+		switch {
+		case !m.binary:
+			fb.frame(opText, m.b, nil)
+		case protocol == 4:
+			fb.frame(opBinary, m.b, nil)
+		case b64:
+			fb.frame(opText, append([]byte("b4"), base64.StdEncoding.EncodeToString(m.b)...), nil)
+		default:
+			fb.frame(opBinary, m.b, v3BinaryPrefix)
+		}
+	}
+	return true
+}
+
+// v3BinaryPrefix is the packet type a v3 binary frame starts with.
+var v3BinaryPrefix = []byte{4}
+
+// frame appends a server frame (unmasked): its header, then prefix and
+// payload, as iovecs.
+func (fb *flushBuf) frame(op byte, payload, prefix []byte) {
+	n := len(payload) + len(prefix)
+	start := len(fb.hdrs)
+	fb.hdrs = append(fb.hdrs, 0x80|op)
+	switch {
+	case n < 126:
+		fb.hdrs = append(fb.hdrs, byte(n))
+	case n <= 0xFFFF:
+		fb.hdrs = append(fb.hdrs, 126, byte(n>>8), byte(n))
+	default:
+		fb.hdrs = append(fb.hdrs, 127)
+		fb.hdrs = binary.BigEndian.AppendUint64(fb.hdrs, uint64(n))
+	}
+	fb.out = append(fb.out, fb.hdrs[start:len(fb.hdrs):len(fb.hdrs)])
+	if len(prefix) > 0 {
+		fb.out = append(fb.out, prefix)
+	}
+	if len(payload) > 0 {
+		fb.out = append(fb.out, payload)
+	}
+}
+
+// consume drops n written bytes from the front of the flush buffer.
+func (c *wsConn) consume(n int) {
+	out := c.fb.out
+	i := 0
+	for ; i < len(out) && n >= len(out[i]); i++ {
+		n -= len(out[i])
+		out[i] = nil
+	}
+	out = out[i:]
+	if len(out) > 0 && n > 0 {
+		out[0] = out[0][n:]
+	}
+	c.fb.out = out
+}
+
+// dropFlushBuf gives the flush buffer back once nothing is in flight.
+func (c *wsConn) dropFlushBuf() {
+	fb := c.fb
+	if fb == nil {
+		return
+	}
+	c.fb = nil
+	clear(fb.out[:cap(fb.out)])
+	fb.out = fb.out[:0]
+	if cap(fb.out) > 4096 || cap(fb.hdrs) > 40960 {
+		return
+	}
+	flushBufPool.Put(fb)
+}
+
+// shutdown ends the close handshake from our side: no more writes, and
+// the input is drained until the client closes (or CloseTimeout), so that
+// unread input does not turn our close into a reset that could destroy
+// what we sent last.
+func (c *wsConn) shutdown() {
+	c.raw.shutdownWrite()
+}

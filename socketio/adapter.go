@@ -1,0 +1,143 @@
+package socketio
+
+import (
+	"context"
+	"time"
+)
+
+// Adapter joins a server to the other nodes of a cluster (Node's adapter,
+// e.g. @socket.io/redis-adapter). The server keeps its rooms and delivers
+// to its own clients itself; the adapter carries what must reach the other
+// nodes, and hands what they send to the namespace's Local and Deliver
+// methods. MemoryAdapter, the default, is a single node.
+type Adapter interface {
+	// Namespace returns the adapter of a new namespace. It is called once
+	// per namespace, before the namespace serves clients.
+	Namespace(nsp *Namespace) (NamespaceAdapter, error)
+	// Close releases the adapter, after the namespaces' adapters.
+	Close() error
+}
+
+// NamespaceAdapter is an Adapter's side of one namespace. Its methods
+// concern the other nodes only: the server has already done (or will do)
+// the same on its own sockets.
+type NamespaceAdapter interface {
+	// Broadcast sends a broadcast to the other nodes. It is called with the
+	// server's order lock held, in the order in which this node delivers
+	// its broadcasts, and must not block.
+	Broadcast(p *BroadcastPacket)
+	// BroadcastWithAck sends a broadcast whose recipients acknowledge it:
+	// clientCount is called once per other node with its number of
+	// recipients, ack with each recipient's response.
+	BroadcastWithAck(p *BroadcastPacket, clientCount func(int), ack func(Arg))
+	// FetchSockets returns the other nodes' sockets selected by opts.
+	FetchSockets(ctx context.Context, opts BroadcastOptions) ([]*RemoteSocket, error)
+	// AddSockets makes the other nodes' sockets selected by opts join rooms.
+	AddSockets(opts BroadcastOptions, rooms []string)
+	// DelSockets makes them leave rooms.
+	DelSockets(opts BroadcastOptions, rooms []string)
+	// DisconnectSockets disconnects them.
+	DisconnectSockets(opts BroadcastOptions, close bool)
+	// ServerSideEmit sends an event to the other nodes' namespace; ack,
+	// when not nil, receives their responses.
+	ServerSideEmit(event string, args []Arg, ack AckFunc) error
+	// ServerCount is the number of nodes, this one included.
+	ServerCount(ctx context.Context) (int, error)
+	// Close stops the namespace's adapter.
+	Close() error
+}
+
+// BroadcastOptions select the recipients of a broadcast.
+type BroadcastOptions struct {
+	// Rooms selects the sockets in any of them; none selects all.
+	Rooms []string
+	// Except excludes the sockets in any of them.
+	Except []string
+	// Local keeps the broadcast on this node.
+	Local bool
+	// Volatile drops the broadcast for clients that are not ready for it
+	// (something is still waiting to be sent to them).
+	Volatile bool
+	// Timeout bounds the wait for acknowledgements.
+	Timeout time.Duration
+}
+
+// BroadcastPacket is a broadcast event as adapters carry it.
+type BroadcastPacket struct {
+	Nsp   string
+	Event string
+	Args  []Arg
+	// ID is the acknowledgement id of a broadcast with acknowledgements,
+	// -1 otherwise.
+	ID   int64
+	Opts BroadcastOptions
+}
+
+// RemoteSocket is a socket as FetchSockets returns it, on this node or
+// another. Its methods act on the socket wherever it is.
+type RemoteSocket struct {
+	ID        string
+	Handshake Handshake
+	Rooms     []string
+	Data      any
+
+	nsp *Namespace
+}
+
+// Emit sends event to the socket.
+func (r *RemoteSocket) Emit(event string, args ...any) error {
+	return r.nsp.To(r.ID).Emit(event, args...)
+}
+
+// Join makes the socket join rooms.
+func (r *RemoteSocket) Join(rooms ...string) { r.nsp.To(r.ID).SocketsJoin(rooms...) }
+
+// Leave makes the socket leave rooms.
+func (r *RemoteSocket) Leave(rooms ...string) { r.nsp.To(r.ID).SocketsLeave(rooms...) }
+
+// Disconnect disconnects the socket (and closes its session with close).
+func (r *RemoteSocket) Disconnect(close bool) { r.nsp.To(r.ID).DisconnectSockets(close) }
+
+// NewRemoteSocket describes a socket of another node, for adapters.
+func (n *Namespace) NewRemoteSocket(id string, h Handshake, rooms []string, data any) *RemoteSocket {
+	return &RemoteSocket{ID: id, Handshake: h, Rooms: rooms, Data: data, nsp: n}
+}
+
+// NextAckID returns a new acknowledgement id of the namespace. An adapter
+// that hands another node's broadcast with acknowledgements to
+// LocalBroadcastWithAck gives it an id of this node (each node numbers the
+// acks of its own sockets, as in Node), so that it cannot collide with the
+// acks the namespace is already waiting for.
+// (Added for socketio/redisadapter.)
+func (n *Namespace) NextAckID() int64 { return n.nextAckID() }
+
+// MemoryAdapter is the adapter of a single node: nothing leaves it.
+type MemoryAdapter struct{}
+
+func (MemoryAdapter) Namespace(*Namespace) (NamespaceAdapter, error) { return memoryNamespace{}, nil }
+func (MemoryAdapter) Close() error                                   { return nil }
+
+type memoryNamespace struct{}
+
+func (memoryNamespace) Broadcast(*BroadcastPacket) {}
+func (memoryNamespace) BroadcastWithAck(p *BroadcastPacket, clientCount func(int), ack func(Arg)) {
+}
+func (memoryNamespace) FetchSockets(context.Context, BroadcastOptions) ([]*RemoteSocket, error) {
+	return nil, nil
+}
+func (memoryNamespace) AddSockets(BroadcastOptions, []string)    {}
+func (memoryNamespace) DelSockets(BroadcastOptions, []string)    {}
+func (memoryNamespace) DisconnectSockets(BroadcastOptions, bool) {}
+func (memoryNamespace) ServerCount(context.Context) (int, error) { return 1, nil }
+func (memoryNamespace) Close() error                             { return nil }
+func (memoryNamespace) ServerSideEmit(_ string, _ []Arg, ack AckFunc) error {
+	if ack != nil {
+		ack(nil, nil) // no other node to answer
+	}
+	return nil
+}
+
+var (
+	_ Adapter          = MemoryAdapter{}
+	_ NamespaceAdapter = memoryNamespace{}
+)

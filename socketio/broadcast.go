@@ -1,0 +1,296 @@
+package socketio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/chatio/socketio-chat/engineio"
+)
+
+// BroadcastOperator selects sockets of a namespace (rooms, exceptions,
+// this node only) and acts on them, on every node. Its selectors return a
+// new operator; it is safe for concurrent use.
+type BroadcastOperator struct {
+	nsp  *Namespace
+	opts BroadcastOptions
+}
+
+// To adds rooms: the sockets in any of them are selected.
+func (b *BroadcastOperator) To(rooms ...string) *BroadcastOperator {
+	c := *b
+	c.opts.Rooms = append(slices.Clip(b.opts.Rooms), rooms...)
+	return &c
+}
+
+// In is To.
+func (b *BroadcastOperator) In(rooms ...string) *BroadcastOperator { return b.To(rooms...) }
+
+// Except excludes the sockets in any of rooms.
+func (b *BroadcastOperator) Except(rooms ...string) *BroadcastOperator {
+	c := *b
+	c.opts.Except = append(slices.Clip(b.opts.Except), rooms...)
+	return &c
+}
+
+// Local keeps the operation on this node.
+func (b *BroadcastOperator) Local() *BroadcastOperator {
+	c := *b
+	c.opts.Local = true
+	return &c
+}
+
+// Volatile drops the broadcast for clients that are not ready for it.
+func (b *BroadcastOperator) Volatile() *BroadcastOperator {
+	c := *b
+	c.opts.Volatile = true
+	return &c
+}
+
+// Timeout bounds the wait for the acknowledgements of Emit with an AckFunc.
+func (b *BroadcastOperator) Timeout(d time.Duration) *BroadcastOperator {
+	c := *b
+	c.opts.Timeout = d
+	return &c
+}
+
+// Emit broadcasts event to the selected sockets. The packet is encoded
+// once for all of them. With an AckFunc as last argument, every recipient
+// is asked to acknowledge, and the AckFunc receives their responses (one
+// Arg each, the first argument they acknowledged with) once all have
+// answered, or ErrAckTimeout with those that did after Timeout.
+func (b *BroadcastOperator) Emit(event string, args ...any) error {
+	if reservedEvents[event] || event == "connection" {
+		return fmt.Errorf("socketio: %q is a reserved event name", event)
+	}
+	a, ack, err := encodeArgs(args)
+	if err != nil {
+		return err
+	}
+	if ack != nil {
+		return b.emitWithAck(event, a, ack)
+	}
+	b.nsp.deliver(event, a, b.opts, !b.opts.Local)
+	return nil
+}
+
+// deliver hands a broadcast to every local recipient, under the order
+// lock, and to the adapter when publish is set. With recovery, the
+// broadcast gets its offset as a last argument and is logged.
+func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, publish bool) {
+	logIt := n.log != nil && !opts.Volatile
+	var msgs []engineio.Message
+	if !logIt {
+		msgs = encodeEvent(n.name, -1, event, args) // outside the lock
+	}
+	srv := n.srv
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if publish {
+		n.adapter.Broadcast(&BroadcastPacket{Nsp: n.name, Event: event, Args: args, ID: -1, Opts: opts})
+	}
+	if logIt {
+		seq, offset := n.log.nextLocked()
+		withOffset := append(slices.Clip(args), Arg{JSON: appendQuote(nil, offset)})
+		msgs = encodeEvent(n.name, -1, event, withOffset)
+		n.log.appendLocked(seq, opts, msgs)
+	}
+	volatile := opts.Volatile
+	n.forEachLocked(opts, func(s *Socket) {
+		if volatile {
+			_ = s.client.conn.TrySend(msgs...)
+			return
+		}
+		_ = s.send(msgs)
+	})
+}
+
+// Deliver hands a broadcast from another node to the local sockets it
+// selects, exactly as a broadcast of this node (in the same order as
+// them, with a recovery offset when recovery is on). Adapters call it.
+func (n *Namespace) Deliver(p *BroadcastPacket) {
+	n.deliver(p.Event, p.Args, p.Opts, false)
+}
+
+// emitWithAck broadcasts an event whose recipients acknowledge it.
+func (b *BroadcastOperator) emitWithAck(event string, args []Arg, ack AckFunc) error {
+	n := b.nsp
+	timeout := b.opts.Timeout
+	if timeout <= 0 {
+		return errors.New("socketio: a broadcast with an acknowledgement needs a Timeout")
+	}
+	var (
+		mu               sync.Mutex
+		responses        []Arg
+		expectedServers  = -1
+		servers, clients int
+		done             bool
+		timer            *time.Timer
+	)
+	finish := func(err error) {
+		done = true
+		timer.Stop()
+		out := slices.Clone(responses)
+		go ack(out, err)
+	}
+	check := func() {
+		if !done && expectedServers == servers && len(responses) == clients {
+			finish(nil)
+		}
+	}
+	mu.Lock()
+	timer = time.AfterFunc(timeout, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			finish(ErrAckTimeout)
+		}
+	})
+	mu.Unlock()
+	onCount := func(k int) {
+		mu.Lock()
+		defer mu.Unlock()
+		clients += k
+		servers++
+		check()
+	}
+	onAck := func(a Arg) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !done {
+			responses = append(responses, a)
+			check()
+		}
+	}
+	id := n.nextAckID()
+	p := &BroadcastPacket{Nsp: n.name, Event: event, Args: args, ID: id, Opts: b.opts}
+	if !b.opts.Local {
+		n.adapter.BroadcastWithAck(p, onCount, onAck)
+	}
+	n.LocalBroadcastWithAck(p, onCount, onAck)
+	go func() {
+		count := 1
+		if !b.opts.Local {
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			c, err := n.adapter.ServerCount(ctx)
+			cancel()
+			if err == nil {
+				count = c
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		expectedServers = count
+		check()
+	}()
+	return nil
+}
+
+// LocalBroadcastWithAck sends p to the local sockets it selects, each
+// asked to acknowledge with p.ID; clientCount is called with their number,
+// ack with each response. Adapters call it for other nodes' broadcasts.
+func (n *Namespace) LocalBroadcastWithAck(p *BroadcastPacket, clientCount func(int), ack func(Arg)) {
+	msgs := encodeEvent(n.name, p.ID, p.Event, p.Args)
+	var targets []*Socket
+	srv := n.srv
+	srv.mu.Lock()
+	n.forEachLocked(p.Opts, func(s *Socket) { targets = append(targets, s) })
+	for _, s := range targets {
+		s.registerAck(p.ID, func(args []Arg, err error) {
+			if err == nil {
+				if len(args) > 0 {
+					ack(args[0])
+				} else {
+					ack(Arg{JSON: []byte("null")})
+				}
+			}
+		}, p.Opts.Timeout)
+		_ = s.send(msgs)
+	}
+	srv.mu.Unlock()
+	clientCount(len(targets))
+}
+
+// FetchSockets returns the selected sockets, on every node.
+func (b *BroadcastOperator) FetchSockets(ctx context.Context) ([]*RemoteSocket, error) {
+	out := b.nsp.LocalFetchSockets(b.opts)
+	if b.opts.Local {
+		return out, nil
+	}
+	remote, err := b.nsp.adapter.FetchSockets(ctx, b.opts)
+	return append(out, remote...), err
+}
+
+// LocalFetchSockets describes the local sockets selected by opts.
+func (n *Namespace) LocalFetchSockets(opts BroadcastOptions) []*RemoteSocket {
+	sockets := n.localSockets(opts)
+	out := make([]*RemoteSocket, 0, len(sockets))
+	for _, s := range sockets {
+		out = append(out, &RemoteSocket{ID: s.id, Handshake: s.Handshake(), Rooms: s.Rooms(), Data: s.Data(), nsp: n})
+	}
+	return out
+}
+
+// SocketsJoin makes the selected sockets join rooms, on every node.
+func (b *BroadcastOperator) SocketsJoin(rooms ...string) {
+	b.nsp.LocalAddSockets(b.opts, rooms)
+	if !b.opts.Local {
+		b.nsp.adapter.AddSockets(b.opts, rooms)
+	}
+}
+
+// LocalAddSockets makes the local sockets selected by opts join rooms.
+func (n *Namespace) LocalAddSockets(opts BroadcastOptions, rooms []string) {
+	for _, s := range n.localSockets(opts) {
+		s.Join(rooms...)
+	}
+}
+
+// SocketsLeave makes the selected sockets leave rooms, on every node.
+func (b *BroadcastOperator) SocketsLeave(rooms ...string) {
+	b.nsp.LocalDelSockets(b.opts, rooms)
+	if !b.opts.Local {
+		b.nsp.adapter.DelSockets(b.opts, rooms)
+	}
+}
+
+// LocalDelSockets makes the local sockets selected by opts leave rooms.
+func (n *Namespace) LocalDelSockets(opts BroadcastOptions, rooms []string) {
+	for _, s := range n.localSockets(opts) {
+		s.Leave(rooms...)
+	}
+}
+
+// DisconnectSockets disconnects the selected sockets, on every node.
+func (b *BroadcastOperator) DisconnectSockets(close bool) {
+	b.nsp.LocalDisconnectSockets(b.opts, close)
+	if !b.opts.Local {
+		b.nsp.adapter.DisconnectSockets(b.opts, close)
+	}
+}
+
+// LocalDisconnectSockets disconnects the local sockets selected by opts.
+func (n *Namespace) LocalDisconnectSockets(opts BroadcastOptions, close bool) {
+	for _, s := range n.localSockets(opts) {
+		s.Disconnect(close)
+	}
+}
+
+// LocalServerSideEmit runs this node's handler of a server-side event from
+// another node; reply, when not nil, receives the handler's Ack.
+func (n *Namespace) LocalServerSideEmit(event string, args []Arg, reply func([]Arg)) {
+	n.hmu.RLock()
+	fn := n.serverEvents[event]
+	n.hmu.RUnlock()
+	if fn == nil {
+		return
+	}
+	ev := &Event{Name: event, Args: args, id: -1, reply: reply}
+	if reply != nil {
+		ev.id = 0
+	}
+	fn(ev)
+}

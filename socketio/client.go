@@ -1,0 +1,366 @@
+package socketio
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/chatio/socketio-chat/engineio"
+)
+
+// client is the Socket.IO side of one Engine.IO session: it decodes the
+// session's packets and routes them to the session's sockets (one per
+// namespace joined). Its engineio.SessionHandler methods run one at a time
+// (see engineio.SessionHandler); the fields marked so belong to them.
+type client struct {
+	srv  *Server
+	conn *engineio.Session
+
+	mu           sync.Mutex
+	sockets      []*Socket
+	connectTimer *time.Timer
+
+	// owned by the handler calls
+	pending      *packet // a binary packet waiting for its attachments
+	pendingBytes int64
+}
+
+var _ engineio.SessionHandler = (*client)(nil)
+
+// newClient is the engine's connect function: it runs on the handshake's
+// goroutine, before the handshake is answered.
+func (s *Server) newClient(conn *engineio.Session) engineio.SessionHandler {
+	c := &client{srv: s, conn: conn}
+	c.mu.Lock()
+	c.connectTimer = time.AfterFunc(s.opts.ConnectTimeout, c.onConnectTimeout)
+	c.mu.Unlock()
+	if conn.Protocol() == 3 {
+		// Engine.IO v3 clients (Socket.IO v2) are in "/" without asking.
+		c.connect("/", nil)
+	}
+	return c
+}
+
+func (c *client) onConnectTimeout() {
+	c.conn.Do(func() {
+		c.mu.Lock()
+		joined := len(c.sockets) > 0
+		c.mu.Unlock()
+		if !joined {
+			c.srv.log.Debug("closing a session that joined no namespace", "sid", c.conn.ID(),
+				"remote", c.conn.Request().RemoteAddr, "reason", "connect timeout")
+			c.conn.Close(ReasonForcedClose)
+		}
+	})
+}
+
+// OnMessage decodes one Engine.IO message: a packet, or an attachment of
+// the binary packet being assembled.
+func (c *client) OnMessage(data []byte, binary bool) {
+	if binary {
+		p := c.pending
+		if p == nil {
+			c.refuse(errUnexpectedBin)
+			return
+		}
+		c.pendingBytes += int64(len(data))
+		if c.pendingBytes > c.srv.opts.MaxAttachmentBytes {
+			c.refuse(fmt.Errorf("%w: attachments over %d bytes", errAttachmentSize, c.srv.opts.MaxAttachmentBytes))
+			return
+		}
+		p.bins = append(p.bins, data)
+		if len(p.bins) < p.attachments {
+			return
+		}
+		c.pending, c.pendingBytes = nil, 0
+		c.handle(p)
+		return
+	}
+	if c.pending != nil {
+		c.refuse(errPlainInBinary)
+		return
+	}
+	p, err := decodePacket(data)
+	if err != nil {
+		c.refuse(err)
+		return
+	}
+	if p.attachments > 0 {
+		c.pending = p
+		return
+	}
+	c.handle(p)
+}
+
+// refuse closes the session of a client that broke the protocol, as Node
+// does (its sockets see "forced close"), and logs why.
+func (c *client) refuse(err error) {
+	c.srv.log.Warn("refused packet", "sid", c.conn.ID(), "transport", c.conn.Transport(),
+		"remote", c.conn.Request().RemoteAddr, "reason", err.Error())
+	c.pending = nil
+	c.closeSockets(ReasonForcedClose, err)
+	c.conn.Close(ReasonForcedClose)
+}
+
+// handle routes a whole packet.
+func (c *client) handle(p *packet) {
+	name, auth := p.nsp, json.RawMessage(p.data)
+	if c.conn.Protocol() == 3 {
+		// Socket.IO v2 puts the auth in the namespace's query string.
+		if u, err := url.Parse(p.nsp); err == nil {
+			name = u.Path
+			if q := u.Query(); len(q) > 0 {
+				obj := make(map[string]any, len(q))
+				for k := range q {
+					obj[k] = q.Get(k)
+				}
+				auth, _ = appendJSON(nil, obj)
+			}
+		}
+	}
+	s := c.socket(name)
+	switch {
+	case s == nil && p.typ == typeConnect:
+		c.connect(name, auth)
+	case s != nil && p.typ != typeConnect:
+		if err := s.onPacket(p); err != nil {
+			c.refuse(err)
+		}
+	case s == nil:
+		c.refuse(errNotJoined)
+	default:
+		c.refuse(errJoinedTwice)
+	}
+}
+
+func (c *client) socket(nsp string) *Socket {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.sockets {
+		if s.nsp.name == nsp {
+			return s
+		}
+	}
+	return nil
+}
+
+func (c *client) remove(s *Socket) {
+	c.mu.Lock()
+	if i := slices.Index(c.sockets, s); i >= 0 {
+		c.sockets = slices.Delete(c.sockets, i, i+1)
+	}
+	c.mu.Unlock()
+}
+
+// connect joins the client to a namespace: middlewares, then (atomically
+// with respect to broadcasts) recovery, membership, the CONNECT answer and
+// the missed packets; then the connection handlers.
+func (c *client) connect(name string, auth json.RawMessage) {
+	nsp := c.srv.namespace(name)
+	if nsp == nil {
+		_ = c.conn.Send(encodeControl(typeConnectError, name, errorPayload(errInvalidNamespace, c.conn.Protocol())))
+		return
+	}
+	onConnect, middlewares := nsp.handlers()
+	pid, offset := recoveryAuth(auth)
+	ranMiddlewares := false
+	for attempt := 0; attempt < 2; attempt++ {
+		s := &Socket{nsp: nsp, client: c, auth: auth}
+		var saved *savedSession
+		if nsp.log != nil && pid != "" && attempt == 0 {
+			c.srv.mu.Lock()
+			saved = nsp.log.usableLocked(pid, offset)
+			c.srv.mu.Unlock()
+		}
+		if saved != nil {
+			s.id, s.pid, s.recovered, s.data = saved.sid, pid, true, saved.data
+		} else {
+			s.id = c.newSocketID(nsp)
+			if nsp.log != nil {
+				s.pid = engineio.NewID()
+			}
+		}
+		skip := s.recovered && c.srv.opts.Recovery.SkipMiddlewares
+		if !skip && !ranMiddlewares {
+			ranMiddlewares = true
+			for _, mw := range middlewares {
+				if err := mw(s); err != nil {
+					if !c.conn.Closed() {
+						_ = c.conn.Send(encodeControl(typeConnectError, name, errorPayload(err, c.conn.Protocol())))
+					}
+					return
+				}
+			}
+		}
+		if c.conn.Closed() {
+			return
+		}
+		if !c.join(s, offset) {
+			continue // the session to recover went away meanwhile
+		}
+		for _, fn := range onConnect {
+			fn(s)
+		}
+		return
+	}
+}
+
+// join makes s a member of its namespace and answers the client. For a
+// recovered socket it takes the saved session and queues the missed
+// packets; it reports false when the session is gone.
+func (c *client) join(s *Socket, offset string) bool {
+	nsp, srv := s.nsp, c.srv
+	srv.mu.Lock()
+	var missed [][]engineio.Message
+	if s.recovered {
+		saved, packets, ok := nsp.log.takeLocked(s.pid, offset)
+		if !ok {
+			srv.mu.Unlock()
+			return false
+		}
+		for _, r := range saved.rooms {
+			if r != s.id {
+				s.rooms = append(s.rooms, r)
+			}
+		}
+		missed = packets
+	}
+	nsp.addLocked(s)
+	c.mu.Lock()
+	c.sockets = append(c.sockets, s)
+	if c.connectTimer != nil {
+		c.connectTimer.Stop()
+		c.connectTimer = nil
+	}
+	c.mu.Unlock()
+	_ = c.conn.Send(c.connectPacket(s))
+	for _, msgs := range missed {
+		_ = s.send(msgs)
+	}
+	srv.mu.Unlock()
+	return true
+}
+
+// connectPacket is the CONNECT answer: {"sid":…} (and "pid" with
+// recovery), or an empty one for Socket.IO v2 clients.
+func (c *client) connectPacket(s *Socket) engineio.Message {
+	if c.conn.Protocol() == 3 {
+		return encodeControl(typeConnect, s.nsp.name, nil)
+	}
+	b := append([]byte(`{"sid":`), appendQuote(nil, s.id)...)
+	if s.pid != "" {
+		b = append(b, `,"pid":`...)
+		b = appendQuote(b, s.pid)
+	}
+	return encodeControl(typeConnect, s.nsp.name, append(b, '}'))
+}
+
+// newSocketID is a fresh socket id: random for Socket.IO v5 (the session
+// id is private), the session id (with the namespace) for v2 clients.
+func (c *client) newSocketID(nsp *Namespace) string {
+	if c.conn.Protocol() == 3 {
+		if nsp.name == "/" {
+			return c.conn.ID()
+		}
+		return nsp.name + "#" + c.conn.ID()
+	}
+	return engineio.NewID()
+}
+
+// recoveryAuth reads the recovery fields of a CONNECT's auth payload.
+func recoveryAuth(auth json.RawMessage) (pid, offset string) {
+	if len(auth) == 0 {
+		return "", ""
+	}
+	var a struct {
+		PID    any `json:"pid"`
+		Offset any `json:"offset"`
+	}
+	if json.Unmarshal(auth, &a) != nil {
+		return "", ""
+	}
+	p, ok1 := a.PID.(string)
+	o, ok2 := a.Offset.(string)
+	if !ok1 || !ok2 {
+		return "", ""
+	}
+	return p, o
+}
+
+// closeSockets disconnects every socket of the client with reason.
+func (c *client) closeSockets(reason string, cause error) {
+	c.mu.Lock()
+	sockets := slices.Clone(c.sockets)
+	c.mu.Unlock()
+	for _, s := range sockets {
+		if s.leave(reason, cause) {
+			s.finishDisconnect(reason, cause)
+		}
+	}
+}
+
+// disconnectAll disconnects every socket with a DISCONNECT packet, then
+// closes the session once they are delivered.
+func (c *client) disconnectAll(cause error) {
+	c.mu.Lock()
+	sockets := slices.Clone(c.sockets)
+	c.mu.Unlock()
+	var left []*Socket
+	for _, s := range sockets {
+		if s.leave(ReasonServerNamespaceDisconnect, cause) {
+			_ = c.conn.Send(encodeControl(typeDisconnect, s.nsp.name, nil))
+			left = append(left, s)
+		}
+	}
+	c.conn.Close(ReasonForcedClose)
+	for _, s := range left {
+		s.finishDisconnect(ReasonServerNamespaceDisconnect, cause)
+	}
+}
+
+// OnQueueOverflow disconnects a client that stopped reading: its queue
+// was dropped; the DISCONNECT packets are the session's last.
+func (c *client) OnQueueOverflow() {
+	c.srv.log.Warn("disconnecting slow client: send queue full", "sid", c.conn.ID(), "transport", c.conn.Transport(),
+		"remote", c.conn.Request().RemoteAddr, "reason", "slow consumer")
+	c.mu.Lock()
+	sockets := slices.Clone(c.sockets)
+	c.mu.Unlock()
+	var last []engineio.Message
+	var left []*Socket
+	for _, s := range sockets {
+		if s.leave(ReasonServerNamespaceDisconnect, ErrSlowConsumer) {
+			last = append(last, encodeControl(typeDisconnect, s.nsp.name, nil))
+			left = append(left, s)
+		}
+	}
+	c.conn.Close("slow consumer", last...)
+	for _, s := range left {
+		s.finishDisconnect(ReasonServerNamespaceDisconnect, ErrSlowConsumer)
+	}
+}
+
+// OnClose disconnects the sockets of a closed session.
+func (c *client) OnClose(reason string, err error) {
+	c.mu.Lock()
+	if c.connectTimer != nil {
+		c.connectTimer.Stop()
+		c.connectTimer = nil
+	}
+	c.mu.Unlock()
+	c.pending = nil
+	c.closeSockets(reason, err)
+}
+
+// OnUpgrade is told when the session moved from polling to WebSocket.
+func (c *client) OnUpgrade() {
+	c.mu.Lock()
+	sockets := slices.Clone(c.sockets)
+	c.mu.Unlock()
+	for _, s := range sockets {
+		s.nsp.srv.upgraded(s)
+	}
+}

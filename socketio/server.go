@@ -1,0 +1,310 @@
+package socketio
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/chatio/socketio-chat/engineio"
+)
+
+// Options configure a Server. The zero value of each field means its
+// default, which is Node's wherever Node has one.
+type Options struct {
+	// Engine configures the Engine.IO server underneath.
+	Engine engineio.Options
+	// ConnectTimeout closes a session that joins no namespace in time.
+	// Defaults to 45s.
+	ConnectTimeout time.Duration
+	// Recovery turns on connection state recovery: a client that
+	// reconnects within Recovery.MaxDisconnectionDuration gets its socket
+	// back (id, rooms, data) and the broadcasts it missed, once each.
+	// Broadcasts then carry their offset as an extra last argument.
+	Recovery *RecoveryOptions
+	// Adapter joins the server to the other nodes of a cluster. Nil is one
+	// node (MemoryAdapter).
+	Adapter Adapter
+	// MaxAttachmentBytes bounds the attachments of one binary packet
+	// together. Defaults to Engine.MaxBufferSize.
+	MaxAttachmentBytes int64
+	// Logger receives refused packets (warn) and server errors. Defaults
+	// to Engine.Logger, then slog.Default().
+	Logger *slog.Logger
+}
+
+// RecoveryOptions configure connection state recovery.
+type RecoveryOptions struct {
+	// MaxDisconnectionDuration is how long a disconnected socket can be
+	// recovered. Defaults to 2 minutes, as in Node.
+	MaxDisconnectionDuration time.Duration
+	// SkipMiddlewares lets a recovered socket skip the namespace
+	// middlewares (Node's default is true).
+	SkipMiddlewares bool
+}
+
+// Server is a Socket.IO v5 server. It is an http.Handler, to be mounted at
+// the Socket.IO path (/socket.io/ by default in clients).
+//
+// Goroutines: each Engine.IO session's packets are handled one at a time,
+// in arrival order, on the goroutine that read them (see engineio). So for
+// one socket, the connection handlers, event handlers, acknowledgement
+// callbacks and disconnect handlers never run concurrently, and run in the
+// order the client's packets arrived; handlers of different sockets run
+// concurrently. Emitting is safe from any goroutine.
+//
+// Ordering: every broadcast of the server (Emit on a namespace, a room or
+// a socket's Broadcast) is delivered to all its recipients on this node in
+// one order, the same for all of them: a broadcast is handed to every
+// recipient's send queue under one lock, which joins and leaves take too.
+type Server struct {
+	opts    Options
+	eio     *engineio.Server
+	log     *slog.Logger
+	adapter Adapter
+
+	// mu is the order lock: it guards the membership of every namespace
+	// (sockets and rooms) and their recovery logs, and is held while a
+	// broadcast is handed to its recipients.
+	mu sync.Mutex
+
+	nspMu     sync.RWMutex
+	nsps      map[string]*Namespace
+	onUpgrade []func(*Socket)
+
+	closeOnce sync.Once
+}
+
+// NewServer returns a server with the main namespace "/".
+func NewServer(opts Options) (*Server, error) {
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 45 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = opts.Engine.Logger
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Engine.Logger == nil {
+		opts.Engine.Logger = opts.Logger
+	}
+	if r := opts.Recovery; r != nil && r.MaxDisconnectionDuration <= 0 {
+		r.MaxDisconnectionDuration = 2 * time.Minute
+	}
+	if opts.Adapter == nil {
+		opts.Adapter = MemoryAdapter{}
+	}
+	s := &Server{
+		opts:    opts,
+		log:     opts.Logger,
+		adapter: opts.Adapter,
+		nsps:    make(map[string]*Namespace),
+	}
+	s.eio = engineio.NewServer(opts.Engine, s.newClient)
+	if opts.MaxAttachmentBytes <= 0 {
+		s.opts.MaxAttachmentBytes = s.eio.Options().MaxBufferSize
+	}
+	if _, err := s.of("/"); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ServeHTTP serves the Engine.IO requests of the server's clients.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.eio.ServeHTTP(w, r) }
+
+// Engine is the Engine.IO server underneath.
+func (s *Server) Engine() *engineio.Server { return s.eio }
+
+// Options returns the server's options, with defaults filled in.
+func (s *Server) Options() Options { return s.opts }
+
+// Of returns the namespace name, creating it (and its adapter) on first
+// use. Clients can join only namespaces that exist.
+func (s *Server) Of(name string) *Namespace {
+	n, err := s.of(name)
+	if err != nil {
+		s.log.Error("socketio: namespace adapter failed", "nsp", name, "err", err)
+	}
+	return n
+}
+
+func (s *Server) of(name string) (*Namespace, error) {
+	if name == "" || name[0] != '/' {
+		name = "/" + name
+	}
+	s.nspMu.RLock()
+	n := s.nsps[name]
+	s.nspMu.RUnlock()
+	if n != nil {
+		return n, nil
+	}
+	s.nspMu.Lock()
+	defer s.nspMu.Unlock()
+	if n := s.nsps[name]; n != nil {
+		return n, nil
+	}
+	n = newNamespace(s, name)
+	na, err := s.adapter.Namespace(n)
+	if err != nil {
+		na = memoryNamespace{}
+	}
+	n.adapter = na
+	s.nsps[name] = n
+	return n, err
+}
+
+// namespace returns an existing namespace, or nil.
+func (s *Server) namespace(name string) *Namespace {
+	s.nspMu.RLock()
+	defer s.nspMu.RUnlock()
+	return s.nsps[name]
+}
+
+// Namespaces returns the server's namespaces.
+func (s *Server) Namespaces() []*Namespace {
+	s.nspMu.RLock()
+	defer s.nspMu.RUnlock()
+	out := make([]*Namespace, 0, len(s.nsps))
+	for _, n := range s.nsps {
+		out = append(out, n)
+	}
+	return out
+}
+
+// OnUpgrade adds a handler called when a socket's session moves from
+// polling to WebSocket, one at a time with the socket's other handlers.
+func (s *Server) OnUpgrade(fn func(*Socket)) {
+	s.nspMu.Lock()
+	s.onUpgrade = append(s.onUpgrade, fn)
+	s.nspMu.Unlock()
+}
+
+func (s *Server) upgraded(so *Socket) {
+	s.nspMu.RLock()
+	fns := s.onUpgrade
+	s.nspMu.RUnlock()
+	for _, fn := range fns {
+		fn(so)
+	}
+}
+
+// Sockets is the main namespace "/".
+func (s *Server) Sockets() *Namespace { return s.Of("/") }
+
+// OnConnection adds a connection handler to the main namespace.
+func (s *Server) OnConnection(fn func(*Socket)) { s.Sockets().OnConnection(fn) }
+
+// Use adds a middleware to the main namespace.
+func (s *Server) Use(fn func(*Socket) error) { s.Sockets().Use(fn) }
+
+// Emit broadcasts to every socket of the main namespace.
+func (s *Server) Emit(event string, args ...any) error { return s.Sockets().Emit(event, args...) }
+
+// To selects the sockets of the main namespace in room.
+func (s *Server) To(rooms ...string) *BroadcastOperator { return s.Sockets().To(rooms...) }
+
+// In is To.
+func (s *Server) In(rooms ...string) *BroadcastOperator { return s.Sockets().To(rooms...) }
+
+// Except selects the sockets of the main namespace not in rooms.
+func (s *Server) Except(rooms ...string) *BroadcastOperator { return s.Sockets().Except(rooms...) }
+
+// Local limits a broadcast of the main namespace to this node.
+func (s *Server) Local() *BroadcastOperator { return s.Sockets().Local() }
+
+// Close disconnects every socket with the reason "server shutting down",
+// closes every session (clients see their transport close and reconnect)
+// and the adapter. It returns at once; Engine().Len() tells when the
+// sessions are gone. Later calls do nothing.
+func (s *Server) Close() {
+	s.closeOnce.Do(func() {
+		for _, n := range s.Namespaces() {
+			for _, so := range n.localSockets(BroadcastOptions{}) {
+				c := so.client
+				c.conn.Do(func() { c.closeSockets(ReasonServerShuttingDown, nil) })
+			}
+		}
+		s.eio.Close()
+		for _, n := range s.Namespaces() {
+			if err := n.adapter.Close(); err != nil {
+				s.log.Warn("socketio: closing the adapter", "nsp", n.name, "err", err)
+			}
+		}
+		if err := s.adapter.Close(); err != nil {
+			s.log.Warn("socketio: closing the adapter", "err", err)
+		}
+	})
+}
+
+// Disconnect reasons, as Node reports them to "disconnect" handlers.
+const (
+	ReasonTransportClose            = "transport close"
+	ReasonTransportError            = "transport error"
+	ReasonPingTimeout               = "ping timeout"
+	ReasonParseError                = "parse error"
+	ReasonForcedClose               = "forced close"
+	ReasonForcedServerClose         = "forced server close"
+	ReasonServerShuttingDown        = "server shutting down"
+	ReasonClientNamespaceDisconnect = "client namespace disconnect"
+	ReasonServerNamespaceDisconnect = "server namespace disconnect"
+)
+
+// recoverable are the reasons after which a socket's state is kept for
+// connection state recovery (Node's RECOVERABLE_DISCONNECT_REASONS).
+var recoverable = map[string]bool{
+	ReasonTransportError:     true,
+	ReasonTransportClose:     true,
+	ReasonForcedClose:        true,
+	ReasonPingTimeout:        true,
+	ReasonServerShuttingDown: true,
+	ReasonForcedServerClose:  true,
+}
+
+var (
+	errInvalidNamespace = errors.New("Invalid namespace")
+	errNotJoined        = errors.New("packet for a namespace the client has not joined")
+	errJoinedTwice      = errors.New("CONNECT for a namespace the client has joined")
+)
+
+// ErrSlowConsumer is the cause given to disconnect handlers when a client
+// was disconnected because its send queue overflowed.
+var ErrSlowConsumer = errors.New("socketio: send queue full (slow consumer)")
+
+// ConnectError refuses a connection from a namespace middleware; the
+// client receives Message and Data in its CONNECT_ERROR packet.
+type ConnectError struct {
+	Message string
+	Data    any
+}
+
+func (e *ConnectError) Error() string { return e.Message }
+
+// errorPayload is the JSON of a CONNECT_ERROR for err.
+func errorPayload(err error, protocol int) []byte {
+	var ce *ConnectError
+	msg, data := err.Error(), any(nil)
+	if errors.As(err, &ce) {
+		msg, data = ce.Message, ce.Data
+	}
+	if protocol == 3 {
+		v := any(msg)
+		if data != nil {
+			v = data
+		}
+		b, _ := appendValue(nil, v, new([][]byte))
+		return b
+	}
+	obj := map[string]any{"message": msg}
+	if data != nil {
+		obj["data"] = data
+	}
+	b, err2 := appendValue(nil, obj, new([][]byte))
+	if err2 != nil {
+		return fmt.Appendf(nil, `{"message":%s}`, appendQuote(nil, msg))
+	}
+	return b
+}

@@ -1,0 +1,514 @@
+package socketio
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chatio/socketio-chat/engineio"
+)
+
+// Socket is a client's connection to one namespace.
+//
+// Its handlers run one at a time, in the order of the client's packets (see
+// Server). Its other methods are safe for concurrent use.
+type Socket struct {
+	nsp       *Namespace
+	client    *client
+	id        string
+	pid       string // the recovery session id; "" without recovery
+	auth      json.RawMessage
+	recovered bool
+
+	// guarded by nsp.srv.mu
+	connected bool
+	index     int      // in nsp.list
+	rooms     []string // rooms joined, its own room aside
+
+	mu              sync.Mutex
+	handlers        []handler
+	anyHandlers     []func(*Event)
+	middlewares     []func(*Event) error
+	onDisconnect    []func(reason string, cause error)
+	onDisconnecting []func(reason string)
+	onError         []func(error)
+	acks            map[int64]*pendingAck
+	data            any
+}
+
+type handler struct {
+	event string
+	fn    func(*Event)
+}
+
+// AckFunc, given as the last argument of an emit, asks the client for an
+// acknowledgement and receives it: the client's arguments, or an error
+// (timeout, disconnection).
+type AckFunc func(args []Arg, err error)
+
+// ErrAckTimeout is given to an AckFunc whose acknowledgement did not come
+// in time (Node's "operation has timed out").
+var ErrAckTimeout = errors.New("operation has timed out")
+
+type pendingAck struct {
+	fn    AckFunc
+	timer *time.Timer
+}
+
+// ID is the socket's id (not the Engine.IO session's, which is private).
+func (s *Socket) ID() string { return s.id }
+
+// Namespace is the socket's namespace.
+func (s *Socket) Namespace() *Namespace { return s.nsp }
+
+// Recovered reports whether the socket is a recovered one: same id, rooms
+// and data as before its disconnection, missed broadcasts delivered.
+func (s *Socket) Recovered() bool { return s.recovered }
+
+// Conn is the Engine.IO session under the socket.
+func (s *Socket) Conn() *engineio.Session { return s.client.conn }
+
+// Connected reports whether the socket is connected.
+func (s *Socket) Connected() bool {
+	s.nsp.srv.mu.Lock()
+	defer s.nsp.srv.mu.Unlock()
+	return s.connected
+}
+
+// Handshake describes the connection, as Node's socket.handshake.
+type Handshake struct {
+	Headers http.Header
+	Time    time.Time
+	Address string
+	XDomain bool
+	Secure  bool
+	URL     string
+	Query   url.Values
+	// Auth is the client's auth payload (a JSON object), or nil.
+	Auth json.RawMessage
+}
+
+// Handshake returns the details of the socket's connection.
+func (s *Socket) Handshake() Handshake {
+	r := s.client.conn.Request()
+	h := Handshake{
+		Headers: r.Header,
+		Time:    r.Time,
+		Address: r.RemoteAddr,
+		XDomain: r.Header.Get("Origin") != "",
+		Secure:  r.Secure,
+		Auth:    s.auth,
+	}
+	if r.URL != nil {
+		h.URL = r.URL.RequestURI()
+		h.Query = r.URL.Query()
+	}
+	return h
+}
+
+// Data returns the socket's data (Node's socket.data), kept by recovery
+// and shown to other nodes by FetchSockets.
+func (s *Socket) Data() any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.data
+}
+
+// SetData replaces the socket's data.
+func (s *Socket) SetData(v any) {
+	s.mu.Lock()
+	s.data = v
+	s.mu.Unlock()
+}
+
+// On handles event. Handlers for the same event replace each other.
+func (s *Socket) On(event string, fn func(*Event)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.handlers {
+		if s.handlers[i].event == event {
+			s.handlers[i].fn = fn
+			return
+		}
+	}
+	s.handlers = append(s.handlers, handler{event, fn})
+}
+
+// OnAny is called for every event, before its own handler.
+func (s *Socket) OnAny(fn func(*Event)) {
+	s.mu.Lock()
+	s.anyHandlers = append(s.anyHandlers, fn)
+	s.mu.Unlock()
+}
+
+// Use adds an event middleware, run for each event before the handlers.
+// An error drops the event and is handed to the OnError handlers.
+func (s *Socket) Use(fn func(*Event) error) {
+	s.mu.Lock()
+	s.middlewares = append(s.middlewares, fn)
+	s.mu.Unlock()
+}
+
+// OnError is called with what an event middleware refused.
+func (s *Socket) OnError(fn func(error)) {
+	s.mu.Lock()
+	s.onError = append(s.onError, fn)
+	s.mu.Unlock()
+}
+
+// OnDisconnecting is called when the socket is about to disconnect, while
+// it is still in its rooms.
+func (s *Socket) OnDisconnecting(fn func(reason string)) {
+	s.mu.Lock()
+	s.onDisconnecting = append(s.onDisconnecting, fn)
+	s.mu.Unlock()
+}
+
+// OnDisconnect is called once when the socket disconnects, with Node's
+// reason ("transport close", "client namespace disconnect", …) and a
+// cause when there is one (ErrSlowConsumer, a protocol error).
+func (s *Socket) OnDisconnect(fn func(reason string, cause error)) {
+	s.mu.Lock()
+	s.onDisconnect = append(s.onDisconnect, fn)
+	s.mu.Unlock()
+}
+
+// Rooms returns the rooms the socket is in, its own room first.
+func (s *Socket) Rooms() []string {
+	srv := s.nsp.srv
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return append([]string{s.id}, s.rooms...)
+}
+
+// Join adds the socket to rooms.
+func (s *Socket) Join(rooms ...string) {
+	srv := s.nsp.srv
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for _, r := range rooms {
+		if r == s.id || slices.Contains(s.rooms, r) {
+			continue
+		}
+		s.rooms = append(s.rooms, r)
+		if s.connected {
+			s.nsp.roomAddLocked(r, s)
+		}
+	}
+}
+
+// Leave takes the socket out of rooms (not out of its own room).
+func (s *Socket) Leave(rooms ...string) {
+	srv := s.nsp.srv
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for _, r := range rooms {
+		if i := slices.Index(s.rooms, r); i >= 0 {
+			s.rooms = slices.Delete(s.rooms, i, i+1)
+			if s.connected {
+				s.nsp.roomDelLocked(r, s)
+			}
+		}
+	}
+}
+
+// Emit sends event to the client. With an AckFunc as last argument, the
+// client is asked to acknowledge (see Timeout). With connection state
+// recovery on, the event is kept for recovery, as in Node.
+func (s *Socket) Emit(event string, args ...any) error { return s.emit(0, event, args) }
+
+// Timeout returns an emitter whose acknowledgements fail with
+// ErrAckTimeout after d.
+func (s *Socket) Timeout(d time.Duration) *Emitter { return &Emitter{s: s, timeout: d} }
+
+// Emitter emits with options (see Socket.Timeout).
+type Emitter struct {
+	s       *Socket
+	timeout time.Duration
+}
+
+// Emit is Socket.Emit with the emitter's options.
+func (e *Emitter) Emit(event string, args ...any) error { return e.s.emit(e.timeout, event, args) }
+
+func (s *Socket) emit(timeout time.Duration, event string, args []any) error {
+	if reservedEvents[event] || event == "connection" {
+		return fmt.Errorf("socketio: %q is a reserved event name", event)
+	}
+	a, ack, err := encodeArgs(args)
+	if err != nil {
+		return err
+	}
+	if ack == nil && s.nsp.log != nil {
+		// Through the broadcast path, so that recovery keeps it.
+		s.nsp.deliver(event, a, BroadcastOptions{Rooms: []string{s.id}}, false)
+		return nil
+	}
+	id := int64(-1)
+	if ack != nil {
+		id = s.nsp.nextAckID()
+		s.registerAck(id, ack, timeout)
+	}
+	return s.send(encodeEvent(s.nsp.name, id, event, a))
+}
+
+// send queues the messages of one packet.
+func (s *Socket) send(msgs []engineio.Message) error {
+	if len(msgs) == 1 {
+		return s.client.conn.Send(msgs[0])
+	}
+	return s.client.conn.SendAll(msgs...)
+}
+
+func (s *Socket) registerAck(id int64, fn AckFunc, timeout time.Duration) {
+	p := &pendingAck{fn: fn}
+	s.mu.Lock()
+	if s.acks == nil {
+		s.acks = make(map[int64]*pendingAck)
+	}
+	s.acks[id] = p
+	if timeout > 0 {
+		p.timer = time.AfterFunc(timeout, func() {
+			s.mu.Lock()
+			_, waiting := s.acks[id]
+			delete(s.acks, id)
+			s.mu.Unlock()
+			if waiting {
+				s.client.conn.Do(func() { fn(nil, ErrAckTimeout) })
+			}
+		})
+	}
+	s.mu.Unlock()
+}
+
+// encodeArgs turns emit arguments into Args, taking an AckFunc from the end.
+func encodeArgs(args []any) ([]Arg, AckFunc, error) {
+	var ack AckFunc
+	if n := len(args); n > 0 {
+		switch f := args[n-1].(type) {
+		case AckFunc:
+			ack, args = f, args[:n-1]
+		case func([]Arg, error):
+			ack, args = f, args[:n-1]
+		}
+	}
+	out := make([]Arg, len(args))
+	for i, v := range args {
+		a, err := ToArg(v)
+		if err != nil {
+			return nil, nil, err
+		}
+		out[i] = a
+	}
+	return out, ack, nil
+}
+
+// Broadcast selects every socket of the namespace but this one.
+func (s *Socket) Broadcast() *BroadcastOperator {
+	return &BroadcastOperator{nsp: s.nsp, opts: BroadcastOptions{Except: []string{s.id}}}
+}
+
+// To selects the sockets in rooms, this one excepted.
+func (s *Socket) To(rooms ...string) *BroadcastOperator { return s.Broadcast().To(rooms...) }
+
+// Except selects the sockets in none of rooms, this one excepted.
+func (s *Socket) Except(rooms ...string) *BroadcastOperator { return s.Broadcast().Except(rooms...) }
+
+// Disconnect disconnects the socket: the client receives a DISCONNECT
+// packet ("io server disconnect"). With close, the whole Engine.IO session
+// is closed too (every namespace of the client), after what is queued has
+// been delivered. The disconnect handlers run one at a time with the
+// socket's other handlers, right after those in progress.
+func (s *Socket) Disconnect(close bool) {
+	c := s.client
+	c.conn.Do(func() {
+		if close {
+			c.disconnectAll(nil)
+			return
+		}
+		if s.leave(ReasonServerNamespaceDisconnect, nil) {
+			_ = c.conn.Send(encodeControl(typeDisconnect, s.nsp.name, nil))
+			s.finishDisconnect(ReasonServerNamespaceDisconnect, nil)
+		}
+	})
+}
+
+// leave runs the disconnecting handlers, then takes the socket out of its
+// namespace (keeping its state for recovery when the reason allows) and
+// its client. It reports false when the socket had left already. It runs
+// on the session's handler goroutine.
+func (s *Socket) leave(reason string, cause error) bool {
+	srv := s.nsp.srv
+	srv.mu.Lock()
+	connected := s.connected
+	srv.mu.Unlock()
+	if !connected {
+		return false
+	}
+	s.mu.Lock()
+	disconnecting := s.onDisconnecting
+	s.mu.Unlock()
+	for _, fn := range disconnecting {
+		fn(reason)
+	}
+	srv.mu.Lock()
+	if !s.connected {
+		srv.mu.Unlock()
+		return false
+	}
+	if s.nsp.log != nil && recoverable[reason] {
+		s.nsp.log.persistLocked(s)
+	}
+	s.nsp.removeLocked(s)
+	srv.mu.Unlock()
+	s.client.remove(s)
+	return true
+}
+
+// finishDisconnect cancels the acknowledgements still awaited and runs the
+// disconnect handlers.
+func (s *Socket) finishDisconnect(reason string, cause error) {
+	s.mu.Lock()
+	acks := s.acks
+	s.acks = nil
+	handlers := s.onDisconnect
+	s.mu.Unlock()
+	for _, p := range acks {
+		if p.timer != nil {
+			p.timer.Stop()
+		}
+	}
+	for _, fn := range handlers {
+		fn(reason, cause)
+	}
+}
+
+// onPacket handles a packet for this socket.
+func (s *Socket) onPacket(p *packet) error {
+	switch p.typ {
+	case typeEvent, typeBinaryEvent:
+		return s.onEvent(p)
+	case typeAck, typeBinaryAck:
+		return s.onAck(p)
+	case typeDisconnect:
+		if s.leave(ReasonClientNamespaceDisconnect, nil) {
+			s.finishDisconnect(ReasonClientNamespaceDisconnect, nil)
+		}
+	}
+	return nil
+}
+
+func (s *Socket) onEvent(p *packet) error {
+	args, err := p.argsFrom(1)
+	if err != nil {
+		return err
+	}
+	ev := &Event{Name: p.eventName(), Args: args, socket: s, id: p.id}
+	s.dispatch(ev)
+	return nil
+}
+
+// dispatch runs the middlewares and handlers of an event.
+func (s *Socket) dispatch(ev *Event) {
+	s.mu.Lock()
+	mws, anys := s.middlewares, s.anyHandlers
+	var fn func(*Event)
+	for _, h := range s.handlers {
+		if h.event == ev.Name {
+			fn = h.fn
+			break
+		}
+	}
+	s.mu.Unlock()
+	for _, mw := range mws {
+		if err := mw(ev); err != nil {
+			s.mu.Lock()
+			onErr := s.onError
+			s.mu.Unlock()
+			for _, f := range onErr {
+				f(err)
+			}
+			return
+		}
+	}
+	if !s.Connected() {
+		return // a middleware disconnected it
+	}
+	for _, f := range anys {
+		f(ev)
+	}
+	if fn != nil {
+		fn(ev)
+	}
+}
+
+func (s *Socket) onAck(p *packet) error {
+	args, err := p.argsFrom(0)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	a := s.acks[p.id]
+	delete(s.acks, p.id)
+	s.mu.Unlock()
+	if a == nil {
+		return nil // late or unknown: ignored, as in Node
+	}
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+	a.fn(args, nil)
+	return nil
+}
+
+// Event is an event received from a client.
+type Event struct {
+	// Name is the event's name (a number's JSON text if the client sent a
+	// number).
+	Name string
+	// Args are its arguments, the client's JSON byte for byte.
+	Args []Arg
+
+	socket *Socket
+	id     int64 // the acknowledgement id; -1 when none was asked for
+	acked  atomic.Bool
+	reply  func([]Arg) // where a server-side event's Ack goes
+}
+
+// Socket is the socket that received the event (nil for a server-side
+// event from another node).
+func (e *Event) Socket() *Socket { return e.socket }
+
+// Arg returns argument i, or a JSON null when there is none.
+func (e *Event) Arg(i int) Arg {
+	if i < len(e.Args) {
+		return e.Args[i]
+	}
+	return Arg{JSON: json.RawMessage("null")}
+}
+
+// WantsAck reports whether the client asked for an acknowledgement.
+func (e *Event) WantsAck() bool { return e.id >= 0 }
+
+// Ack acknowledges the event with args. It does nothing when the client
+// asked for no acknowledgement or the event was acknowledged already. It
+// may be called from any goroutine, later.
+func (e *Event) Ack(args ...any) error {
+	if e.id < 0 || !e.acked.CompareAndSwap(false, true) {
+		return nil
+	}
+	a, _, err := encodeArgs(args)
+	if err != nil {
+		return err
+	}
+	if e.reply != nil {
+		e.reply(a)
+		return nil
+	}
+	return e.socket.send(encodeAck(e.socket.nsp.name, e.id, a))
+}
