@@ -15,10 +15,6 @@ import (
 	"time"
 
 	"github.com/chatio/socketio-chat/bench/eio"
-	enginepacket "github.com/zishang520/socket.io/parsers/engine/v3/packet"
-	engineparser "github.com/zishang520/socket.io/parsers/engine/v3/parser"
-	sioparser "github.com/zishang520/socket.io/parsers/socket/v3/parser"
-	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
 // Benchmarks of the hot paths, next to the code they measure. The
@@ -179,53 +175,6 @@ func BenchmarkBroadcastPipelined(b *testing.B) {
 	f.await(b, int64(b.N)*n)
 	b.ReportMetric(float64(b.N)*n/b.Elapsed().Seconds(), "deliveries/s")
 	b.ReportMetric(b.Elapsed().Seconds()*1e9/(float64(b.N)*n), "ns/delivery")
-}
-
-// BenchmarkPacketEncode is the library's encoding of the chat's broadcast,
-// io.emit("message", "hello"): the Socket.IO packet, then the Engine.IO
-// message around it, 42["message","hello"].
-func BenchmarkPacketEncode(b *testing.B) {
-	enc := sioparser.NewEncoder()
-	eng := engineparser.Parserv4()
-	b.ReportAllocs()
-	var out string
-	for b.Loop() {
-		parts := enc.Encode(&sioparser.Packet{Type: sioparser.EVENT, Nsp: "/", Data: []any{"message", "hello"}})
-		buf, err := eng.EncodePacket(enginepacket.New(enginepacket.MESSAGE, parts[0]), true)
-		if err != nil {
-			b.Fatal(err)
-		}
-		out = buf.String()
-	}
-	if out != `42["message","hello"]` {
-		b.Fatalf("encoded %q", out)
-	}
-}
-
-// BenchmarkPacketDecode is the library's decoding of a chat message from a
-// client, 42["user-message","hello"]: the Engine.IO packet, then the
-// Socket.IO event inside it.
-func BenchmarkPacketDecode(b *testing.B) {
-	eng := engineparser.Parserv4()
-	dec := sioparser.NewDecoder()
-	var got *sioparser.Packet
-	if err := dec.On("decoded", func(args ...any) { got = args[0].(*sioparser.Packet) }); err != nil {
-		b.Fatal(err)
-	}
-	const wire = `42["user-message","hello"]`
-	b.ReportAllocs()
-	for b.Loop() {
-		pkt, err := eng.DecodePacket(types.NewStringBufferString(wire))
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := dec.Add(pkt.Data.(types.BufferInterface).String()); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if args, ok := got.Data.([]any); !ok || len(args) != 2 || args[1] != "hello" {
-		b.Fatalf("decoded %#v", got)
-	}
 }
 
 // BenchmarkConnect is one client's connection setup over WebSocket: TCP

@@ -66,17 +66,26 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	}
 	closing := s.state != stateOpen
 	s.pollNoop = false
-	if s.linger != nil {
-		s.linger.Stop()
+	// A closing session's last packets go in one response and CLOSE in
+	// the next, as in Node: socket.io-client handles the packets of a
+	// payload a tick after the CLOSE that ends the payload, so a DISCONNECT
+	// next to it would come too late to be reported ("io server
+	// disconnect").
+	last := closing && len(msgs) == 0
+	if closing && !last {
+		if s.linger != nil {
+			s.linger.Stop()
+		}
+		s.linger = time.AfterFunc(s.srv.opts.CloseTimeout, s.finish)
 	}
 	s.mu.Unlock()
-	if closing {
+	if last {
 		msgs = append(msgs, closeMessage)
 	} else if len(msgs) == 0 {
 		msgs = append(msgs, noopMessage)
 	}
 	s.writePayload(w, r, msgs)
-	if closing {
+	if last {
 		s.finish()
 	}
 }

@@ -344,7 +344,9 @@ func (c *wsConn) parseFrame(b []byte) (n, need int, ok bool) {
 		return 0, 0, c.protocolError(closeProtocolError, "websocket: bad control frame")
 	case op > opBinary && op < opClose || op > opPong:
 		return 0, 0, c.protocolError(closeProtocolError, fmt.Sprintf("websocket: unknown opcode %d", op))
-	case op < opClose && length+uint64(len(c.frag)) > uint64(c.sess.srv.opts.MaxBufferSize):
+	case op < opClose && (length > uint64(c.sess.srv.opts.MaxBufferSize) ||
+		length+uint64(len(c.frag)) > uint64(c.sess.srv.opts.MaxBufferSize)):
+		// (Both tests: a 64-bit length can wrap around in the sum.)
 		return 0, 0, c.protocolError(closeMessageTooBig, "websocket message over maxHttpBufferSize: read limit exceeded")
 	}
 	total := hdr + int(length)
