@@ -81,6 +81,11 @@ func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- 
 		IdleTimeout:       cfg.HTTPIdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ConnState: func(c net.Conn, state http.ConnState) {
+			if cc, ok := c.(*countedConn); ok && (state == http.StateHijacked || state == http.StateClosed) {
+				cc.release()
+			}
+		},
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -129,11 +134,10 @@ func newApp(cfg chat.Config, log *slog.Logger) (app, error) {
 	return chat.New(cfg, log)
 }
 
-// limitListener bounds the TCP connections open at once: one accepted
+// limitListener bounds the HTTP connections open at once: one accepted
 // beyond max is closed at once (and counted). A connection counts until it
-// is closed; a WebSocket leaves the count when the engine takes its socket
-// over (it closes the net.Conn it was given), and is bounded by the
-// session limit from then on.
+// is closed, or taken over as a WebSocket, which the session limit bounds
+// from then on.
 type limitListener struct {
 	net.Listener
 	max     int64
@@ -169,8 +173,11 @@ type countedConn struct {
 	once sync.Once
 }
 
+// release takes the connection out of the count, once.
+func (c *countedConn) release() { c.once.Do(func() { c.l.open.Add(-1) }) }
+
 func (c *countedConn) Close() error {
-	c.once.Do(func() { c.l.open.Add(-1) })
+	c.release()
 	return c.Conn.Close()
 }
 

@@ -44,6 +44,10 @@ type Config struct {
 
 	// MaxConnections bounds concurrent Engine.IO sessions; new ones beyond it get 503.
 	MaxConnections int
+	// WebSocketIO is how idle WebSocket connections wait for data: "epoll"
+	// (no goroutine per connection; Linux) or "goroutine" (one reader
+	// goroutine each, the portable model, kept for comparison).
+	WebSocketIO string
 	// MaxHTTPConnections bounds the TCP connections that are not (yet)
 	// WebSocket sessions: HTTP requests, long polls, idle keep-alive
 	// connections. Connections beyond it are closed at once.
@@ -98,6 +102,7 @@ func DefaultConfig() Config {
 		ConnectTimeout:     45 * time.Second,
 		MaxConnections:     100_000,
 		MaxHTTPConnections: 10_000,
+		WebSocketIO:        "epoll",
 		HTTPIdleTimeout:    30 * time.Second,
 		SendQueuePackets:   4096,
 		SendQueueBytes:     2 << 20,
@@ -205,6 +210,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	boolean(&cfg.AllowEIO3, "allow-eio3", "ALLOW_EIO3", "accept Engine.IO v3 clients (socket.io-client 2.x)")
 	dur(&cfg.Recovery, "recovery", "RECOVERY", "connection state recovery window, e.g. 2m; 0 is off")
 	integer(&cfg.MaxConnections, "max-connections", "MAX_CONNECTIONS", "most concurrent sessions; more get 503")
+	str(&cfg.WebSocketIO, "ws-io", "WS_IO", "how idle WebSocket connections wait: epoll (no goroutine each, Linux) or goroutine")
 	integer(&cfg.MaxHTTPConnections, "max-http-connections", "MAX_HTTP_CONNECTIONS", "most TCP connections that are not WebSocket sessions (HTTP requests, long polls, idle keep-alive); more are closed")
 	dur(&cfg.HTTPIdleTimeout, "http-idle-timeout", "HTTP_IDLE_TIMEOUT", "close keep-alive connections idle for this long")
 	integer(&cfg.SendQueuePackets, "send-queue-packets", "SEND_QUEUE_PACKETS", "most packets queued for one client before it is disconnected")
@@ -290,6 +296,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConnections <= 0 {
 		bad("-max-connections %d: must be positive", c.MaxConnections)
+	}
+	if c.WebSocketIO != "epoll" && c.WebSocketIO != "goroutine" {
+		bad("-ws-io %q: want epoll or goroutine", c.WebSocketIO)
 	}
 	if c.MaxHTTPConnections <= 0 {
 		bad("-max-http-connections %d: must be positive", c.MaxHTTPConnections)

@@ -72,6 +72,7 @@ func (s *Server) socketOptions() socketio.Options {
 			MaxSessions:      c.MaxConnections,
 			MaxQueuedPackets: c.SendQueuePackets,
 			MaxQueuedBytes:   c.SendQueueBytes,
+			IOMode:           ioMode(c.WebSocketIO),
 			Logger:           s.log,
 		},
 		ConnectTimeout: c.ConnectTimeout,
@@ -81,6 +82,13 @@ func (s *Server) socketOptions() socketio.Options {
 		opts.Recovery = &socketio.RecoveryOptions{MaxDisconnectionDuration: c.Recovery, SkipMiddlewares: true}
 	}
 	return opts
+}
+
+func ioMode(name string) engineio.IOMode {
+	if name == "goroutine" {
+		return engineio.IOModeGoroutine
+	}
+	return engineio.IOModeEpoll
 }
 
 // routes is the one http.Handler with every route, used by main and the tests.
