@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"github.com/chatio/socketio-chat/chat"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -24,10 +23,7 @@ func fidelityRedis(t *testing.T) string {
 	const addr = "127.0.0.1:6379"
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("no Redis on %s (scripts/setup.sh --test starts one): %v", addr, err)
-		}
-		t.Skipf("no Redis on %s (scripts/setup.sh --test starts one): %v", addr, err)
+		needs(t, "no Redis on %s (scripts/setup.sh --test starts one): %v", addr, err)
 	}
 	_ = c.Close()
 	return "redis://" + addr + "/0"

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -166,4 +167,15 @@ func httpGet(url string) (string, error) {
 // confEnv is a getenv over a fixed map.
 func confEnv(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
+}
+
+// needs reports a missing prerequisite of a test (Redis, Node, nginx…):
+// the test is skipped, except under CI=true, where it fails, so that a CI
+// machine that lacks something cannot pass by running less.
+func needs(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("missing prerequisite: "+format, args...)
+	}
+	tb.Skipf("missing prerequisite (CI=true makes this a failure): "+format, args...)
 }
