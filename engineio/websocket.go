@@ -206,7 +206,10 @@ func (s *Session) onProbe(c *wsConn, p packet) {
 		if s.probe == c {
 			c.ctrl = append(c.ctrl, ctrlFrame{op: opText, payload: probeMessage.b})
 			c.scheduleFlushLocked()
-			s.wakePollLocked() // and again every 100ms: see upgradeTick
+			// The pending GET is released 100ms from now, and every 100ms,
+			// as Node does: the client pauses polling when it has seen the
+			// probe's answer, and some clients (the Go one) miss a poll
+			// that completes right at that moment.
 			s.upgradeTick(c)
 		}
 		s.mu.Unlock()
