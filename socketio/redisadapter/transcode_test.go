@@ -136,10 +136,14 @@ func mustHex(t *testing.T, s string) []byte {
 func TestTranscodeLikeNodeValues(t *testing.T) {
 	for _, c := range loadNodeTranscode(t).Values {
 		t.Run(c.Name, func(t *testing.T) {
-			if c.NodeBug {
-				t.Skip("notepack.io garbles this value; see TestTranscodeKeepsWhatNodeGarbles")
-			}
 			event, args := c.Client.args(t)
+			if c.NodeBug {
+				// notepack.io garbles this value; a Go node keeps it.
+				for _, a := range args {
+					roundTrip(t, string(a.JSON), a.Attachments...)
+				}
+				return
+			}
 			want := mustHex(t, c.Msgpack)
 			p, err := decodeData(want)
 			if err != nil {
@@ -280,6 +284,7 @@ func TestTranscodeRoundTrip(t *testing.T) {
 		{"placeholder text without attachments", `{"_placeholder":true,"num":0}`, nil},
 		{"strings", `["é✓😀","` + "\u2028" + `","` + strings.Repeat("x", 70000) + `"]`, nil},
 		{"deep", strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth), nil},
+		{"long array", "[" + strings.Repeat("1,", 70000) + "2]", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { roundTrip(t, tt.json, tt.atts...) })
