@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/chatio/socketio-chat/chat"
 	"io"
 	"log/slog"
 	"net"
@@ -38,8 +39,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	sio "github.com/zishang520/socket.io/clients/socket/v3"
-	"github.com/zishang520/socket.io/servers/socket/v3"
-	"github.com/zishang520/socket.io/v3/pkg/types"
 )
 
 // clusterSharedRedis is the Redis the test command starts (scripts/setup.sh --test).
@@ -56,7 +55,7 @@ func clusterRedis(tb testing.TB) string {
 	tb.Helper()
 	c, err := net.DialTimeout("tcp", clusterSharedRedis, time.Second)
 	if err != nil {
-		tb.Skipf("no Redis on %s (scripts/setup.sh --test starts one): %v", clusterSharedRedis, err)
+		needs(tb, "no Redis on %s (scripts/setup.sh --test starts one): %v", clusterSharedRedis, err)
 	}
 	_ = c.Close()
 	return "redis://" + clusterSharedRedis + "/0"
@@ -73,10 +72,10 @@ func clusterPrefix(tb testing.TB) string {
 // clusterStartGo starts one of our nodes on the cluster, with a stand-in
 // client bundle (loading the real one takes seconds under -race) unless
 // mutate sets ClientDir back.
-func clusterStartGo(tb testing.TB, redisURL, prefix string, mutate ...func(*Config)) *testServer {
+func clusterStartGo(tb testing.TB, redisURL, prefix string, mutate ...func(*chat.Config)) *testServer {
 	tb.Helper()
 	bundle := sioFakeBundle(tb)
-	ts := startTestServer(tb, func(c *Config) {
+	ts := startTestServer(tb, func(c *chat.Config) {
 		c.Redis, c.RedisPrefix, c.ClientDir = redisURL, prefix, bundle
 		sioFastPing(c)
 		for _, m := range mutate {
@@ -137,72 +136,16 @@ type clusterPeer struct {
 // clusterDial connects a client to a node at url (ours, Node's or nginx)
 // in the given mode, as sioDial does, and waits for "connect".
 //
-// It retries opening the Engine.IO session: the Go client (clients/socket
-// v3.0.6, Manager.Open) registers its "open" listener only after
-// engine.NewSocket has started the handshake, so on a busy machine the open
-// event can fire first and Open then times out although the server
-// answered. A lost attempt leaves an Engine.IO session without a
-// Socket.IO connection, which gets no broadcast.
+// The Go client's races are left to the client's own mechanisms, as in
+// sioDialErr.
 func clusterDial(tb testing.TB, node, url string, mode sioMode, mutate func(*sio.Options)) clusterPeer {
 	tb.Helper()
-	opts := sio.DefaultOptions()
-	switch mode {
-	case sioPolling:
-		opts.SetTransports(types.NewSet(sio.Polling))
-	case sioWebSocket:
-		opts.SetTransports(types.NewSet(sio.WebSocket))
-	case sioUpgrade:
-		opts.SetTransports(types.NewSet(sio.Polling, sio.WebSocket))
-		opts.SetUpgrade(true)
-	}
-	opts.SetForceNew(true)
-	opts.SetAutoConnect(false)
-	opts.SetReconnection(false)
-	opts.SetTimeout(10 * time.Second) // generous: CI machines can be loaded
-	if mutate != nil {
-		mutate(opts)
-	}
-	var (
-		mgr      *sio.Manager
-		mu       sync.Mutex
-		upgrades []string
-		err      error
-	)
-	for attempt := 1; attempt <= 3; attempt++ {
-		mgr = sio.NewManager(url, opts)
-		_ = mgr.On("open", func(...any) {
-			e := mgr.Engine()
-			if e == nil {
-				return
-			}
-			_ = e.On("upgrade", func(...any) {
-				mu.Lock()
-				defer mu.Unlock()
-				upgrades = append(upgrades, e.Transport().Name())
-			})
-		})
-		opened := make(chan error, 1)
-		mgr.Open(func(err error) { opened <- err })
-		if err = <-opened; err == nil {
-			break
-		}
-		tb.Logf("%s client to %s: open attempt %d: %v", mode, url, attempt, err)
-	}
+	c, err := sioOpen(tb, url, mode, mutate)
 	if err != nil {
-		tb.Fatalf("%s client to %s: open: %v", mode, url, err)
-	}
-	s := mgr.Socket("/", opts)
-	c := &sioClient{Socket: s, inbox: newSioInbox(), disconnects: make(chan string, 16), connects: make(chan struct{}, 16)}
-	c.upgrades = func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(upgrades)
-	}
-	if err := sioConnectSocket(tb, c, 10*time.Second); err != nil {
 		tb.Fatalf("%s client to %s: %v", mode, url, err)
 	}
 	if !clusterIsNodeJS(url) {
-		clusterWaitConnected(tb, s.Id())
+		clusterWaitConnected(tb, c.Id())
 	}
 	return clusterPeer{name: node + "-" + string(mode), node: node, c: c}
 }
@@ -394,27 +337,28 @@ func TestClusterRoomsAndServerCount(t *testing.T) {
 	b, bURL := clusterStartChat(t, redisURL, prefix)
 	pa := clusterDial(t, "a", aURL, sioWebSocket, nil)
 	pb := clusterDial(t, "b", bURL, sioWebSocket, nil)
-	ioA, ioB := a.io, b.io
+	nsA, nsB := a.IO().Sockets(), b.IO().Sockets()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 
-	if got := ioA.Sockets().Adapter().ServerCount(); got != 2 {
-		t.Errorf("ServerCount = %d, want 2", got)
+	if got, err := nsA.Adapter().ServerCount(ctx); err != nil || got != 2 {
+		t.Errorf("ServerCount = %d, %v; want 2", got, err)
 	}
 	// Make b's client join "room1" from node a: a request to every node.
-	ioA.SocketsJoin("room1")
+	nsA.SocketsJoin("room1")
 	sioEventually(t, 5*time.Second, "b's socket in room1", func() bool {
-		_, ok := ioB.Sockets().Adapter().Rooms().Load("room1")
-		return ok
+		return slices.Contains(nsB.Rooms(), "room1")
 	})
 	for _, err := range []error{
-		ioA.To("room1").Emit("message", "to room1"),         // channel prefix#/#room1#
-		ioA.To("nobody-here").Emit("message", "to nobody"),  // a room without members
-		ioA.Except("room1").Emit("message", "except room1"), // prefix#/# with except
+		nsA.To("room1").Emit("message", "to room1"),         // channel prefix#/#room1#
+		nsA.To("nobody-here").Emit("message", "to nobody"),  // a room without members
+		nsA.Except("room1").Emit("message", "except room1"), // prefix#/# with except
 	} {
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	ioA.Emit("message", "fence")
+	_ = nsA.Emit("message", "fence")
 	for _, p := range []clusterPeer{pa, pb} {
 		clusterWaitFor(t, p, 5*time.Second, "the fence", func(got []string) bool { return slices.Contains(got, "fence") })
 	}
@@ -425,29 +369,19 @@ func TestClusterRoomsAndServerCount(t *testing.T) {
 		t.Errorf("b got %q, want %q", got, want)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ids := make(chan []string, 1)
-	ioA.FetchSockets()(func(sockets []*socket.RemoteSocket, err error) {
-		if err != nil {
-			t.Errorf("FetchSockets: %v", err)
-		}
-		var list []string
-		for _, s := range sockets {
-			list = append(list, string(s.Id()))
-		}
-		sort.Strings(list)
-		ids <- list
-	})
-	select {
-	case got := <-ids:
-		want := []string{pa.c.Id(), pb.c.Id()}
-		sort.Strings(want)
-		if !slices.Equal(got, want) {
-			t.Errorf("FetchSockets = %v, want %v", got, want)
-		}
-	case <-ctx.Done():
-		t.Fatal("FetchSockets did not answer")
+	sockets, err := nsA.FetchSockets(ctx)
+	if err != nil {
+		t.Errorf("FetchSockets: %v", err)
+	}
+	var got []string
+	for _, s := range sockets {
+		got = append(got, s.ID)
+	}
+	sort.Strings(got)
+	want := []string{pa.c.Id(), pb.c.Id()}
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("FetchSockets = %v, want %v", got, want)
 	}
 }
 
@@ -508,33 +442,27 @@ func TestClusterMixedWithNodeJS(t *testing.T) {
 	}
 
 	// Requests too: a Go node counts the Node node and fetches its sockets.
-	if got := go1.io.Sockets().Adapter().ServerCount(); got != 3 {
-		t.Errorf("ServerCount = %d, want 3", got)
+	ns1 := go1.IO().Sockets()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if got, err := ns1.Adapter().ServerCount(ctx); err != nil || got != 3 {
+		t.Errorf("ServerCount = %d, %v; want 3", got, err)
 	}
-	fetched := make(chan []string, 1)
-	go1.io.FetchSockets()(func(sockets []*socket.RemoteSocket, err error) {
-		if err != nil {
-			t.Errorf("FetchSockets: %v", err)
-		}
-		var ids []string
-		for _, s := range sockets {
-			ids = append(ids, string(s.Id()))
-		}
-		fetched <- ids
-	})
-	var want []string
+	sockets, err := ns1.FetchSockets(ctx)
+	if err != nil {
+		t.Errorf("FetchSockets: %v", err)
+	}
+	var got, want []string
+	for _, s := range sockets {
+		got = append(got, s.ID)
+	}
 	for _, p := range peers {
 		want = append(want, p.c.Id())
 	}
-	select {
-	case got := <-fetched:
-		slices.Sort(got)
-		slices.Sort(want)
-		if !slices.Equal(got, want) {
-			t.Errorf("FetchSockets = %v, want %v (every node's sockets)", got, want)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("FetchSockets did not answer within 10s")
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("FetchSockets = %v, want %v (every node's sockets)", got, want)
 	}
 
 	njs.kill(t)
@@ -672,10 +600,10 @@ func clusterBenchBroadcast(b *testing.B, perNode int, every time.Duration) {
 	nodeName := []string{"a", "b"}
 	var (
 		senders []*clusterRawClient
-		servers []*chatServer
+		servers []*chat.Server
 	)
 	for _, node := range nodeName {
-		s, url := clusterStartChat(b, redisURL, prefix, func(c *Config) {
+		s, url := clusterStartChat(b, redisURL, prefix, func(c *chat.Config) {
 			c.LogLevel = slog.LevelWarn
 			// Two senders emit thousands of messages: lift the per-client
 			// event rate limit and send queue bounds.
@@ -725,7 +653,7 @@ func clusterBenchBroadcast(b *testing.B, perNode int, every time.Duration) {
 	case <-done:
 	case <-time.After(30*time.Second + time.Duration(b.N)*every):
 		for i, s := range servers {
-			b.Logf("node %s: %+v", nodeName[i], s.cluster.Stats())
+			b.Logf("node %s: %+v", nodeName[i], s.Cluster().Stats())
 		}
 		b.Fatalf("%d of %d deliveries after 30s", delivered.Load(), total)
 	}
@@ -808,9 +736,9 @@ func (c *clusterRawClient) emit(text string) error {
 
 // clusterStartChat builds a chat server as main does and serves it with
 // httptest, for tests that drive its Socket.IO server directly.
-func clusterStartChat(t testing.TB, redisURL, prefix string, mutate ...func(*Config)) (*chatServer, string) {
+func clusterStartChat(t testing.TB, redisURL, prefix string, mutate ...func(*chat.Config)) (*chat.Server, string) {
 	t.Helper()
-	cfg := defaultConfig()
+	cfg := chat.DefaultConfig()
 	cfg.LogLevel = slog.LevelDebug
 	cfg.Redis, cfg.RedisPrefix, cfg.ClientDir = redisURL, prefix, sioFakeBundle(t)
 	sioFastPing(&cfg)
@@ -818,7 +746,7 @@ func clusterStartChat(t testing.TB, redisURL, prefix string, mutate ...func(*Con
 		m(&cfg)
 	}
 	logBuf := &syncBuffer{}
-	s, err := newChatServer(cfg, slog.New(slog.NewTextHandler(io.MultiWriter(logBuf, tbWriter{t}), &slog.HandlerOptions{Level: cfg.LogLevel})))
+	s, err := chat.New(cfg, slog.New(slog.NewTextHandler(io.MultiWriter(logBuf, tbWriter{t}), &slog.HandlerOptions{Level: cfg.LogLevel})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -840,7 +768,7 @@ func TestClusterRecovery(t *testing.T) {
 	redisURL, prefix := clusterRedis(t), clusterPrefix(t)
 	nodes := map[string]*testServer{}
 	for _, name := range []string{"a", "b"} {
-		nodes[name] = clusterStartGo(t, redisURL, prefix, func(c *Config) { c.Recovery = 2 * time.Minute })
+		nodes[name] = clusterStartGo(t, redisURL, prefix, func(c *chat.Config) { c.Recovery = 2 * time.Minute })
 	}
 	lb := clusterStartProxy(t, nodes["a"].Addr)
 	x := clusterDial(t, "a", lb.url(), sioWebSocket, func(o *sio.Options) {
@@ -930,10 +858,10 @@ func clusterStartNodeJS(t *testing.T, redisURL, prefix string) *clusterNodeJS {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node is not installed (scripts/setup.sh expects Node >= 20)")
+		needs(t, "node is not installed (scripts/setup.sh expects Node >= 20)")
 	}
 	if _, err := os.Stat("node_modules/@socket.io/redis-adapter/package.json"); err != nil {
-		t.Skip("npm packages missing: run scripts/setup.sh (npm ci)")
+		needs(t, "npm packages missing: run scripts/setup.sh (npm ci)")
 	}
 	cmd := exec.Command(node, "test/cluster/node-server.mjs")
 	env := []string{"PORT=0", "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix, "PING_INTERVAL=200"}
@@ -1034,7 +962,7 @@ func clusterStartRedis(t *testing.T) *clusterRedisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("redis-server is not installed (scripts/setup.sh --test installs it)")
+		needs(t, "redis-server is not installed (scripts/setup.sh --test installs it)")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -1194,10 +1122,10 @@ func (p *clusterProxy) close() {
 func TestNginxCluster(t *testing.T) {
 	nginx, err := clusterNginx()
 	if err != nil {
-		t.Skip(err)
+		needs(t, "%v", err)
 	}
 	redisURL, prefix := clusterRedis(t), clusterPrefix(t)
-	realBundle := func(c *Config) { c.ClientDir = defaultConfig().ClientDir }
+	realBundle := func(c *chat.Config) { c.ClientDir = chat.DefaultConfig().ClientDir }
 	nodes := map[string]*testServer{
 		"a": clusterStartGo(t, redisURL, prefix, realBundle),
 		"b": clusterStartGo(t, redisURL, prefix, realBundle),

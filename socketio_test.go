@@ -193,6 +193,22 @@ func (c *sioClient) waitUpgrade(timeout time.Duration) error {
 }
 
 func sioDialOnce(tb testing.TB, ts *testServer, mode sioMode, mutate func(*sio.Options)) (*sioClient, error) {
+	c, err := sioOpen(tb, ts.URL, mode, mutate)
+	if err != nil {
+		return nil, err
+	}
+	// The client sees "connect" before the server finished registering the
+	// socket (see TestTransportEmitOnConnect); tests that are not about that
+	// start once the server's connection handler has run.
+	if err := sioWaitConnectLogErr(ts, c.Id(), 5*time.Second); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// sioOpen opens a Go client to url in mode (see sioDialErr for how) and
+// waits for its socket's "connect".
+func sioOpen(tb testing.TB, url string, mode sioMode, mutate func(*sio.Options)) (*sioClient, error) {
 	opts := sio.DefaultOptions()
 	switch mode {
 	case sioPolling:
@@ -228,7 +244,7 @@ func sioDialOnce(tb testing.TB, ts *testServer, mode sioMode, mutate func(*sio.O
 		upgrades        []string
 		upgradeErr      error
 	)
-	mgr := sio.NewManager(ts.URL, opts)
+	mgr := sio.NewManager(url, opts)
 	opened := make(chan struct{}, 1)
 	// The Manager's "open" is emitted once it has the Engine.IO session,
 	// before the upgrade probes start.
@@ -283,12 +299,6 @@ func sioDialOnce(tb testing.TB, ts *testServer, mode sioMode, mutate func(*sio.O
 		return nil, fmt.Errorf("%s client: %v", mode, err)
 	}
 	c.inbox.label = fmt.Sprintf("%s client %s", mode, s.Id())
-	// The client sees "connect" before the server finished registering the
-	// socket (see TestTransportEmitOnConnect); tests that are not about that
-	// start once the server's connection handler has run.
-	if err := sioWaitConnectLogErr(ts, s.Id(), 5*time.Second); err != nil {
-		return nil, err
-	}
 	return c, nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chatio/socketio-chat/engineio"
 	"github.com/chatio/socketio-chat/socketio"
+	"github.com/chatio/socketio-chat/socketio/redisadapter"
 )
 
 // Server is the tutorial's index.js in Go: static files, the client bundle,
@@ -31,7 +32,7 @@ type Server struct {
 	handler http.Handler
 
 	// cluster joins the other nodes through Redis (-redis); nil for one node.
-	cluster *tempCluster // TEMP-REDIS
+	cluster *redisadapter.Cluster
 
 	closeOnce sync.Once
 }
@@ -46,7 +47,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, bundle: bundle}
 	opts := s.socketOptions()
 	if cfg.Redis != "" {
-		return nil, fmt.Errorf("-redis: not yet") // TEMP-REDIS
+		s.cluster, err = redisadapter.New(redisadapter.Options{URL: cfg.Redis, Prefix: cfg.RedisPrefix, Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("-redis: %w", err)
+		}
+		opts.Adapter = s.cluster
 	}
 	s.io, err = socketio.NewServer(opts)
 	if err != nil {
@@ -135,9 +140,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // IO is the Socket.IO server.
 func (s *Server) IO() *socketio.Server { return s.io }
 
-type tempCluster struct{} // TEMP-REDIS
-
-func (tempCluster) Close() error { return nil }
+// Cluster is the Redis adapter, or nil for one node.
+func (s *Server) Cluster() *redisadapter.Cluster { return s.cluster }
 
 // onConnection runs once per Socket.IO connection to the main namespace.
 func (s *Server) onConnection(client *socketio.Socket) {
