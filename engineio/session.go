@@ -48,8 +48,8 @@ type Session struct {
 	req      Request
 	b64      bool // a v3 client that cannot receive binary over polling
 
-	handler SessionHandler
-	exec    executor // runs the handler's methods one at a time
+	handler SessionHandler // set under mu once the server's connect returned
+	exec    executor       // runs the handler's methods one at a time
 
 	mu       sync.Mutex
 	state    sessionState
@@ -160,8 +160,9 @@ func (s *Session) open(c *wsConn) {
 		return
 	}
 	s.srv.stats.opened(c != nil)
-	s.handler = s.srv.connect(s)
+	h := s.srv.connect(s)
 	s.mu.Lock()
+	s.handler = h
 	if s.protocol == 3 {
 		s.setTimerLocked(o.PingInterval + o.PingTimeout)
 	} else {
@@ -491,7 +492,9 @@ func (s *Session) dispatch(ev event) {
 		ev.fn()
 		return
 	}
+	s.mu.Lock()
 	h := s.handler
+	s.mu.Unlock()
 	if h == nil {
 		return
 	}
