@@ -38,7 +38,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	sio "github.com/zishang520/socket.io/clients/socket/v3"
 )
 
 // clusterSharedRedis is the Redis the test command starts (scripts/setup.sh --test).
@@ -107,11 +106,9 @@ func clusterTrackLog(tb testing.TB, log *syncBuffer) {
 }
 
 // clusterWaitConnected waits until a Go node has logged the connection of
-// socket id. The library (servers/socket v3.0.6, namespace._doConnect)
-// sends CONNECT to the client before it files the socket under its
-// namespace; an event the client sends in between finds no socket, and
-// the server closes the whole connection ("invalid state"). Node.js, single
-// threaded, has no such window. The log line comes after the filing.
+// socket id. The client is connected once it has the CONNECT answer, which
+// can come before the node's connection handler has run (it logs): tests
+// start once it has, as sioDialErr does.
 func clusterWaitConnected(tb testing.TB, id string) {
 	tb.Helper()
 	sioEventually(tb, 5*time.Second, "a node to log the connection of "+id, func() bool {
@@ -134,11 +131,9 @@ type clusterPeer struct {
 }
 
 // clusterDial connects a client to a node at url (ours, Node's or nginx)
-// in the given mode, as sioDial does, and waits for "connect".
-//
-// The Go client's races are left to the client's own mechanisms, as in
-// sioDialErr.
-func clusterDial(tb testing.TB, node, url string, mode sioMode, mutate func(*sio.Options)) clusterPeer {
+// in the given mode with sioOpen and waits until one of our nodes logged
+// the connection (Node's node: until "connect").
+func clusterDial(tb testing.TB, node, url string, mode sioMode, mutate func(*sioOptions)) clusterPeer {
 	tb.Helper()
 	c, err := sioOpen(tb, url, mode, mutate)
 	if err != nil {
@@ -413,12 +408,11 @@ func TestClusterMixedWithNodeJS(t *testing.T) {
 	}
 
 	// Payloads keep their shape across the Go and Node nodes, binary
-	// included (a Go buffer is a Node Buffer on the way). The senders use
-	// WebSocket: the Go client's polling transport (clients/engine v3.0.6)
-	// now and then loses a run of binary emits, with a Go or a Node server.
+	// included (a Go buffer is a Node Buffer on the way), from WebSocket
+	// and from polling senders.
 	payloads := []any{"héllo 世界", 42.5, true, nil, []any{1.0, "two", nil},
 		map[string]any{"a": []any{1.0, "x"}, "b": map[string]any{"c": false}}, []byte{0, 1, 2, 255}}
-	for _, route := range [][2]clusterPeer{{peers[0], peers[4]}, {peers[3], peers[2]}} {
+	for _, route := range [][2]clusterPeer{{peers[0], peers[4]}, {peers[3], peers[2]}, {peers[1], peers[3]}, {peers[4], peers[0]}} {
 		from, to := route[0], route[1]
 		for i, want := range payloads {
 			// Everyone gets every message: wait for all, one at a time.
@@ -434,7 +428,7 @@ func TestClusterMixedWithNodeJS(t *testing.T) {
 					return len(p.c.inbox.snapshot()) > before[j]
 				})
 				got := p.c.inbox.snapshot()[before[j]]
-				if p.name == to.name && (len(got) != 1 || !reflect.DeepEqual(sioNormalize(got[0]), want)) {
+				if p.name == to.name && (len(got) != 1 || !reflect.DeepEqual(got[0], want)) {
 					t.Errorf("%s→%s payload %d: got %#v, want %#v", from.name, to.name, i, got, want)
 				}
 			}
@@ -540,10 +534,9 @@ func TestClusterNodeDeath(t *testing.T) {
 		nodes[name] = clusterStartGo(t, redisURL, prefix)
 	}
 	lb := clusterStartProxy(t, nodes["a"].Addr)
-	x := clusterDial(t, "a", lb.url(), sioWebSocket, func(o *sio.Options) {
-		o.SetReconnection(true)
-		o.SetReconnectionDelay(50)
-		o.SetReconnectionDelayMax(200)
+	x := clusterDial(t, "a", lb.url(), sioWebSocket, func(o *sioOptions) {
+		o.Reconnection = true
+		o.ReconnectionDelay, o.ReconnectionDelayMax = 50*time.Millisecond, 200*time.Millisecond
 	})
 	x.name = "x"
 	y := clusterDial(t, "b", nodes["b"].URL, sioWebSocket, nil)
@@ -771,15 +764,13 @@ func TestClusterRecovery(t *testing.T) {
 		nodes[name] = clusterStartGo(t, redisURL, prefix, func(c *chat.Config) { c.Recovery = 2 * time.Minute })
 	}
 	lb := clusterStartProxy(t, nodes["a"].Addr)
-	x := clusterDial(t, "a", lb.url(), sioWebSocket, func(o *sio.Options) {
-		o.SetReconnection(true)
-		o.SetReconnectionDelay(50)
-		o.SetReconnectionDelayMax(50)
-		o.SetRandomizationFactor(0)
+	x := clusterDial(t, "a", lb.url(), sioWebSocket, func(o *sioOptions) {
+		o.Reconnection = true
+		o.ReconnectionDelay, o.ReconnectionDelayMax = 50*time.Millisecond, 50*time.Millisecond
 	})
 	y := clusterDial(t, "b", nodes["b"].URL, sioWebSocket, nil)
 	var gate chan struct{}
-	_ = x.c.Io().On("reconnect_attempt", func(...any) {
+	x.c.onReconnectAttempt(func() {
 		select {
 		case <-gate: // held until the messages it must miss went out
 		case <-time.After(10 * time.Second):
@@ -792,7 +783,7 @@ func TestClusterRecovery(t *testing.T) {
 		t.Helper()
 		gate = make(chan struct{})
 		id := x.c.Id()
-		x.c.Io().Engine().Transport().Close()
+		x.c.dropTransport()
 		<-x.c.disconnects
 		sioEventually(t, 5*time.Second, "the server to see x leave", func() bool {
 			return strings.Contains(nodes[x.node].Log.String(), "id="+id+" reason=")
@@ -1167,8 +1158,8 @@ func TestNginxCluster(t *testing.T) {
 	onNode := map[string]int{}
 	for i, mode := range []sioMode{sioPolling, sioPolling, sioWebSocket, sioWebSocket, sioUpgrade, sioUpgrade} {
 		addr := fmt.Sprintf("10.0.%d.1", i+1)
-		p := clusterDial(t, "", lb, mode, func(o *sio.Options) {
-			o.SetExtraHeaders(http.Header{"X-Forwarded-For": {addr}})
+		p := clusterDial(t, "", lb, mode, func(o *sioOptions) {
+			o.Header = http.Header{"X-Forwarded-For": {addr}}
 		})
 		p.node = clusterNodeOf(t, p.c, nodes)
 		p.name = fmt.Sprintf("%s-%s-%s", p.node, mode, addr)
@@ -1186,11 +1177,9 @@ func TestNginxCluster(t *testing.T) {
 		t.Errorf("no message crossed nodes: %v", matrix)
 	}
 	for _, p := range peers {
-		if strings.Contains(p.name, string(sioUpgrade)) {
-			// The Go client upgrades on its own schedule, and now and then
-			// not at all (it does not retry a failed probe); the upgrade
-			// itself is checked step by step below.
-			t.Logf("%s: now on %s", p.name, p.c.transportName())
+		// sioOpen waited for the upgrade clients to upgrade through nginx.
+		if strings.Contains(p.name, string(sioUpgrade)) && p.c.transportName() != "websocket" {
+			t.Errorf("%s: on %s after the exchange, want websocket", p.name, p.c.transportName())
 		}
 	}
 

@@ -1,14 +1,26 @@
 package main
 
-// A raw Socket.IO v5 / Engine.IO v4 chat client, over WebSocket
-// (gorilla/websocket) or HTTP long-polling (net/http), for the black-box
-// regression tests of the server's core (order_test.go, disconnect_test.go,
-// limiter_test.go, fidelity_test.go). It depends on nothing of the server
-// but its wire protocol: it records every packet as the server wrote it,
-// byte for byte, and how the connection ended.
+// A raw Engine.IO v4 client over WebSocket (gorilla/websocket) or HTTP
+// long-polling (net/http), with engine.io-client's upgrade from the one to
+// the other. It depends on nothing of the server but its wire protocol.
+// Two kinds of tests use it:
+//   - the black-box regression tests of the server's core (order_test.go,
+//     disconnect_test.go, limiter_test.go, fidelity_test.go), through
+//     rawChatDial: a client joined to the main namespace that records every
+//     packet as the server wrote it, byte for byte, and how the connection
+//     ended;
+//   - the Socket.IO client of the top-level tests (sioclient_test.go): one
+//     rawChat per Engine.IO session, which hands it every packet.
+//
+// Goroutines: one goroutine reads at a time (the WebSocket reader, or the
+// polling loop and, during an upgrade, the goroutine that switches to the
+// WebSocket), answers PINGs and hands every other packet on, in order.
+// Writes are serialised by wmu, so polling POSTs never overlap (the server
+// closes a session whose POSTs do).
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,208 +46,388 @@ const (
 	rawChatPolling rawChatTransport = "polling"
 )
 
-// rawChat is one raw client joined to the main namespace. A reader goroutine
-// answers pings and records every other packet; tests wait on what it
-// recorded. Its methods are safe for concurrent use.
-type rawChat struct {
-	tb        testing.TB
-	name      string // for failure messages
-	transport rawChatTransport
-	id        string // the Socket.IO socket id, from the CONNECT answer
-
-	// WebSocket
-	ws  *websocket.Conn
-	wmu sync.Mutex // serialises writes
-
-	// polling
-	hc     *http.Client
-	url    string // ...&sid=...
-	cancel context.CancelFunc
-
-	mu      sync.Mutex
-	packets []string // every packet received after the CONNECT answer, pings excluded
-	end     error    // how the connection ended, once done is closed
-	notify  chan struct{}
-	done    chan struct{}
-	resume  chan struct{} // closed to let a paused WebSocket reader start
+// rawPacket is one Engine.IO packet: its text, type digit first, or the
+// bytes of a binary message.
+type rawPacket struct {
+	data   string
+	binary bool
 }
 
-// rawChatOptions changes how rawChatDial connects.
+// rawChatOptions changes how a rawChat connects.
 type rawChatOptions struct {
-	// paused makes a client stop reading once connected, until
+	// paused makes a rawChatDial client stop reading once connected, until
 	// resumeReading: a polling client sends no GET, a WebSocket client
 	// reads nothing and has a 4 KiB receive buffer, so the server's writes
 	// to it soon block.
 	paused bool
+	// auth is the JSON payload of rawChatDial's CONNECT packet (40<auth>);
+	// empty sends none.
+	auth string
+
+	// header is sent with every HTTP request and WebSocket handshake.
+	header http.Header
+	// upgrade probes a WebSocket once a polling session is open and moves
+	// the session to it, as engine.io-client does: 2probe, 3probe, polling
+	// paused (its pending GET answered), then 5 over the WebSocket.
+	upgrade bool
+	// timeout bounds the handshake, the probe and each WebSocket write.
+	// Defaults to 10s.
+	timeout time.Duration
+	// onPacket, when set, receives every packet but PINGs and NOOPs
+	// instead of them being recorded: on the reading goroutine, one at a
+	// time, in order. Blocking in it stops the reading.
+	onPacket func(*rawChat, rawPacket)
+	// onUpgrade is told how an upgrade ended: nil once the server has
+	// moved the session too, when the first packet comes over the
+	// WebSocket (the server writes there only after it read the UPGRADE
+	// packet), or why the probe failed (the session stays on polling).
+	onUpgrade func(*rawChat, error)
+	// onEnd is told once, after the last onPacket, how the session ended:
+	// socket.io-client's reason ("transport close", "transport error",
+	// "ping timeout", "forced close" for close) and the error behind it.
+	onEnd func(c *rawChat, reason string, err error)
 }
 
-// rawChatDial connects a raw client over transport and waits for the
-// CONNECT answer of the main namespace. It is closed when the test ends.
-func rawChatDial(tb testing.TB, ts *testServer, transport rawChatTransport, name string, opts rawChatOptions) *rawChat {
-	tb.Helper()
-	c := &rawChat{tb: tb, name: name, transport: transport,
+// rawChat is one Engine.IO session. Its methods are safe for concurrent use.
+type rawChat struct {
+	tb   testing.TB // rawChatDial's test
+	name string     // for failure messages
+	// transport is the current transport; an upgrade changes it once,
+	// holding wmu and mu.
+	transport rawChatTransport
+	id        string // the Socket.IO socket id, from the CONNECT answer (rawChatDial)
+	opts      rawChatOptions
+
+	sid          string
+	pingInterval time.Duration
+	pingTimeout  time.Duration
+	upgrades     []string
+
+	// WebSocket
+	ws  *websocket.Conn
+	wmu sync.Mutex // serialises writes: WebSocket frames, polling POSTs
+
+	// polling
+	hc     *http.Client
+	url    string // ...&sid=...
+	ctx    context.Context
+	cancel context.CancelFunc // ends the polling requests
+
+	mu         sync.Mutex
+	packets    []string // recorded packets (no onPacket): every one after the CONNECT answer, pings excluded
+	answer     string   // the CONNECT answer (rawChatDial)
+	answered   chan struct{}
+	ending     bool // stop was called
+	reason     string
+	end        error            // how the connection ended, once done is closed
+	probe      *websocket.Conn  // the upgrade's WebSocket until it carries the session
+	pausing    bool             // the polling loop is to stop for an upgrade
+	pollPaused chan struct{}    // closed when it has
+	pingTimer  *time.Timer      // ends the session when the server's PINGs stop
+	notify     chan struct{}
+	done       chan struct{} // closed once reading ended for good
+	doneOnce   sync.Once
+	resume     chan struct{} // closed to let a paused reader go on
+}
+
+// rawChatOpen does the Engine.IO handshake with the server at base
+// (http://host:port) over transport and starts reading. It does not join a
+// namespace.
+func rawChatOpen(base string, transport rawChatTransport, name string, opts rawChatOptions) (*rawChat, error) {
+	if opts.timeout <= 0 {
+		opts.timeout = 10 * time.Second
+	}
+	c := &rawChat{name: name, transport: transport, opts: opts,
+		answered: make(chan struct{}), pollPaused: make(chan struct{}),
 		notify: make(chan struct{}, 1), done: make(chan struct{}), resume: make(chan struct{})}
 	if !opts.paused {
 		close(c.resume)
 	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	var early []rawPacket
+	var err error
 	switch transport {
 	case rawChatWS:
-		c.dialWS(ts, opts)
+		err = c.openWS(base)
 	case rawChatPolling:
-		c.dialPolling(ts)
+		early, err = c.openPolling(base)
 	default:
-		tb.Fatalf("unknown transport %q", transport)
+		err = fmt.Errorf("unknown transport %q", transport)
 	}
-	c.name = fmt.Sprintf("%s (%s %s)", name, transport, c.id)
-	return c
+	if err != nil {
+		c.cancel()
+		if c.ws != nil {
+			_ = c.ws.Close()
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if c.pingInterval > 0 {
+		c.pingTimer = time.AfterFunc(c.pingInterval+c.pingTimeout, c.pingExpired)
+	}
+	switch transport {
+	case rawChatWS:
+		go c.readWS(c.ws, false)
+	case rawChatPolling:
+		go c.readPolling(early)
+		if opts.upgrade && slices.Contains(c.upgrades, "websocket") {
+			go c.upgrade(base)
+		}
+	}
+	return c, nil
 }
 
-func (c *rawChat) dialWS(ts *testServer, opts rawChatOptions) {
-	tb := c.tb
-	tb.Helper()
-	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
-	if opts.paused {
+// rawChatWSURL is the WebSocket URL of the Engine.IO endpoint at base.
+func rawChatWSURL(base string) string {
+	return "ws" + strings.TrimPrefix(base, "http") + "/socket.io/?EIO=4&transport=websocket"
+}
+
+// parseOpen reads the handshake's OPEN packet 0{...}.
+func (c *rawChat) parseOpen(p string) error {
+	var hs struct {
+		Sid          string   `json:"sid"`
+		Upgrades     []string `json:"upgrades"`
+		PingInterval int64    `json:"pingInterval"`
+		PingTimeout  int64    `json:"pingTimeout"`
+	}
+	if !strings.HasPrefix(p, "0{") || json.Unmarshal([]byte(p[1:]), &hs) != nil || hs.Sid == "" {
+		return fmt.Errorf("Engine.IO OPEN %.200q, want 0{\"sid\":...}", p)
+	}
+	c.sid, c.upgrades = hs.Sid, hs.Upgrades
+	c.pingInterval = time.Duration(hs.PingInterval) * time.Millisecond
+	c.pingTimeout = time.Duration(hs.PingTimeout) * time.Millisecond
+	return nil
+}
+
+func (c *rawChat) dialer() *websocket.Dialer {
+	d := &websocket.Dialer{HandshakeTimeout: c.opts.timeout}
+	if c.opts.paused {
 		d.NetDialContext = (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 			return rc.Control(func(fd uintptr) {
 				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
 			})
 		}}).DialContext
 	}
-	conn, resp, err := d.Dial("ws://"+ts.Addr+"/socket.io/?EIO=4&transport=websocket", nil)
+	return d
+}
+
+func (c *rawChat) openWS(base string) error {
+	conn, resp, err := c.dialer().DialContext(c.ctx, rawChatWSURL(base), c.opts.header)
 	if err != nil {
-		tb.Fatalf("%s: dial: %v (response %v)", c.name, err, resp)
+		return fmt.Errorf("dial: %v (response %v)", err, resp)
 	}
 	c.ws = conn
-	tb.Cleanup(func() {
-		_ = conn.Close()
-		c.resumeReading()
-		<-c.done
-	})
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, open, err := conn.ReadMessage(); err != nil || !strings.HasPrefix(string(open), "0{") {
-		tb.Fatalf("%s: Engine.IO OPEN: %q %v", c.name, open, err)
-	}
-	if err := c.send("40"); err != nil {
-		tb.Fatalf("%s: send CONNECT: %v", c.name, err)
-	}
-	for {
-		_, b, err := conn.ReadMessage()
-		if err != nil {
-			tb.Fatalf("%s: waiting for the CONNECT answer: %v", c.name, err)
-		}
-		if string(b) == "2" {
-			_ = c.send("3")
-			continue
-		}
-		c.id = rawChatConnectID(tb, c.name, string(b))
-		break
+	_ = conn.SetReadDeadline(time.Now().Add(c.opts.timeout))
+	_, open, err := conn.ReadMessage()
+	if err != nil {
+		return fmt.Errorf("Engine.IO OPEN: %v", err)
 	}
 	_ = conn.SetReadDeadline(time.Time{})
-	go c.readWS()
+	return c.parseOpen(string(open))
 }
 
-func (c *rawChat) readWS() {
-	defer close(c.done)
-	<-c.resume
+func (c *rawChat) openPolling(base string) ([]rawPacket, error) {
+	c.hc = &http.Client{Transport: &http.Transport{DisableCompression: true}, Timeout: 60 * time.Second}
+	u := base + "/socket.io/?EIO=4&transport=polling"
+	ctx, cancel := context.WithTimeout(c.ctx, c.opts.timeout)
+	defer cancel()
+	status, body, err := c.do(ctx, http.MethodGet, u, "")
+	if err != nil || status != http.StatusOK {
+		return nil, fmt.Errorf("handshake = %d %.200q %v, want 200 0{...}", status, body, err)
+	}
+	packets, err := rawDecodePayload(body)
+	if err != nil {
+		return nil, fmt.Errorf("handshake %.200q: %v", body, err)
+	}
+	if err := c.parseOpen(packets[0].data); err != nil {
+		return nil, err
+	}
+	c.url = u + "&sid=" + url.QueryEscape(c.sid)
+	return packets[1:], nil
+}
+
+// readWS reads conn until the session ends; upgraded tells onUpgrade
+// about the first packet.
+func (c *rawChat) readWS(conn *websocket.Conn, upgraded bool) {
 	for {
-		_, b, err := c.ws.ReadMessage()
+		typ, b, err := conn.ReadMessage()
 		if err != nil {
-			c.finish(err)
+			c.readerExit("transport close", err)
 			return
 		}
-		if string(b) == "2" {
-			_ = c.send("3")
-			continue
+		if c.isEnding() {
+			c.readerExit("", nil)
+			return
 		}
-		c.record(string(b))
+		if upgraded && c.opts.onUpgrade != nil {
+			c.opts.onUpgrade(c, nil)
+		}
+		upgraded = false
+		c.handle(rawPacket{data: string(b), binary: typ == websocket.BinaryMessage})
 	}
 }
 
-func (c *rawChat) dialPolling(ts *testServer) {
-	tb := c.tb
-	tb.Helper()
-	tr := &http.Transport{DisableCompression: true}
-	c.hc = &http.Client{Transport: tr, Timeout: 60 * time.Second}
-	base := ts.URL + "/socket.io/?EIO=4&transport=polling"
-	status, body, err := c.do(context.Background(), http.MethodGet, base, "")
-	if err != nil || status != http.StatusOK || !strings.HasPrefix(body, "0{") {
-		tb.Fatalf("%s: handshake = %d %q %v, want 200 0{...}", c.name, status, body, err)
-	}
-	var open struct{ Sid string }
-	if err := json.Unmarshal([]byte(body[1:]), &open); err != nil || open.Sid == "" {
-		tb.Fatalf("%s: handshake %q: no sid", c.name, body)
-	}
-	c.url = base + "&sid=" + url.QueryEscape(open.Sid)
-	if err := c.send("40"); err != nil {
-		tb.Fatalf("%s: send CONNECT: %v", c.name, err)
-	}
-	var rest []string
-	for c.id == "" {
-		status, body, err := c.do(context.Background(), http.MethodGet, c.url, "")
-		if err != nil || status != http.StatusOK {
-			tb.Fatalf("%s: waiting for the CONNECT answer: %d %q %v", c.name, status, body, err)
-		}
-		for _, p := range strings.Split(body, "\x1e") {
-			switch {
-			case p == "2":
-				_ = c.send("3")
-			case c.id == "":
-				c.id = rawChatConnectID(tb, c.name, p)
-			default:
-				rest = append(rest, p)
-			}
-		}
-	}
-	for _, p := range rest {
-		c.record(p)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	tb.Cleanup(func() {
-		cancel()
-		c.resumeReading()
-		<-c.done
-		tr.CloseIdleConnections()
-	})
-	go c.readPolling(ctx)
-}
-
-// readPolling long-polls until the session ends or the test does.
-func (c *rawChat) readPolling(ctx context.Context) {
-	defer close(c.done)
-	select {
-	case <-c.resume:
-	case <-ctx.Done():
-		c.finish(ctx.Err())
-		return
-	}
+// readPolling long-polls until the session ends, or until an upgrade
+// pauses it.
+func (c *rawChat) readPolling(early []rawPacket) {
+	packets := early
 	for {
-		status, body, err := c.do(ctx, http.MethodGet, c.url, "")
+		for _, p := range packets {
+			if c.isEnding() {
+				c.readerExit("", nil)
+				return
+			}
+			if p == (rawPacket{data: "1"}) { // Engine.IO CLOSE
+				c.deliver(p)
+				c.readerExit("transport close", errors.New("Engine.IO CLOSE packet"))
+				return
+			}
+			c.handle(p)
+		}
+		c.mu.Lock()
+		ending, pausing := c.ending, c.pausing
+		c.mu.Unlock()
 		switch {
-		case ctx.Err() != nil:
-			c.finish(ctx.Err())
+		case ending:
+			c.readerExit("", nil)
+			return
+		case pausing:
+			close(c.pollPaused) // the upgrade reads from now on
+			return
+		}
+		status, body, err := c.do(c.ctx, http.MethodGet, c.url, "")
+		switch {
+		case c.ctx.Err() != nil:
+			c.readerExit("transport close", c.ctx.Err())
 			return
 		case err != nil:
-			c.finish(err)
+			c.readerExit("transport error", err)
 			return
 		case status != http.StatusOK:
-			c.finish(fmt.Errorf("GET answered %d %q", status, body))
+			c.readerExit("transport error", fmt.Errorf("GET answered %d %q", status, body))
 			return
 		}
-		for _, p := range strings.Split(body, "\x1e") {
-			switch p {
-			case "2":
-				_ = c.send("3")
-			case "1": // Engine.IO CLOSE
-				c.record(p)
-				c.finish(errors.New("Engine.IO CLOSE packet"))
-				return
-			case "6": // NOOP
-			default:
-				c.record(p)
-			}
+		if packets, err = rawDecodePayload(body); err != nil {
+			c.readerExit("transport error", fmt.Errorf("GET answered %.200q: %v", body, err))
+			return
 		}
 	}
+}
+
+// handle answers a PING, drops a NOOP and hands any other packet on. Over
+// polling the PONG goes out beside the next GET, as engine.io-client sends
+// it (its POST does not hold up the poll).
+func (c *rawChat) handle(p rawPacket) {
+	if !p.binary {
+		switch p.data {
+		case "2":
+			if c.pingTimer != nil {
+				c.pingTimer.Reset(c.pingInterval + c.pingTimeout)
+			}
+			if c.currentTransport() == rawChatPolling {
+				go func() { _ = c.send("3") }()
+			} else {
+				_ = c.send("3")
+			}
+			return
+		case "6":
+			return
+		}
+	}
+	c.deliver(p)
+}
+
+// deliver hands p to onPacket, or records it. A paused client stops
+// reading after the CONNECT answer.
+func (c *rawChat) deliver(p rawPacket) {
+	if c.opts.onPacket != nil {
+		c.opts.onPacket(c, p)
+		return
+	}
+	c.mu.Lock()
+	if c.answer == "" && !p.binary && (strings.HasPrefix(p.data, "40") || strings.HasPrefix(p.data, "44")) {
+		c.answer = p.data
+		c.mu.Unlock()
+		close(c.answered)
+		<-c.resume
+		return
+	}
+	c.packets = append(c.packets, p.data)
+	c.mu.Unlock()
+	c.signal()
+}
+
+// upgrade moves a polling session to a WebSocket as engine.io-client
+// does (socket.ts, _probe): the probe, polling paused once its pending GET
+// returned (the server answers it with a NOOP), then the UPGRADE packet
+// over the WebSocket, which carries the session from then on.
+func (c *rawChat) upgrade(base string) {
+	err := c.probeAndSwitch(base)
+	if err != nil && !errors.Is(err, errRawChatEnded) && c.opts.onUpgrade != nil {
+		c.opts.onUpgrade(c, err)
+	}
+}
+
+var errRawChatEnded = errors.New("the session ended")
+
+func (c *rawChat) probeAndSwitch(base string) error {
+	conn, resp, err := c.dialer().DialContext(c.ctx, rawChatWSURL(base)+"&sid="+url.QueryEscape(c.sid), c.opts.header)
+	if err != nil {
+		if c.isEnding() {
+			return errRawChatEnded
+		}
+		return fmt.Errorf("probe: dial: %v (response %v)", err, resp)
+	}
+	c.mu.Lock()
+	if c.ending {
+		c.mu.Unlock()
+		_ = conn.Close()
+		return errRawChatEnded
+	}
+	c.probe = conn
+	c.mu.Unlock()
+	fail := func(err error) error {
+		c.mu.Lock()
+		c.probe = nil
+		ending := c.ending
+		c.mu.Unlock()
+		_ = conn.Close()
+		if ending {
+			return errRawChatEnded
+		}
+		return err
+	}
+	_ = conn.SetWriteDeadline(time.Now().Add(c.opts.timeout))
+	if err := conn.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
+		return fail(fmt.Errorf("probe: write 2probe: %v", err))
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(c.opts.timeout))
+	if _, b, err := conn.ReadMessage(); err != nil || string(b) != "3probe" {
+		return fail(fmt.Errorf("probe: answer %q %v, want 3probe", b, err))
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+
+	c.mu.Lock()
+	c.pausing = true
+	c.mu.Unlock()
+	select {
+	case <-c.pollPaused: // this goroutine reads the session now
+	case <-c.done:
+		return fail(errRawChatEnded)
+	}
+	c.wmu.Lock()
+	err = conn.WriteMessage(websocket.TextMessage, []byte("5"))
+	if err == nil {
+		c.mu.Lock()
+		c.ws, c.probe, c.transport = conn, nil, rawChatWS
+		c.mu.Unlock()
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		c.readerExit("transport error", fmt.Errorf("upgrade: write 5: %v", err))
+		return fail(errRawChatEnded)
+	}
+	go c.readWS(conn, true)
+	return nil
 }
 
 // do sends one request and returns its status and body.
@@ -246,6 +439,9 @@ func (c *rawChat) do(ctx context.Context, method, u, body string) (int, string, 
 	req, err := http.NewRequestWithContext(ctx, method, u, r)
 	if err != nil {
 		return 0, "", err
+	}
+	for k, v := range c.opts.header {
+		req.Header[k] = v
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
@@ -259,6 +455,73 @@ func (c *rawChat) do(ctx context.Context, method, u, body string) (int, string, 
 	return resp.StatusCode, string(b), err
 }
 
+// rawEncodePayload joins packets as an Engine.IO v4 polling payload:
+// separated by \x1e, binary ones as b<base64>.
+func rawEncodePayload(packets []rawPacket) string {
+	parts := make([]string, len(packets))
+	for i, p := range packets {
+		parts[i] = p.data
+		if p.binary {
+			parts[i] = "b" + base64.StdEncoding.EncodeToString([]byte(p.data))
+		}
+	}
+	return strings.Join(parts, "\x1e")
+}
+
+// rawDecodePayload splits an Engine.IO v4 polling payload.
+func rawDecodePayload(body string) ([]rawPacket, error) {
+	var out []rawPacket
+	for _, p := range strings.Split(body, "\x1e") {
+		if b, ok := strings.CutPrefix(p, "b"); ok {
+			raw, err := base64.StdEncoding.DecodeString(b)
+			if err != nil {
+				return nil, fmt.Errorf("binary packet: %v", err)
+			}
+			out = append(out, rawPacket{data: string(raw), binary: true})
+			continue
+		}
+		if p == "" {
+			return nil, errors.New("empty packet")
+		}
+		out = append(out, rawPacket{data: p})
+	}
+	return out, nil
+}
+
+// rawChatDial connects a raw client over transport and waits for the
+// CONNECT answer of the main namespace. It is closed when the test ends.
+func rawChatDial(tb testing.TB, ts *testServer, transport rawChatTransport, name string, opts rawChatOptions) *rawChat {
+	tb.Helper()
+	opts.onPacket, opts.onUpgrade, opts.onEnd, opts.upgrade = nil, nil, nil, false
+	c, err := rawChatOpen(ts.URL, transport, name, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.tb = tb
+	tb.Cleanup(func() {
+		c.drop()
+		c.resumeReading()
+		<-c.done
+	})
+	if err := c.send("40" + opts.auth); err != nil {
+		tb.Fatalf("%s: send CONNECT: %v", c.name, err)
+	}
+	select {
+	case <-c.answered:
+	case <-c.done:
+		err, _ := c.ended()
+		tb.Fatalf("%s: the connection ended (%v) before the CONNECT answer", c.name, err)
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("%s: no CONNECT answer within 10s", c.name)
+	}
+	c.mu.Lock()
+	answer := c.answer
+	c.mu.Unlock()
+	c.id = rawChatConnectID(tb, c.name, answer)
+	c.name = fmt.Sprintf("%s (%s %s)", name, transport, c.id)
+	return c
+}
+
 // rawChatConnectID reads the socket id of a CONNECT answer 40{"sid":...}.
 func rawChatConnectID(tb testing.TB, name, packet string) string {
 	tb.Helper()
@@ -269,21 +532,37 @@ func rawChatConnectID(tb testing.TB, name, packet string) string {
 	return sid.Sid
 }
 
-// send writes Engine.IO packets: one WebSocket frame each, or one POST
+// send writes text packets: one WebSocket frame each, or one POST
 // carrying all of them as a payload.
 func (c *rawChat) send(packets ...string) error {
-	if c.transport == rawChatWS {
-		c.wmu.Lock()
-		defer c.wmu.Unlock()
-		_ = c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	ps := make([]rawPacket, len(packets))
+	for i, p := range packets {
+		ps[i] = rawPacket{data: p}
+	}
+	return c.sendPackets(ps...)
+}
+
+// sendPackets writes packets, text or binary, on the current transport.
+func (c *rawChat) sendPackets(packets ...rawPacket) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.mu.Lock()
+	transport, ws := c.transport, c.ws
+	c.mu.Unlock()
+	if transport == rawChatWS {
+		_ = ws.SetWriteDeadline(time.Now().Add(c.opts.timeout))
 		for _, p := range packets {
-			if err := c.ws.WriteMessage(websocket.TextMessage, []byte(p)); err != nil {
+			typ := websocket.TextMessage
+			if p.binary {
+				typ = websocket.BinaryMessage
+			}
+			if err := ws.WriteMessage(typ, []byte(p.data)); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	status, body, err := c.do(context.Background(), http.MethodPost, c.url, strings.Join(packets, "\x1e"))
+	status, body, err := c.do(c.ctx, http.MethodPost, c.url, rawEncodePayload(packets))
 	if err != nil {
 		return err
 	}
@@ -303,6 +582,91 @@ func (c *rawChat) emit(jsonArgs ...string) error {
 	return c.send(packets...)
 }
 
+// close ends the session as engine.io-client's close() does: a close
+// frame on a WebSocket, a CLOSE packet over polling.
+func (c *rawChat) close() {
+	c.wmu.Lock()
+	c.mu.Lock()
+	transport, ws, ending := c.transport, c.ws, c.ending
+	c.mu.Unlock()
+	if !ending {
+		if transport == rawChatWS {
+			_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""),
+				time.Now().Add(c.opts.timeout))
+		} else {
+			ctx, cancel := context.WithTimeout(c.ctx, c.opts.timeout)
+			_, _, _ = c.do(ctx, http.MethodPost, c.url, "1")
+			cancel()
+		}
+	}
+	c.wmu.Unlock()
+	c.stop("forced close", nil)
+}
+
+// drop ends the session without a close handshake: the WebSocket's TCP
+// connection is closed, the polling requests are cancelled.
+func (c *rawChat) drop() { c.stop("transport close", errors.New("transport dropped by the client")) }
+
+func (c *rawChat) pingExpired() {
+	c.stop("ping timeout", fmt.Errorf("no PING within %v", c.pingInterval+c.pingTimeout))
+}
+
+// stop ends the session, for the reason given first.
+func (c *rawChat) stop(reason string, err error) {
+	c.mu.Lock()
+	if c.ending {
+		c.mu.Unlock()
+		return
+	}
+	c.ending, c.reason, c.end = true, reason, err
+	ws, probe := c.ws, c.probe
+	c.mu.Unlock()
+	c.cancel()
+	if ws != nil {
+		_ = ws.Close()
+	}
+	if probe != nil {
+		_ = probe.Close()
+	}
+	if c.pingTimer != nil {
+		c.pingTimer.Stop()
+	}
+	c.signal()
+}
+
+func (c *rawChat) isEnding() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ending
+}
+
+// readerExit is called by the goroutine that reads when reading ended for
+// good: it ends the session (if that is news, for reason), tells onEnd and
+// closes done.
+func (c *rawChat) readerExit(reason string, err error) {
+	c.stop(reason, err)
+	c.doneOnce.Do(func() {
+		c.mu.Lock()
+		reason, err := c.reason, c.end
+		c.mu.Unlock()
+		if c.hc != nil {
+			c.hc.CloseIdleConnections()
+		}
+		if c.opts.onEnd != nil {
+			c.opts.onEnd(c, reason, err)
+		}
+		close(c.done)
+		c.signal()
+	})
+}
+
+// currentTransport is the session's transport now.
+func (c *rawChat) currentTransport() rawChatTransport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.transport
+}
+
 // resumeReading lets a paused client read again.
 func (c *rawChat) resumeReading() {
 	c.mu.Lock()
@@ -312,20 +676,6 @@ func (c *rawChat) resumeReading() {
 	default:
 		close(c.resume)
 	}
-}
-
-func (c *rawChat) record(p string) {
-	c.mu.Lock()
-	c.packets = append(c.packets, p)
-	c.mu.Unlock()
-	c.signal()
-}
-
-func (c *rawChat) finish(err error) {
-	c.mu.Lock()
-	c.end = err
-	c.mu.Unlock()
-	c.signal()
 }
 
 func (c *rawChat) signal() {

@@ -59,8 +59,10 @@ func newLogger(cfg chat.Config, w io.Writer) *slog.Logger {
 
 // serve listens on cfg.Addr and serves the chat until ctx ends. When ready is
 // not nil it receives the bound address once the listener is open (tests use
-// port 0). Shutdown: stop accepting, close every Socket.IO session, wait up to
-// cfg.ShutdownGrace for requests to finish.
+// port 0). With cfg.MetricsAddr, the metrics are served on a listener of
+// their own. Shutdown: /readyz turns 503 and, with cfg.DrainDelay, the server
+// goes on serving that long; then it stops accepting, closes every Socket.IO
+// session and waits up to cfg.ShutdownGrace for requests to finish.
 func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- net.Addr) error {
 	app, err := newApp(cfg, log)
 	if err != nil {
@@ -72,6 +74,15 @@ func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- 
 		return fmt.Errorf("listen: %w", err)
 	}
 	ln := &limitListener{Listener: tcp, max: int64(cfg.MaxHTTPConnections), log: log}
+	if cs, ok := app.(*chat.Server); ok {
+		ln.onRefuse = func() { cs.Metrics().Refused(0, "too_many_http_connections") }
+	}
+	ops, err := serveOperations(cfg, app, log)
+	if err != nil {
+		app.Close()
+		_ = tcp.Close()
+		return err
+	}
 	srv := &http.Server{
 		Handler: app,
 		// A connection that stalls in its headers, or idles between
@@ -97,11 +108,20 @@ func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- 
 	select {
 	case err := <-errc:
 		app.Close()
+		ops.close()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 
+	if d, ok := app.(interface{ Drain() }); ok {
+		d.Drain()
+		if cfg.DrainDelay > 0 {
+			log.Info("draining before shutdown", "delay", cfg.DrainDelay)
+			time.Sleep(cfg.DrainDelay)
+		}
+	}
 	log.Info("shutting down", "grace", cfg.ShutdownGrace)
+	defer ops.close()
 	grace, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	shut := make(chan error, 1)
@@ -140,11 +160,12 @@ func newApp(cfg chat.Config, log *slog.Logger) (app, error) {
 // from then on.
 type limitListener struct {
 	net.Listener
-	max     int64
-	log     *slog.Logger
-	open    atomic.Int64
-	refused atomic.Uint64
-	logged  atomic.Int64 // unix second of the last refusal logged at warn
+	max      int64
+	log      *slog.Logger
+	onRefuse func() // counts a refusal; nil counts nothing
+	open     atomic.Int64
+	refused  atomic.Uint64
+	logged   atomic.Int64 // unix second of the last refusal logged at warn
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -158,6 +179,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		l.open.Add(-1)
 		l.refused.Add(1)
+		if l.onRefuse != nil {
+			l.onRefuse()
+		}
 		_ = c.Close()
 		if now := time.Now().Unix(); l.logged.Swap(now) != now {
 			l.log.Warn("refused connection", "remote", c.RemoteAddr().String(), "open", l.max,

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Config is everything the server can be told at start-up. It is filled by
@@ -70,6 +72,55 @@ type Config struct {
 	// RedisPrefix is the key prefix of the Redis adapter (the same as Node's @socket.io/redis-adapter).
 	RedisPrefix string
 
+	// History stores every chat message: the path of a SQLite file, or a
+	// postgres:// URL that every node of a cluster shares. Empty (the
+	// default, as the tutorial's Node server) keeps no history. See
+	// docs/HISTORY.md.
+	History string
+	// HistoryLast is how many of the newest messages a client that sends
+	// no auth.serverOffset receives when it connects. Defaults to 100.
+	HistoryLast int
+	// HistoryMaxCatchup bounds the catch-up of a client that sends an
+	// auth.serverOffset: at most the newest HistoryMaxCatchup messages
+	// after it. 0 sends them all. Defaults to 10 000.
+	HistoryMaxCatchup int
+	// HistoryMaxMessages and HistoryMaxAge are the retention: keep at most
+	// that many messages, and none older. 0 keeps everything.
+	HistoryMaxMessages int64
+	HistoryMaxAge      time.Duration
+	// HistoryTrimInterval is how often retention runs. Defaults to 1m.
+	HistoryTrimInterval time.Duration
+	// HistorySync is the SQLite durability: "full" (default: every commit
+	// is fsynced, an ack survives a power loss) or "normal" (an ack
+	// survives a crash of the process, not of the machine).
+	HistorySync string
+	// HistoryPoll is how often a node reads the history for messages it
+	// was not told about (other nodes' messages on PostgreSQL, whose
+	// notifications are the fast path). Defaults to 1s.
+	HistoryPoll time.Duration
+
+	// MetricsAddr is where Prometheus metrics are served (/metrics), on a
+	// listener of their own so that the public port never shows them;
+	// empty (the default) serves none. See docs/OPERATING.md.
+	MetricsAddr string
+	// Pprof also serves net/http/pprof at /debug/pprof/ on MetricsAddr.
+	Pprof bool
+	// AdminUI turns on the Socket.IO Admin UI: its /admin namespace, and
+	// its files (AdminUIDir, node_modules/@socket.io/admin-ui/ui/dist after
+	// `npm ci`) at /admin/. It needs AdminUser and AdminPasswordHash (a
+	// bcrypt hash), or AdminNoAuth to let anyone in.
+	AdminUI           bool
+	AdminUIDir        string
+	AdminUser         string
+	AdminPasswordHash string
+	AdminNoAuth       bool
+	// AdminReadOnly offers the Admin UI no operation (disconnect, join…).
+	AdminReadOnly bool
+	// DrainDelay is how long, after SIGINT/SIGTERM, the server keeps
+	// serving with /readyz answering 503 (so that a load balancer stops
+	// sending new clients) before it stops accepting and closes sessions.
+	DrainDelay time.Duration
+
 	// Conformance starts the protocol test-suite servers instead of the chat.
 	Conformance bool
 
@@ -92,27 +143,33 @@ type Config struct {
 // and no environment: Node's defaults wherever Node has one.
 func DefaultConfig() Config {
 	return Config{
-		Addr:               ":9000",
-		PublicDir:          "public",
-		ClientDir:          "node_modules/socket.io-client/dist",
-		Path:               "/socket.io/",
-		PingInterval:       25 * time.Second,
-		PingTimeout:        20 * time.Second,
-		MaxHTTPBufferSize:  1_000_000,
-		ConnectTimeout:     45 * time.Second,
-		MaxConnections:     100_000,
-		MaxHTTPConnections: 10_000,
-		WebSocketIO:        "epoll",
-		HTTPIdleTimeout:    30 * time.Second,
-		SendQueuePackets:   4096,
-		SendQueueBytes:     2 << 20,
-		EventRate:          50,
-		EventBurst:         100,
-		MaxMessageBytes:    64 << 10,
-		RedisPrefix:        "socket.io",
-		ShutdownGrace:      10 * time.Second,
-		LogFormat:          "text",
-		LogLevel:           slog.LevelInfo,
+		Addr:                ":9000",
+		PublicDir:           "public",
+		ClientDir:           "node_modules/socket.io-client/dist",
+		Path:                "/socket.io/",
+		PingInterval:        25 * time.Second,
+		PingTimeout:         20 * time.Second,
+		MaxHTTPBufferSize:   1_000_000,
+		ConnectTimeout:      45 * time.Second,
+		MaxConnections:      100_000,
+		MaxHTTPConnections:  10_000,
+		WebSocketIO:         "epoll",
+		HTTPIdleTimeout:     30 * time.Second,
+		SendQueuePackets:    4096,
+		SendQueueBytes:      2 << 20,
+		EventRate:           50,
+		EventBurst:          100,
+		MaxMessageBytes:     64 << 10,
+		RedisPrefix:         "socket.io",
+		HistoryLast:         100,
+		HistoryMaxCatchup:   10_000,
+		HistorySync:         "full",
+		HistoryPoll:         time.Second,
+		AdminUIDir:          "node_modules/@socket.io/admin-ui/ui/dist",
+		HistoryTrimInterval: time.Minute,
+		ShutdownGrace:       10 * time.Second,
+		LogFormat:           "text",
+		LogLevel:            slog.LevelInfo,
 	}
 }
 
@@ -220,6 +277,23 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	integer(&cfg.MaxMessageBytes, "max-message-bytes", "MAX_MESSAGE_BYTES", "largest chat message, bytes")
 	str(&cfg.Redis, "redis", "REDIS_URL", "Redis URL shared by several nodes, e.g. redis://127.0.0.1:6379/0; empty is one node")
 	str(&cfg.RedisPrefix, "redis-prefix", "REDIS_PREFIX", "Redis adapter key prefix, as Node's @socket.io/redis-adapter")
+	str(&cfg.History, "history", "HISTORY", "store the chat's messages: a SQLite file (e.g. chat.db) or a postgres:// URL shared by a cluster; empty keeps none")
+	integer(&cfg.HistoryLast, "history-last", "HISTORY_LAST", "messages sent on connect to a client without auth.serverOffset")
+	integer(&cfg.HistoryMaxCatchup, "history-max-catchup", "HISTORY_MAX_CATCHUP", "most messages sent on connect after a client's auth.serverOffset (the newest); 0 is no limit")
+	int64v(&cfg.HistoryMaxMessages, "history-max-messages", "HISTORY_MAX_MESSAGES", "retention: keep at most this many messages; 0 keeps all")
+	dur(&cfg.HistoryMaxAge, "history-max-age", "HISTORY_MAX_AGE", "retention: delete messages older than this, e.g. 720h; 0 keeps all")
+	dur(&cfg.HistoryTrimInterval, "history-trim-interval", "HISTORY_TRIM_INTERVAL", "how often retention runs")
+	str(&cfg.HistorySync, "history-sync", "HISTORY_SYNC", "SQLite durability: full (an ack survives a power loss) or normal (a process crash)")
+	dur(&cfg.HistoryPoll, "history-poll", "HISTORY_POLL", "how often a node reads the history for messages of other nodes it was not notified of")
+	str(&cfg.MetricsAddr, "metrics-addr", "METRICS_ADDR", "serve Prometheus /metrics on this address, e.g. 127.0.0.1:9090 (a listener of its own); empty serves none")
+	boolean(&cfg.Pprof, "pprof", "PPROF", "also serve /debug/pprof/ on -metrics-addr")
+	boolean(&cfg.AdminUI, "admin-ui", "ADMIN_UI", "serve the Socket.IO Admin UI: the /admin namespace and the UI at /admin/")
+	str(&cfg.AdminUIDir, "admin-ui-dir", "ADMIN_UI_DIR", "directory of the Admin UI's files (@socket.io/admin-ui's ui/dist)")
+	str(&cfg.AdminUser, "admin-user", "ADMIN_USER", "Admin UI username")
+	str(&cfg.AdminPasswordHash, "admin-password-hash", "ADMIN_PASSWORD_HASH", "bcrypt hash of the Admin UI password (prefer the environment: flags show in ps)")
+	boolean(&cfg.AdminNoAuth, "admin-no-auth", "ADMIN_NO_AUTH", "let anyone use the Admin UI without a password (Node's auth: false)")
+	boolean(&cfg.AdminReadOnly, "admin-readonly", "ADMIN_READONLY", "Admin UI read-only: no disconnect, join, leave or emit")
+	dur(&cfg.DrainDelay, "drain-delay", "DRAIN_DELAY", "on SIGTERM, keep serving this long with /readyz answering 503 before closing")
 	boolean(&cfg.Conformance, "conformance", "CONFORMANCE", "serve the Socket.IO and Engine.IO protocol test-suite endpoints instead of the chat")
 	integer(&cfg.GCPercent, "gogc", "GC_PERCENT", "garbage collector target percentage (as GOGC); 0 keeps the runtime default")
 	memLimit := ""
@@ -328,6 +402,59 @@ func (c *Config) Validate() error {
 	}
 	if c.RedisPrefix == "" {
 		bad("-redis-prefix: must not be empty")
+	}
+	if c.HistoryLast < 0 {
+		bad("-history-last %d: must not be negative", c.HistoryLast)
+	}
+	if c.HistoryMaxCatchup < 0 {
+		bad("-history-max-catchup %d: must not be negative (0 is no limit)", c.HistoryMaxCatchup)
+	}
+	if c.HistoryMaxMessages < 0 {
+		bad("-history-max-messages %d: must not be negative (0 keeps all)", c.HistoryMaxMessages)
+	}
+	if c.HistoryMaxAge < 0 {
+		bad("-history-max-age %v: must not be negative (0 keeps all)", c.HistoryMaxAge)
+	}
+	if c.HistoryTrimInterval <= 0 {
+		bad("-history-trim-interval %v: must be positive", c.HistoryTrimInterval)
+	}
+	if c.HistorySync != "full" && c.HistorySync != "normal" {
+		bad("-history-sync %q: want full or normal", c.HistorySync)
+	}
+	if c.HistoryPoll <= 0 {
+		bad("-history-poll %v: must be positive", c.HistoryPoll)
+	}
+	if c.MetricsAddr != "" {
+		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			bad("-metrics-addr %q: want host:port or :port", c.MetricsAddr)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			bad("-metrics-addr %q: port must be a number from 0 to 65535", c.MetricsAddr)
+		}
+	}
+	if c.Pprof && c.MetricsAddr == "" {
+		bad("-pprof: needs -metrics-addr (pprof is served on the metrics listener only)")
+	}
+	if c.AdminUI {
+		hasAuth := c.AdminUser != "" || c.AdminPasswordHash != ""
+		switch {
+		case c.AdminNoAuth && hasAuth:
+			bad("-admin-no-auth with -admin-user or -admin-password-hash: choose one")
+		case !c.AdminNoAuth && (c.AdminUser == "" || c.AdminPasswordHash == ""):
+			bad("-admin-ui: needs -admin-user and -admin-password-hash (a bcrypt hash: see docs/OPERATING.md), or -admin-no-auth to let anyone in")
+		case !c.AdminNoAuth:
+			if _, err := bcrypt.Cost([]byte(c.AdminPasswordHash)); err != nil {
+				bad("-admin-password-hash: not a bcrypt hash ($2a$, $2b$ or $2y$…): %v", err)
+			}
+		}
+		if c.AdminUIDir == "" {
+			bad("-admin-ui-dir: must not be empty")
+		}
+	}
+	if c.DrainDelay < 0 {
+		bad("-drain-delay %v: must not be negative", c.DrainDelay)
+	}
+	if c.Conformance && (c.MetricsAddr != "" || c.AdminUI) {
+		bad("-conformance: serves the protocol test suites only, without -metrics-addr or -admin-ui")
 	}
 	if c.GCPercent < 0 {
 		bad("-gogc %d: must not be negative", c.GCPercent)

@@ -59,12 +59,13 @@ func (s *Server) limitEvents(client *socketio.Socket, remote string) {
 		}
 		lastRefused = now
 		dropped++
+		s.metrics.EventDropped("rate_limit")
 		switch dropped {
 		case 1:
-			s.log.Warn("dropping events over the rate limit", "sid", client.ID(), "remote", remote,
+			s.log.Warn("dropping events over the rate limit", "sid", client.ID(), "transport", client.Conn().Transport(), "remote", remote,
 				"rate", s.cfg.EventRate, "burst", s.cfg.EventBurst, "reason", "rate limit")
 		case s.cfg.EventBurst:
-			s.log.Warn("disconnecting flooding client", "sid", client.ID(), "remote", remote,
+			s.log.Warn("disconnecting flooding client", "sid", client.ID(), "transport", client.Conn().Transport(), "remote", remote,
 				"dropped", dropped, "reason", "flood")
 			client.Disconnect(true)
 		}

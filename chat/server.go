@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/chatio/socketio-chat/engineio"
+	"github.com/chatio/socketio-chat/metrics"
 	"github.com/chatio/socketio-chat/socketio"
+	"github.com/chatio/socketio-chat/socketio/admin"
 	"github.com/chatio/socketio-chat/socketio/redisadapter"
 )
 
@@ -33,6 +35,15 @@ type Server struct {
 
 	// cluster joins the other nodes through Redis (-redis); nil for one node.
 	cluster *redisadapter.Cluster
+	// history stores and orders the messages (-history); nil without.
+	history *chatHistory
+
+	// operating it (operating.go): metrics (-metrics-addr), the Admin UI
+	// (-admin-ui), readiness
+	metrics *metrics.Metrics
+	admin   *admin.Admin
+	adminUI http.Handler
+	ready   readiness
 
 	closeOnce sync.Once
 }
@@ -59,6 +70,22 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 			_ = s.cluster.Close()
 		}
 		return nil, err
+	}
+	if err := s.observe(); err != nil {
+		s.io.Close()
+		if s.cluster != nil {
+			_ = s.cluster.Close()
+		}
+		return nil, err
+	}
+	if cfg.History != "" {
+		if s.history, err = openHistory(cfg, log, s.io, s.metrics); err != nil {
+			s.io.Close()
+			if s.cluster != nil {
+				_ = s.cluster.Close()
+			}
+			return nil, err
+		}
 	}
 	s.io.OnConnection(s.onConnection)
 	s.handler = s.routes()
@@ -116,6 +143,7 @@ func (s *Server) routes() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	s.operatingRoutes(mux)
 	policy := originPolicy{allowed: s.cfg.CORSOrigins}
 	mux.Handle(s.cfg.Path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f, ok := s.bundle.lookup(r.URL.Path, s.cfg.Path); ok {
@@ -123,7 +151,9 @@ func (s *Server) routes() http.Handler {
 			return
 		}
 		if !policy.allows(r) {
-			s.log.Warn("refused cross-origin request", "origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+			s.metrics.Refused(http.StatusForbidden, "origin_not_allowed")
+			s.log.Warn("refused cross-origin request", "sid", r.URL.Query().Get("sid"), "transport", r.URL.Query().Get("transport"),
+				"remote", r.RemoteAddr, "reason", "origin not allowed", "origin", r.Header.Get("Origin"), "method", r.Method, "status", http.StatusForbidden)
 			engineio.WriteError(w, http.StatusForbidden, 4, "Origin not allowed")
 			return
 		}
@@ -155,14 +185,22 @@ func (s *Server) onConnection(client *socketio.Socket) {
 		// The first argument, whatever its type, as the client sent it.
 		message := e.Arg(0)
 		if n := message.Size(); n > s.cfg.MaxMessageBytes {
-			s.log.Warn("dropping oversized chat message", "sid", id, "remote", remote,
+			s.metrics.EventDropped("too_large")
+			s.log.Warn("dropping oversized chat message", "sid", id, "transport", client.Conn().Transport(), "remote", remote,
 				"bytes", n, "max", s.cfg.MaxMessageBytes, "reason", "message too large")
+			return
+		}
+		if s.history != nil {
+			s.history.submit(e, message, id, remote) // stored, then broadcast with its offset
 			return
 		}
 		if err := s.io.Emit("message", message); err != nil {
 			s.log.Error("broadcast failed", "sid", id, "err", err)
 		}
 	})
+	if s.history != nil {
+		s.history.connect(client) // its catch-up, then the live messages
+	}
 	client.OnDisconnect(func(reason string, cause error) {
 		if cause != nil {
 			s.log.Info("user disconnected", "id", id, "reason", reason, "cause", cause)
@@ -177,9 +215,16 @@ func (s *Server) onConnection(client *socketio.Socket) {
 // Later calls do nothing.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
+		s.Drain()
+		if s.admin != nil {
+			s.admin.Close()
+		}
 		s.io.Close()
 		if s.cluster != nil {
 			_ = s.cluster.Close() // after io.Close, which closes the namespaces' adapters
+		}
+		if s.history != nil {
+			s.history.close() // after io.Close: no new message, the queued ones stored
 		}
 	})
 }

@@ -42,6 +42,7 @@ type packet struct {
 type Message struct {
 	b      []byte // text: '4' and the payload; binary: the payload
 	binary bool
+	track  *Delivery // told when the message was written or dropped; nil when untracked
 }
 
 // TextMessage returns the MESSAGE packet whose encoding is b: the type

@@ -85,6 +85,8 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 		msgs = append(msgs, noopMessage)
 	}
 	s.writePayload(w, r, msgs)
+	s.srv.stats.countOut(msgs)
+	deliveredAll(msgs)
 	if last {
 		s.finish()
 	}
@@ -229,19 +231,21 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 		s.close("parse error", err, false, nil)
 		return
 	}
-	// Node answers before the packets are handled; the order of the
-	// packets is kept either way.
+	// The packets first, then the answer, as Node does (onData, then
+	// res.end("ok"), the request forgotten at once): a client sends its
+	// next POST as soon as it has the "ok", maybe on another connection,
+	// and that POST must not find this one still in progress.
+	for _, p := range packets {
+		s.receive(p)
+	}
+	s.mu.Lock()
+	s.posting = false
+	s.mu.Unlock()
 	h := w.Header()
 	h.Set("Content-Type", "text/html")
 	h.Set("Content-Length", "2")
 	h.Set("Cache-Control", "no-store")
 	_, _ = io.WriteString(w, "ok")
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
-	}
-	for _, p := range packets {
-		s.receive(p)
-	}
 }
 
 // readBody reads a request body of at most limit bytes.

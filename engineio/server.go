@@ -194,9 +194,9 @@ func WriteError(w http.ResponseWriter, status, code int, message string) {
 // for what a legitimate client never does, at debug for what happens
 // routinely (a poll for a session that just ended).
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, level slog.Level, sid, transport string, status, code int, message, reason string) {
-	s.stats.refused(status)
+	s.stats.refused(status, code)
 	s.log.Log(r.Context(), level, "refused request", "sid", sid, "transport", transport, "remote", r.RemoteAddr,
-		"status", status, "reason", reason)
+		"method", r.Method, "status", status, "reason", reason)
 	WriteError(w, status, code, message)
 }
 
@@ -390,6 +390,23 @@ func (s *Server) Close() {
 
 // Stats returns counters of what the server did since it started.
 func (s *Server) Stats() StatsSnapshot { return s.stats.snapshot() }
+
+// Queues calls fn with the send queue of every open session: the packets
+// and bytes waiting to be sent. It takes each session's lock in turn, so it
+// costs a little per session: for scrapes, not for hot paths.
+func (s *Server) Queues(fn func(packets int, bytes int64)) {
+	s.mu.Lock()
+	all := make([]*Session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		if p, b := sess.Queued(); !sess.Closed() {
+			fn(p, b)
+		}
+	}
+}
 
 // newID returns a session id as Node's base64id: 15 random bytes, 20
 // characters of URL-safe base64.

@@ -203,8 +203,10 @@ func (s *Session) send(msgs []Message) error {
 	o := &s.srv.opts
 	if len(s.queue)+len(msgs) > o.MaxQueuedPackets || s.queued+n > o.MaxQueuedBytes {
 		s.overflow = true
+		dropped := s.queue
 		s.queue, s.queued = nil, 0
 		s.mu.Unlock()
+		deliveredAll(dropped)
 		s.srv.stats.overflows.Add(1)
 		// Not on this goroutine: Send is called with the caller's locks
 		// held (a broadcast's), which the handler may need.
@@ -281,9 +283,11 @@ func (s *Session) close(reason string, err error, graceful bool, last []Message)
 	}
 	probe := s.probe
 	s.probe = nil
+	var dropped []Message
 	if graceful {
 		s.queue = append(s.queue, last...)
 	} else {
+		dropped = s.queue
 		s.queue, s.queued = nil, 0
 	}
 	finish := false
@@ -299,6 +303,7 @@ func (s *Session) close(reason string, err error, graceful bool, last []Message)
 		finish = true
 	}
 	s.mu.Unlock()
+	deliveredAll(dropped)
 	if probe != nil {
 		probe.abort()
 	}
@@ -326,12 +331,14 @@ func (s *Session) finish() {
 		return
 	}
 	s.state = stateClosed
+	dropped := s.queue
 	s.queue, s.queued = nil, 0
 	if s.linger != nil {
 		s.linger.Stop()
 	}
 	ws := s.ws
 	s.mu.Unlock()
+	deliveredAll(dropped)
 	s.srv.stats.finished(ws != nil)
 	s.srv.unregister(s)
 }
@@ -343,6 +350,7 @@ func (s *Session) receive(p packet) {
 		if !s.heard() {
 			return // closing: what the client sends now is dropped, as in Node
 		}
+		s.srv.stats.received(len(p.data))
 		s.post(event{kind: evMessage, data: p.data, binary: p.binary})
 	case typePong:
 		if s.protocol == 3 {

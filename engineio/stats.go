@@ -10,10 +10,42 @@ type Stats struct {
 	polling, websocket atomic.Int64 // sessions open, by transport
 	opens, upgrades    atomic.Uint64
 	overflows          atomic.Uint64
+	msgsIn, bytesIn    atomic.Uint64
+	msgsOut, bytesOut  atomic.Uint64
 
 	mu       sync.Mutex
-	refusals map[int]uint64    // by HTTP status
-	closes   map[string]uint64 // by reason
+	refusals map[Refusal]uint64 // by HTTP status and reason
+	closes   map[string]uint64  // by reason
+}
+
+// Refusal is a kind of refused request: its HTTP status and a reason from a
+// small fixed set (see RefusalReasons).
+type Refusal struct {
+	Status int
+	Reason string
+}
+
+// RefusalReasons are the reasons a Refusal can have: the Engine.IO error
+// of the answer, or the limit that refused it.
+var RefusalReasons = []string{
+	"transport_unknown", "session_id_unknown", "bad_handshake_method", "bad_request",
+	"forbidden", "unsupported_protocol_version", "payload_too_large", "too_many_connections",
+}
+
+// refusalReason names a refusal by its status and Engine.IO error code.
+func refusalReason(status, code int) string {
+	switch status {
+	case 403:
+		return "forbidden"
+	case 413:
+		return "payload_too_large"
+	case 503:
+		return "too_many_connections"
+	}
+	if code >= 0 && code < len(RefusalReasons) {
+		return RefusalReasons[code] // the first six follow the error codes
+	}
+	return "bad_request"
 }
 
 // StatsSnapshot is a copy of a server's counters.
@@ -26,6 +58,13 @@ type StatsSnapshot struct {
 	Overflows uint64
 	// Refused counts refused requests by HTTP status (400, 403, 413, 503).
 	Refused map[int]uint64
+	// Refusals counts refused requests by status and reason.
+	Refusals map[Refusal]uint64
+	// MessagesIn and BytesIn count the MESSAGE packets received and their
+	// payload bytes; MessagesOut and BytesOut those sent to clients,
+	// counted when a WebSocket flush or a poll's response takes them. The
+	// engine's own packets (PING, PONG, NOOP, OPEN, CLOSE) are not counted.
+	MessagesIn, BytesIn, MessagesOut, BytesOut uint64
 	// Closed counts closed sessions by reason.
 	Closed map[string]uint64
 }
@@ -53,13 +92,18 @@ func (st *Stats) finished(websocket bool) {
 	}
 }
 
-func (st *Stats) refused(status int) {
+func (st *Stats) refused(status, code int) {
 	st.mu.Lock()
 	if st.refusals == nil {
-		st.refusals = map[int]uint64{}
+		st.refusals = map[Refusal]uint64{}
 	}
-	st.refusals[status]++
+	st.refusals[Refusal{status, refusalReason(status, code)}]++
 	st.mu.Unlock()
+}
+
+func (st *Stats) received(n int) {
+	st.msgsIn.Add(1)
+	st.bytesIn.Add(uint64(n))
 }
 
 func (st *Stats) closed(reason string) {
@@ -73,17 +117,23 @@ func (st *Stats) closed(reason string) {
 
 func (st *Stats) snapshot() StatsSnapshot {
 	out := StatsSnapshot{
-		Polling:   st.polling.Load(),
-		WebSocket: st.websocket.Load(),
-		Opened:    st.opens.Load(),
-		Upgrades:  st.upgrades.Load(),
-		Overflows: st.overflows.Load(),
-		Refused:   map[int]uint64{},
-		Closed:    map[string]uint64{},
+		Polling:     st.polling.Load(),
+		WebSocket:   st.websocket.Load(),
+		Opened:      st.opens.Load(),
+		Upgrades:    st.upgrades.Load(),
+		Overflows:   st.overflows.Load(),
+		MessagesIn:  st.msgsIn.Load(),
+		BytesIn:     st.bytesIn.Load(),
+		MessagesOut: st.msgsOut.Load(),
+		BytesOut:    st.bytesOut.Load(),
+		Refused:     map[int]uint64{},
+		Refusals:    map[Refusal]uint64{},
+		Closed:      map[string]uint64{},
 	}
 	st.mu.Lock()
 	for k, v := range st.refusals {
-		out.Refused[k] = v
+		out.Refused[k.Status] += v
+		out.Refusals[k] = v
 	}
 	for k, v := range st.closes {
 		out.Closed[k] = v

@@ -70,6 +70,7 @@ type wsConn struct {
 
 	// flush side, owned by the running flush
 	fb      *flushBuf
+	tracked []*Delivery // of the messages in fb, told once fb is written
 	waitOut atomic.Bool // a flush waits for the socket to be writable
 
 	released atomic.Bool
@@ -288,8 +289,11 @@ func (c *wsConn) handleRead(data []byte) bool {
 	for len(data) > 0 && !c.discard {
 		n, need, ok := c.parseFrame(data)
 		if !ok {
+			// The connection failed and sent its close frame: input is
+			// drained (c.discard) until the client closes, unless it is
+			// gone already.
 			c.partial = nil
-			return false
+			return !c.released.Load()
 		}
 		if n == 0 {
 			// An incomplete frame: keep it, with room for the rest.
@@ -558,6 +562,11 @@ func (c *wsConn) release() {
 	}
 	c.io.unregister(c)
 	c.raw.close()
+	if c.waitOut.CompareAndSwap(true, false) {
+		// A flush waited for the socket to be writable: it will not run
+		// again, and what it was writing is dropped.
+		c.delivered()
+	}
 	s := c.sess
 	s.mu.Lock()
 	isTransport := s.ws == c
@@ -595,6 +604,7 @@ var flushBufPool = sync.Pool{New: func() any { return &flushBuf{} }}
 func (c *wsConn) flush() {
 	for {
 		if c.fb == nil || len(c.fb.out) == 0 {
+			c.delivered()
 			if !c.fill() {
 				return
 			}
@@ -609,6 +619,7 @@ func (c *wsConn) flush() {
 			return
 		}
 		c.sess.srv.log.Debug("websocket write failed", "sid", c.sess.id, "err", err)
+		c.delivered()
 		c.dropFlushBuf()
 		s := c.sess
 		s.mu.Lock()
@@ -653,6 +664,12 @@ func (c *wsConn) fill() bool {
 	}
 	protocol, b64 := s.protocol, s.b64
 	s.mu.Unlock()
+	s.srv.stats.countOut(msgs)
+	for i := range msgs {
+		if d := msgs[i].track; d != nil {
+			c.tracked = append(c.tracked, d)
+		}
+	}
 
 	if c.fb == nil {
 		c.fb = flushBufPool.Get().(*flushBuf)
@@ -707,6 +724,19 @@ func (fb *flushBuf) frame(op byte, payload, prefix []byte) {
 	if len(payload) > 0 {
 		fb.out = append(fb.out, payload)
 	}
+}
+
+// delivered tells the trackers of the messages taken by the last fill that
+// they are written (or dropped).
+func (c *wsConn) delivered() {
+	if len(c.tracked) == 0 {
+		return
+	}
+	for _, d := range c.tracked {
+		d.Done()
+	}
+	clear(c.tracked)
+	c.tracked = c.tracked[:0]
 }
 
 // consume drops n written bytes from the front of the flush buffer.

@@ -2,11 +2,13 @@ package socketio
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
-	"reflect"
+	"slices"
 	"strconv"
 )
 
@@ -220,9 +222,8 @@ func appendValue(dst []byte, v any, bins *[][]byte) ([]byte, error) {
 		}
 		return append(dst, ']'), nil
 	case map[string]any:
-		if !hasBinary(x) {
-			return appendJSON(dst, x)
-		}
+		// Element by element, not with encoding/json: its strings, numbers
+		// and NaN as JSON.stringify writes them, like top-level ones.
 		dst = append(dst, '{')
 		first := true
 		for _, k := range sortedKeys(x) {
@@ -245,8 +246,11 @@ func appendValue(dst []byte, v any, bins *[][]byte) ([]byte, error) {
 // appendFloat writes f as JavaScript does (NaN and infinities are null
 // in JSON.stringify).
 func appendFloat(dst []byte, f float64) []byte {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
+	switch {
+	case math.IsNaN(f) || math.IsInf(f, 0):
 		return append(dst, "null"...)
+	case f == 0:
+		return append(dst, '0') // -0 too, as JavaScript prints it
 	}
 	b, _ := json.Marshal(f) // encoding/json formats numbers as ECMAScript does
 	return append(dst, b...)
@@ -262,46 +266,7 @@ func appendJSON(dst []byte, v any) ([]byte, error) {
 	return append(dst, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...), nil
 }
 
-func hasBinary(v any) bool {
-	switch x := v.(type) {
-	case []byte, Arg, *Arg:
-		if a, ok := x.(Arg); ok {
-			return len(a.Attachments) > 0
-		}
-		if a, ok := x.(*Arg); ok {
-			return len(a.Attachments) > 0
-		}
-		return true
-	case []any:
-		for _, e := range x {
-			if hasBinary(e) {
-				return true
-			}
-		}
-	case map[string]any:
-		for _, e := range x {
-			if hasBinary(e) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := reflect.ValueOf(m).MapKeys()
-	out := make([]string, len(keys))
-	for i, k := range keys {
-		out[i] = k.String()
-	}
-	// encoding/json sorts map keys; do the same.
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j] < out[j-1]; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
-	return out
-}
+func sortedKeys(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }
 
 // placeholderSpan is a placeholder object found in a received argument.
 type placeholderSpan struct {
@@ -342,13 +307,17 @@ func canonicalArg(b []byte, bins [][]byte) (Arg, error) {
 }
 
 // findPlaceholders walks the valid JSON value at b[i:] and records its
-// placeholders: objects whose "_placeholder" member is true (the last one,
-// if repeated, as JSON.parse keeps).
+// placeholders as Node's reconstructPacket finds them: objects whose
+// "_placeholder" member is true (the last one, if repeated, as JSON.parse
+// keeps), anywhere but inside a placeholder (whose other members Node
+// drops without looking at them).
 func findPlaceholders(b []byte, i, nbins int, spans *[]placeholderSpan) error {
 	s := scanner{b: b, i: i}
 	return s.walkPlaceholders(nbins, spans)
 }
 
+// walkPlaceholders scans one value. An illegal placeholder is reported
+// once the value is scanned, so that an enclosing placeholder can drop it.
 func (s *scanner) walkPlaceholders(nbins int, spans *[]placeholderSpan) error {
 	s.skipSpace()
 	if s.i >= len(s.b) {
@@ -357,14 +326,18 @@ func (s *scanner) walkPlaceholders(nbins int, spans *[]placeholderSpan) error {
 	switch s.b[s.i] {
 	case '[':
 		s.i++
+		var illegal error
 		for {
 			s.skipSpace()
 			if s.b[s.i] == ']' {
 				s.i++
-				return nil
+				return illegal
 			}
 			if err := s.walkPlaceholders(nbins, spans); err != nil {
-				return err
+				if !errors.Is(err, errIllegalAttachments) {
+					return err
+				}
+				illegal = cmp.Or(illegal, err)
 			}
 			s.skipSpace()
 			if s.b[s.i] == ',' {
@@ -376,6 +349,7 @@ func (s *scanner) walkPlaceholders(nbins int, spans *[]placeholderSpan) error {
 		mark := len(*spans)
 		s.i++
 		isPlaceholder, num, numOK, numText := false, 0, false, ""
+		var illegal error
 		for {
 			s.skipSpace()
 			if s.b[s.i] == '}' {
@@ -391,22 +365,20 @@ func (s *scanner) walkPlaceholders(nbins int, spans *[]placeholderSpan) error {
 			s.i++ // ':'
 			s.skipSpace()
 			vStart := s.i
+			// Every member is walked: when the object is no placeholder,
+			// Node looks for placeholders in "_placeholder" and "num" too.
+			if err := s.walkPlaceholders(nbins, spans); err != nil {
+				if !errors.Is(err, errIllegalAttachments) {
+					return err
+				}
+				illegal = cmp.Or(illegal, err)
+			}
 			switch key {
 			case "_placeholder":
-				if err := s.value(); err != nil {
-					return err
-				}
 				isPlaceholder = string(s.b[vStart:s.i]) == "true"
 			case "num":
-				if err := s.value(); err != nil {
-					return err
-				}
 				numText = string(s.b[vStart:s.i])
 				num, numOK = placeholderNum(s.b[vStart:s.i])
-			default:
-				if err := s.walkPlaceholders(nbins, spans); err != nil {
-					return err
-				}
 			}
 			s.skipSpace()
 			if s.b[s.i] == ',' {
@@ -421,8 +393,9 @@ func (s *scanner) walkPlaceholders(nbins int, spans *[]placeholderSpan) error {
 				return fmt.Errorf("%w: placeholder num %s with %d attachments", errIllegalAttachments, numText, nbins)
 			}
 			*spans = append((*spans)[:mark], placeholderSpan{start: start, end: s.i, num: num})
+			return nil
 		}
-		return nil
+		return illegal
 	default:
 		return s.value()
 	}

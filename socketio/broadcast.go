@@ -87,8 +87,8 @@ func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, pub
 		msgs = encodeEvent(n.name, -1, event, args) // outside the lock
 	}
 	srv := n.srv
+	hooks := srv.hooks.Load()
 	srv.mu.Lock()
-	defer srv.mu.Unlock()
 	if publish {
 		n.adapter.Broadcast(&BroadcastPacket{Nsp: n.name, Event: event, Args: args, ID: -1, Opts: opts})
 	}
@@ -98,14 +98,38 @@ func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, pub
 		msgs = encodeEvent(n.name, -1, event, withOffset)
 		n.log.appendLocked(seq, opts, msgs)
 	}
+	out := msgs
+	f := hooks.fanout(n)
+	if f != nil {
+		// The recipients' copies are tracked, not the recovery log's.
+		out = slices.Clone(msgs)
+		out[len(out)-1] = out[len(out)-1].Tracked(f.d)
+	}
 	volatile := opts.Volatile
+	recipients := 0
 	n.forEachLocked(opts, func(s *Socket) {
-		if volatile {
-			_ = s.client.conn.TrySend(msgs...)
-			return
+		if f != nil {
+			f.d.Add()
 		}
-		_ = s.send(msgs)
+		var ok bool
+		if volatile {
+			ok = s.client.conn.TrySend(out...)
+		} else {
+			ok = s.send(out) == nil
+		}
+		switch {
+		case ok:
+			recipients++
+		case f != nil:
+			f.d.Done()
+		}
 	})
+	srv.mu.Unlock()
+	if f != nil {
+		f.recipients = recipients
+		f.d.Done()
+	}
+	hooks.onEventSent(n, event, msgs, recipients)
 }
 
 // Deliver hands a broadcast from another node to the local sockets it
@@ -211,6 +235,7 @@ func (n *Namespace) LocalBroadcastWithAck(p *BroadcastPacket, clientCount func(i
 		_ = s.send(msgs)
 	}
 	srv.mu.Unlock()
+	srv.hooks.Load().onEventSent(n, p.Event, msgs, len(targets))
 	clientCount(len(targets))
 }
 

@@ -162,6 +162,7 @@ func (c *client) connect(name string, auth json.RawMessage) {
 	nsp := c.srv.namespace(name)
 	if nsp == nil {
 		_ = c.conn.Send(encodeControl(typeConnectError, name, errorPayload(errInvalidNamespace, c.conn.Protocol())))
+		c.srv.hooks.Load().onConnectError(nil, errInvalidNamespace)
 		return
 	}
 	onConnect, middlewares := nsp.handlers()
@@ -191,6 +192,7 @@ func (c *client) connect(name string, auth json.RawMessage) {
 					if !c.conn.Closed() {
 						_ = c.conn.Send(encodeControl(typeConnectError, name, errorPayload(err, c.conn.Protocol())))
 					}
+					c.srv.hooks.Load().onConnectError(nsp, err)
 					return
 				}
 			}
@@ -201,6 +203,7 @@ func (c *client) connect(name string, auth json.RawMessage) {
 		if !c.join(s, offset) {
 			continue // the session to recover went away meanwhile
 		}
+		c.srv.hooks.Load().onConnect(s)
 		for _, fn := range onConnect {
 			fn(s)
 		}

@@ -21,7 +21,8 @@ type Namespace struct {
 	middlewares  []func(*Socket) error
 	serverEvents map[string]func(*Event)
 
-	ackIDs atomic.Int64
+	ackIDs   atomic.Int64
+	tracking atomic.Bool // a broadcast's fan-out is being followed (Hooks.BroadcastDelivered)
 
 	// guarded by srv.mu
 	sockets map[string]*Socket

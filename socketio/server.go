@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatio/socketio-chat/engineio"
@@ -33,6 +34,9 @@ type Options struct {
 	// Logger receives refused packets (warn) and server errors. Defaults
 	// to Engine.Logger, then slog.Default().
 	Logger *slog.Logger
+	// Hooks are called at the seams of the server's life, for metrics and
+	// monitoring (see Hooks); Server.AddHooks adds more. Nil is none.
+	Hooks *Hooks
 }
 
 // RecoveryOptions configure connection state recovery.
@@ -74,6 +78,9 @@ type Server struct {
 	nsps      map[string]*Namespace
 	onUpgrade []func(*Socket)
 
+	hookMu sync.Mutex // serializes AddHooks
+	hooks  atomic.Pointer[hookSet]
+
 	closeOnce sync.Once
 }
 
@@ -103,6 +110,7 @@ func NewServer(opts Options) (*Server, error) {
 		adapter: opts.Adapter,
 		nsps:    make(map[string]*Namespace),
 	}
+	s.AddHooks(opts.Hooks)
 	s.eio = engineio.NewServer(opts.Engine, s.newClient)
 	if opts.MaxAttachmentBytes <= 0 {
 		s.opts.MaxAttachmentBytes = s.eio.Options().MaxBufferSize
@@ -187,6 +195,7 @@ func (s *Server) upgraded(so *Socket) {
 	s.nspMu.RLock()
 	fns := s.onUpgrade
 	s.nspMu.RUnlock()
+	s.hooks.Load().onUpgrade(so)
 	for _, fn := range fns {
 		fn(so)
 	}

@@ -22,8 +22,8 @@ type Socket struct {
 	nsp       *Namespace
 	client    *client
 	id        string
-	pid       string // the recovery session id; "" without recovery
-	auth      json.RawMessage
+	pid       string          // the recovery session id; "" without recovery
+	auth      json.RawMessage // guarded by mu (ForgetAuth)
 	recovered bool
 
 	// guarded by nsp.srv.mu
@@ -55,6 +55,10 @@ type AckFunc func(args []Arg, err error)
 // ErrAckTimeout is given to an AckFunc whose acknowledgement did not come
 // in time (Node's "operation has timed out").
 var ErrAckTimeout = errors.New("operation has timed out")
+
+// ErrDisconnected is given to an AckFunc whose socket disconnected before
+// the acknowledgement came (the message of Node's client in that case).
+var ErrDisconnected = errors.New("socket has been disconnected")
 
 type pendingAck struct {
 	fn    AckFunc
@@ -97,19 +101,31 @@ type Handshake struct {
 // Handshake returns the details of the socket's connection.
 func (s *Socket) Handshake() Handshake {
 	r := s.client.conn.Request()
+	s.mu.Lock()
+	auth := s.auth
+	s.mu.Unlock()
 	h := Handshake{
 		Headers: r.Header,
 		Time:    r.Time,
 		Address: r.RemoteAddr,
 		XDomain: r.Header.Get("Origin") != "",
 		Secure:  r.Secure,
-		Auth:    s.auth,
+		Auth:    auth,
 	}
 	if r.URL != nil {
 		h.URL = r.URL.RequestURI()
 		h.Query = r.URL.Query()
 	}
 	return h
+}
+
+// ForgetAuth drops the client's auth payload, for a middleware that has
+// checked credentials in it: Handshake().Auth is nil afterwards, and
+// FetchSockets (on this node or another) no longer shows it.
+func (s *Socket) ForgetAuth() {
+	s.mu.Lock()
+	s.auth = nil
+	s.mu.Unlock()
 }
 
 // Data returns the socket's data (Node's socket.data), kept by recovery
@@ -190,8 +206,10 @@ func (s *Socket) Rooms() []string {
 // Join adds the socket to rooms.
 func (s *Socket) Join(rooms ...string) {
 	srv := s.nsp.srv
+	hooks := srv.hooks.Load()
+	report := hooks != nil && len(hooks.join) > 0
+	var joined []string
 	srv.mu.Lock()
-	defer srv.mu.Unlock()
 	for _, r := range rooms {
 		if r == s.id || slices.Contains(s.rooms, r) {
 			continue
@@ -199,22 +217,38 @@ func (s *Socket) Join(rooms ...string) {
 		s.rooms = append(s.rooms, r)
 		if s.connected {
 			s.nsp.roomAddLocked(r, s)
+			if report {
+				joined = append(joined, r)
+			}
 		}
+	}
+	srv.mu.Unlock()
+	if report {
+		hooks.onRooms(hooks.join, s, joined)
 	}
 }
 
 // Leave takes the socket out of rooms (not out of its own room).
 func (s *Socket) Leave(rooms ...string) {
 	srv := s.nsp.srv
+	hooks := srv.hooks.Load()
+	report := hooks != nil && len(hooks.leave) > 0
+	var left []string
 	srv.mu.Lock()
-	defer srv.mu.Unlock()
 	for _, r := range rooms {
 		if i := slices.Index(s.rooms, r); i >= 0 {
 			s.rooms = slices.Delete(s.rooms, i, i+1)
 			if s.connected {
 				s.nsp.roomDelLocked(r, s)
+				if report {
+					left = append(left, r)
+				}
 			}
 		}
+	}
+	srv.mu.Unlock()
+	if report {
+		hooks.onRooms(hooks.leave, s, left)
 	}
 }
 
@@ -254,7 +288,16 @@ func (s *Socket) emit(timeout time.Duration, event string, args []any) error {
 		id = s.nsp.nextAckID()
 		s.registerAck(id, ack, timeout)
 	}
-	return s.send(encodeEvent(s.nsp.name, id, event, a))
+	msgs := encodeEvent(s.nsp.name, id, event, a)
+	err = s.send(msgs)
+	if hooks := s.nsp.srv.hooks.Load(); hooks != nil {
+		n := 0
+		if err == nil {
+			n = 1
+		}
+		hooks.onEventSent(s.nsp, event, msgs, n)
+	}
+	return err
 }
 
 // send queues the messages of one packet.
@@ -370,8 +413,8 @@ func (s *Socket) leave(reason string, cause error) bool {
 	return true
 }
 
-// finishDisconnect cancels the acknowledgements still awaited and runs the
-// disconnect handlers.
+// finishDisconnect fails the acknowledgements still awaited (their
+// AckFuncs get ErrDisconnected) and runs the disconnect handlers.
 func (s *Socket) finishDisconnect(reason string, cause error) {
 	s.mu.Lock()
 	acks := s.acks
@@ -382,10 +425,12 @@ func (s *Socket) finishDisconnect(reason string, cause error) {
 		if p.timer != nil {
 			p.timer.Stop()
 		}
+		p.fn(nil, ErrDisconnected)
 	}
 	for _, fn := range handlers {
 		fn(reason, cause)
 	}
+	s.nsp.srv.hooks.Load().onDisconnect(s, reason, cause)
 }
 
 // onPacket handles a packet for this socket.
@@ -409,6 +454,13 @@ func (s *Socket) onEvent(p *packet) error {
 		return err
 	}
 	ev := &Event{Name: p.eventName(), Args: args, socket: s, id: p.id}
+	if hooks := s.nsp.srv.hooks.Load(); hooks != nil {
+		size := len(p.data)
+		for _, b := range p.bins {
+			size += len(b)
+		}
+		hooks.onEventReceived(s, ev.Name, size)
+	}
 	s.dispatch(ev)
 	return nil
 }

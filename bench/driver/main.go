@@ -202,10 +202,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	quick := fs.Bool("quick", false, "small, short scenarios for development (3–4 minutes)")
 	servers := fs.String("servers", "go,node", "servers to run in every scenario, in order: go (this working tree), node (the tutorial), go@REV (a git revision, e.g. go@HEAD), each Go one with optional +VARIANT suffixes (go+recovery)")
 	only := fs.String("scenarios", allScenarios, "scenarios to run")
-	sweepVariants := fs.String("sweep-variants", "recovery,redis,recovery+redis", "variants of the compared Go server (the first Go of -servers) that also run the sweep: recovery is -recovery 2m, redis is -redis <-redis-url>, others come from -variant; empty: none")
+	sweepVariants := fs.String("sweep-variants", "recovery,redis,recovery+redis,history,history-pg", "variants of the compared Go server (the first Go of -servers) that also run the sweep: recovery is -recovery 2m, redis is -redis <-redis-url>, history is -history <-history-file>, history-pg is -history <-history-pg>, others come from -variant; empty: none")
 	var variantDefs listFlag
 	fs.Var(&variantDefs, "variant", "define a server variant NAME=FLAGS (repeatable), e.g. -variant 'gc400=-gogc 400', then -servers go,go+gc400,node")
 	redisURL := fs.String("redis-url", "redis://127.0.0.1:6379/12", "Redis of the redis variant; its database is flushed before and after each server that uses it")
+	historyFile := fs.String("history-file", filepath.Join(os.TempDir(), fmt.Sprintf("bench-history-%d.db", os.Getpid())), "SQLite file of the history variant; deleted before and after each server that uses it")
+	historyPG := fs.String("history-pg", "postgres://postgres@127.0.0.1:5432/bench_history?sslmode=disable", "PostgreSQL database of the history-pg variant; dropped and created before each server that uses it, dropped after")
 	cpuAt := fs.String("cpu-at", "25000,node", "deliveries/s of the cpu scenario's points; node: the highest rate Node sustained in this run's sweep")
 	root := fs.String("root", ".", "repository root")
 	out := fs.String("out", "", "results JSON (default bench/results/latest.json; -quick: bench/results/tmp/quick.json)")
@@ -260,6 +262,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	variants := defaultVariants(*redisURL)
+	addHistoryVariants(variants, *historyFile, *historyPG)
 	for _, d := range variantDefs {
 		if err := variants.set(d); err != nil {
 			fmt.Fprintf(stderr, "driver: %v\n", err)
@@ -304,6 +307,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		if len(l.variants) > 0 && res.Variants == nil {
 			res.Variants = variants.describe()
+		}
+		if dsn := variants.historyOf(l); dsn != "" {
+			if err := historyReset(dsn); err != nil {
+				fmt.Fprintf(stderr, "driver: %s needs its history store: %v (start PostgreSQL on 127.0.0.1:5432, point -history-pg at one, or leave the history variants out, e.g. -sweep-variants recovery,history)\n", n, err)
+				return 1
+			}
 		}
 		if variants.usesRedis(l) {
 			if err := redisFlush(*redisURL); err != nil {
@@ -383,6 +392,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if variants.usesRedis(l) {
 				o.redisURL = *redisURL
 			}
+			o.historyDSN = variants.historyOf(l)
 			r, err := runOne(ctx, o, name, sc)
 			if r != nil {
 				res.Scenarios = append(res.Scenarios, *r)
@@ -454,6 +464,7 @@ type runOpts struct {
 	loadgen    string
 	profileDir string
 	redisURL   string // flushed before the server starts and after it stops
+	historyDSN string // emptied before the server starts, removed after it stops
 	log        io.Writer
 }
 
@@ -468,6 +479,16 @@ func runOne(ctx context.Context, o runOpts, name string, sc scenario) (*result.S
 		}
 		defer func() {
 			if err := redisFlush(o.redisURL); err != nil {
+				fmt.Fprintf(log, "driver: %v\n", err)
+			}
+		}()
+	}
+	if o.historyDSN != "" {
+		if err := historyReset(o.historyDSN); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err := historyDrop(o.historyDSN); err != nil {
 				fmt.Fprintf(log, "driver: %v\n", err)
 			}
 		}()

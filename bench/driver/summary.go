@@ -173,6 +173,21 @@ func summarize(res *Run) []Row {
 			}
 			rows = append(rows, r)
 		}
+		// CPU per delivery with each variant against our default flags, at
+		// the highest rate both sustained: the same load on both.
+		for _, v := range res.SweepVariants {
+			gp, vp := commonBest(gs, find(res, "sweep", v))
+			if gp == nil {
+				continue
+			}
+			r := Row{Metric: fmt.Sprintf("server CPU per delivery with %s at %g msg/s (the highest rate both sustained)", variantFlags(res, v), gp.Rate),
+				Unit: "µs", Go: ptr(vp.ServerCPUPerDeliveryUs), RatioOf: goName,
+				Note: fmt.Sprintf("`%s`; ratio to `%s` (%.2f µs)", v, goName, gp.ServerCPUPerDeliveryUs)}
+			if gp.ServerCPUPerDeliveryUs > 0 {
+				r.Ratio = ptr(vp.ServerCPUPerDeliveryUs / gp.ServerCPUPerDeliveryUs)
+			}
+			rows = append(rows, r)
+		}
 		// p99 side by side at the rates both servers ran (the ladder).
 		for _, rate := range rates(gs, ns) {
 			gp, np := pointAt(gs, rate), pointAt(ns, rate)
@@ -403,6 +418,27 @@ func summarize(res *Run) []Row {
 	}
 	rows = append(rows, Row{Metric: "load generator CPU, busiest point", Unit: "% of a core", Go: lg(goName), Node: lg("node")})
 	return rows
+}
+
+// commonBest returns the points of a and b at the highest rate at which
+// both passed (every message delivered in order, p99 within the bound), or
+// nils.
+func commonBest(a, b *result.Scenario) (*result.Point, *result.Point) {
+	if a == nil || b == nil {
+		return nil, nil
+	}
+	var pa, pb *result.Point
+	for i := range a.Points {
+		p := &a.Points[i]
+		q := pointAt(b, p.Rate)
+		if q == nil || !p.Complete || !q.Complete || p.P99Ms > p99Bound(a) || q.P99Ms > p99Bound(b) {
+			continue
+		}
+		if pa == nil || p.Rate > pa.Rate {
+			pa, pb = p, q
+		}
+	}
+	return pa, pb
 }
 
 // projectRSS extrapolates an idle step's RSS to n connections (KB) along

@@ -55,9 +55,12 @@ type variantSet map[string][]string
 // defaultVariants are the configurations of the targets: connection state
 // recovery with a 2 minute window, and the Redis adapter on its own
 // database and key prefix (the prefix keeps the benchmark's pub/sub traffic
-// apart from tests using the same Redis: channels are not per database).
+// apart from tests using the same Redis: channels are not per database);
+// Prometheus metrics on (their hooks on every connection, event and
+// broadcast; nobody scrapes), to show what they cost.
 func defaultVariants(redisURL string) variantSet {
 	return variantSet{
+		"metrics":  {"-metrics-addr", "127.0.0.1:0"},
 		"recovery": {"-recovery", "2m"},
 		"redis":    {"-redis", redisURL, "-redis-prefix", fmt.Sprintf("bench-%d", os.Getpid())},
 	}
@@ -80,7 +83,7 @@ func (vs variantSet) flags(l serverLabel) ([]string, error) {
 	for _, v := range l.variants {
 		f, ok := vs[v]
 		if !ok {
-			return nil, fmt.Errorf("unknown variant %q (built in: recovery, redis; define others with -variant %s=FLAGS)", v, v)
+			return nil, fmt.Errorf("unknown variant %q (built in: metrics, recovery, redis; define others with -variant %s=FLAGS)", v, v)
 		}
 		out = append(out, f...)
 	}

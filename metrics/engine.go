@@ -1,0 +1,102 @@
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/chatio/socketio-chat/socketio"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// engineCollector reads a server's engine counters and namespaces at each
+// scrape.
+type engineCollector struct{ srv *socketio.Server }
+
+var (
+	descConnected = prometheus.NewDesc("socket_io_connected",
+		"Number of currently connected sockets (Engine.IO sessions open, as Node's engine.clientsCount)", nil, nil)
+	descSessions = prometheus.NewDesc("engineio_sessions",
+		"Engine.IO sessions open, by transport (polling: not upgraded)", []string{"transport"}, nil)
+	descOpened = prometheus.NewDesc("engineio_sessions_opened_total",
+		"Engine.IO sessions opened (handshakes accepted)", nil, nil)
+	descUpgrades = prometheus.NewDesc("engineio_upgrades_total",
+		"Polling sessions upgraded to WebSocket", nil, nil)
+	descClosed = prometheus.NewDesc("engineio_sessions_closed_total",
+		"Engine.IO sessions closed, by reason", []string{"reason"}, nil)
+	descRefused = prometheus.NewDesc("engineio_requests_refused_total",
+		"Engine.IO requests refused (handshakes, polls, posts, upgrades), by HTTP status and reason", []string{"status", "reason"}, nil)
+	descSlow = prometheus.NewDesc("engineio_slow_consumers_total",
+		"Sessions cut off because their send queue overflowed (clients that stopped reading)", nil, nil)
+	descMsgsIn = prometheus.NewDesc("engineio_messages_received_total",
+		"Engine.IO MESSAGE packets received", nil, nil)
+	descBytesIn = prometheus.NewDesc("engineio_received_bytes_total",
+		"Payload bytes of the MESSAGE packets received", nil, nil)
+	descMsgsOut = prometheus.NewDesc("engineio_messages_sent_total",
+		"Engine.IO MESSAGE packets sent (one per recipient)", nil, nil)
+	descBytesOut = prometheus.NewDesc("engineio_sent_bytes_total",
+		"Payload bytes of the MESSAGE packets sent (one copy per recipient)", nil, nil)
+	descQueue = prometheus.NewDesc("engineio_send_queue_packets",
+		"Packets waiting in each open session's send queue, sampled at the scrape", nil, nil)
+	descQueueBytes = prometheus.NewDesc("engineio_send_queue_bytes",
+		"Bytes waiting in every session's send queue, at the scrape", nil, nil)
+	descSockets = prometheus.NewDesc("socketio_sockets",
+		"Sockets connected to each namespace on this node", []string{"namespace"}, nil)
+)
+
+// queueBuckets are the bounds of the send-queue depth histogram.
+var queueBuckets = []float64{0, 1, 4, 16, 64, 256, 1024, 4096}
+
+func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descConnected, descSessions, descOpened, descUpgrades, descClosed,
+		descRefused, descSlow, descMsgsIn, descBytesIn, descMsgsOut, descBytesOut, descQueue, descQueueBytes, descSockets} {
+		ch <- d
+	}
+}
+
+func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
+	eng := c.srv.Engine()
+	st := eng.Stats()
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(descConnected, float64(st.Polling+st.WebSocket))
+	gauge(descSessions, float64(st.Polling), "polling")
+	gauge(descSessions, float64(st.WebSocket), "websocket")
+	counter(descOpened, st.Opened)
+	counter(descUpgrades, st.Upgrades)
+	for reason, n := range st.Closed {
+		counter(descClosed, n, reason)
+	}
+	for r, n := range st.Refusals {
+		counter(descRefused, n, strconv.Itoa(r.Status), r.Reason)
+	}
+	counter(descSlow, st.Overflows)
+	counter(descMsgsIn, st.MessagesIn)
+	counter(descBytesIn, st.BytesIn)
+	counter(descMsgsOut, st.MessagesOut)
+	counter(descBytesOut, st.BytesOut)
+
+	buckets := make(map[float64]uint64, len(queueBuckets))
+	for _, le := range queueBuckets {
+		buckets[le] = 0
+	}
+	var count uint64
+	var sum, bytes float64
+	eng.Queues(func(packets int, b int64) {
+		count++
+		sum += float64(packets)
+		bytes += float64(b)
+		for _, le := range queueBuckets {
+			if float64(packets) <= le {
+				buckets[le]++
+			}
+		}
+	})
+	ch <- prometheus.MustNewConstHistogram(descQueue, count, sum, buckets)
+	gauge(descQueueBytes, bytes)
+	for _, n := range c.srv.Namespaces() {
+		gauge(descSockets, float64(n.Len()), n.Name())
+	}
+}
