@@ -61,8 +61,9 @@ func newLogger(cfg chat.Config, w io.Writer) *slog.Logger {
 // not nil it receives the bound address once the listener is open (tests use
 // port 0). With cfg.MetricsAddr, the metrics are served on a listener of
 // their own. Shutdown: /readyz turns 503 and, with cfg.DrainDelay, the server
-// goes on serving that long; then it stops accepting, closes every Socket.IO
-// session and waits up to cfg.ShutdownGrace for requests to finish.
+// goes on serving that long; then it closes every Socket.IO session (new
+// ones are refused), and once they are gone, or cfg.ShutdownGrace has passed,
+// stops accepting and waits for the requests still running.
 func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- net.Addr) error {
 	app, err := newApp(cfg, log)
 	if err != nil {
@@ -124,13 +125,15 @@ func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- 
 	defer ops.close()
 	grace, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
-	shut := make(chan error, 1)
-	go func() { shut <- srv.Shutdown(grace) }() // closes the listener at once
+	// Sessions first, while the listener still accepts: a polling client
+	// between two polls comes back for its CLOSE packet (new sessions are
+	// refused meanwhile). Then the HTTP server: the listener, idle
+	// connections, and requests still running.
 	app.Close()
 	if err := app.WaitDrained(grace); err != nil {
 		log.Warn("shutdown grace period ended", "err", err)
 	}
-	if err := <-shut; err != nil {
+	if err := srv.Shutdown(grace); err != nil {
 		log.Warn("connections still open at the end of the grace period", "err", err)
 		_ = srv.Close()
 	}
