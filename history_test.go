@@ -270,6 +270,7 @@ func TestHistory(t *testing.T) {
 			t.Run("seam under concurrent connects", func(t *testing.T) { t.Parallel(); testHistorySeam(t, b.newDSN(t)) })
 			t.Run("client offsets", func(t *testing.T) { t.Parallel(); testHistoryClientOffsets(t, b.newDSN(t)) })
 			t.Run("restart keeps history", func(t *testing.T) { t.Parallel(); testHistoryRestart(t, b.newDSN(t)) })
+			t.Run("retention", func(t *testing.T) { t.Parallel(); testHistoryRetention(t, b.newDSN(t)) })
 		})
 	}
 }
@@ -495,6 +496,35 @@ func testHistoryRestart(t *testing.T, dsn string) {
 		t.Fatalf("offset 11 is %s, want \"new\"", msgs[len(msgs)-1].text)
 	}
 	sioEventually(t, 5*time.Second, "both acks", func() bool { return len(histAcks(d)) == 2 })
+}
+
+// Retention deletes from the store on its own goroutine, and a catch-up
+// never sends what it deletes, also from the feed's memory before it ran.
+func testHistoryRetention(t *testing.T, dsn string) {
+	ts := historyStart(t, dsn, func(c *chat.Config) {
+		c.HistoryMaxMessages = 5
+		c.HistoryMaxAge = 2 * time.Second
+		c.HistoryTrimInterval = 50 * time.Millisecond
+	})
+	c := rawChatDial(t, ts, rawChatWS, "sender", rawChatOptions{})
+	for i := range 20 {
+		histSend(t, c, -1, strconv.Quote(fmt.Sprint("m", i)), "")
+	}
+	histWait(t, c, 20, 10*time.Second)
+	for _, auth := range []string{"", `{"serverOffset":0}`, `{"serverOffset":3}`} {
+		late := rawChatDial(t, ts, rawChatWS, "late "+auth, rawChatOptions{auth: auth})
+		histCheckRun(t, late.name, histWait(t, late, 20, 10*time.Second), 16, 20)
+	}
+	sioEventually(t, 10*time.Second, "retention to keep 5 messages", func() bool { return len(histStored(t, dsn)) == 5 })
+	if recs := histStored(t, dsn); recs[0].Offset != 16 {
+		t.Fatalf("kept offsets from %d, want 16..20", recs[0].Offset)
+	}
+	// By age: once they are older than 2 s, none is sent, and all are deleted.
+	time.Sleep(2500 * time.Millisecond)
+	late := rawChatDial(t, ts, rawChatWS, "after the age limit", rawChatOptions{auth: `{"serverOffset":0}`})
+	histSend(t, c, -1, `"fresh"`, "")
+	histCheckRun(t, late.name, histWait(t, late, 21, 10*time.Second), 21, 21)
+	sioEventually(t, 10*time.Second, "retention by age", func() bool { return len(histStored(t, dsn)) == 1 })
 }
 
 // A store that fails turns into a warning (once) and refused

@@ -82,6 +82,10 @@ type feedOptions struct {
 	// MaxCatchup bounds a catch-up after an offset to the newest
 	// MaxCatchup messages; 0 does not.
 	MaxCatchup int
+	// Retention is the history's retention: a catch-up never sends what it
+	// deletes, also before it ran (the tail keeps recent messages in
+	// memory, whatever their age).
+	Retention history.Retention
 	// TailCount and TailBytes bound the tail. Defaults: max(1024, 2×LastN)
 	// messages, 16 MiB.
 	TailCount int
@@ -413,6 +417,9 @@ func (f *feed) startJoin(j *joinRequest) {
 	} else if m := int64(f.opts.MaxCatchup); m > 0 && f.last-from > m {
 		from = f.last - m
 	}
+	if n := f.opts.Retention.MaxCount; n > 0 && f.last-from > n {
+		from = f.last - n
+	}
 	j.from = max(from, 0)
 	if j.from > f.last {
 		// The client saw messages this node has not broadcast yet (another
@@ -469,6 +476,9 @@ func (f *feed) finishHandoff(h handoff) {
 
 func (f *feed) sendAndGoLive(sub subscriber, recs []history.Record) {
 	for _, r := range recs {
+		if f.expired(r) {
+			continue
+		}
 		if !sub.emit(r) {
 			sub.abandon()
 			return
@@ -543,7 +553,7 @@ func (f *feed) stream(sub subscriber, from int64) {
 			if r.Offset > bound {
 				break
 			}
-			if !sub.emit(r) {
+			if !f.expired(r) && !sub.emit(r) {
 				sub.abandon()
 				return
 			}
@@ -555,6 +565,12 @@ func (f *feed) stream(sub subscriber, from int64) {
 			}
 		}
 	}
+}
+
+// expired reports whether retention by age deletes r (or will at its next
+// run): a catch-up skips it.
+func (f *feed) expired(r history.Record) bool {
+	return f.opts.Retention.MaxAge > 0 && time.Since(r.Time) > f.opts.Retention.MaxAge
 }
 
 // waitForRoom waits until the client's send queue is at most a quarter

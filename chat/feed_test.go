@@ -471,14 +471,31 @@ func TestServerOffsetAndClientOffset(t *testing.T) {
 
 // BenchmarkFeedStoreAndBroadcast: a message stored through the Writer
 // (SQLite, synchronous=FULL, group commit) and broadcast by the feed, with
-// everything in flight at once; the room is a counter.
+// up to 1024 messages in flight; the room is a counter.
 func BenchmarkFeedStoreAndBroadcast(b *testing.B) {
 	b.ReportAllocs()
 	rig := newFeedRig(b, filepath.Join(b.TempDir(), "chat.db"), feedOptions{Poll: time.Hour})
+	inFlight := make(chan struct{}, 1024)
+	var failed atomic.Int64
 	b.ResetTimer()
-	rig.send(b, b.N, 0)
-	for rig.feed.published.Load() < int64(b.N) {
-		time.Sleep(time.Millisecond)
+	for i := range b.N {
+		inFlight <- struct{}{}
+		m := history.Message{Payload: fmt.Appendf(nil, `"m%d"`, i)}
+		rig.writer.Submit(m, func(res history.Result, err error) {
+			<-inFlight
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			rig.feed.committed(history.Record{Offset: res.Offset, Time: res.Time, Message: m})
+		})
+	}
+	for rig.feed.published.Load() < int64(b.N)-failed.Load() {
+		time.Sleep(100 * time.Microsecond)
+	}
+	b.StopTimer()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d messages not stored", n)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 }

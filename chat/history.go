@@ -89,6 +89,7 @@ func openHistory(cfg Config, log *slog.Logger, io *socketio.Server, m *metrics.M
 	h.feed, err = newFeed(ctx, store, feedOptions{
 		LastN:        cfg.HistoryLast,
 		MaxCatchup:   cfg.HistoryMaxCatchup,
+		Retention:    history.Retention{MaxCount: cfg.HistoryMaxMessages, MaxAge: cfg.HistoryMaxAge},
 		QueuePackets: cfg.SendQueuePackets,
 		QueueBytes:   cfg.SendQueueBytes,
 		Poll:         cfg.HistoryPoll,

@@ -33,11 +33,19 @@ func (noWaker) close()          {}
 // Notifications are per database, as the history is.
 const notifyChannel = "chat_history"
 
+// notifyEvery is the least time between two notifications of a node. A
+// notification wakes every node (this one too) and costs the database a
+// transaction: under load, one per commit cost a third of the broadcast
+// rate on a 2-core machine running PostgreSQL too (docs/HISTORY.md). The
+// first commit after a quiet spell is notified at once; under load the
+// other nodes learn of this node's messages at most this much later.
+const notifyEvery = 20 * time.Millisecond
+
 // pgWaker notifies with PostgreSQL's NOTIFY and listens with LISTEN, each
 // on a connection of its own (a listening connection waits for
 // notifications and can run nothing else). Notifications coalesce: while
-// one NOTIFY is in flight, later commits wait and go in the next one, which
-// carries the newest offset.
+// one NOTIFY is in flight, and for notifyEvery after it, later commits wait
+// and go in the next one, which carries the newest offset.
 type pgWaker struct {
 	dsn  string
 	log  *slog.Logger
@@ -135,6 +143,9 @@ func (w *pgWaker) notifyLoop() {
 			w.log.Debug("history: notify failed; the other nodes poll", "err", err)
 			conn.Close(context.Background())
 			conn = nil
+		}
+		if !sleepCtx(w.ctx, notifyEvery) {
+			return
 		}
 	}
 }

@@ -211,8 +211,9 @@ func (s *Server) onConnection(client *socketio.Socket) {
 }
 
 // Close disconnects every client (they see the transport close and
-// reconnect, to this node or another) and closes the cluster adapter.
-// Later calls do nothing.
+// reconnect, to this node or another), closes the cluster adapter, then
+// stores the history's queued messages (a few seconds at most) and closes
+// the store. Later calls do nothing.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		s.Drain()
