@@ -52,9 +52,13 @@ type scenario struct {
 }
 
 // sweepLadder is the sweep's ladder of total message rates (msg/s, to every
-// client). With 10 senders the top rate is 40 messages/s per sender, inside
-// the server's default per-connection event limit (50/s, burst 100).
-const sweepLadder = "25,50,100,200,400"
+// client). With sweepSenders senders the top rate is 40 messages/s per
+// sender, inside the server's default per-connection event limit (50/s,
+// burst 100), so every server runs with its default flags.
+const (
+	sweepLadder  = "25,50,100,200,400,800,1600"
+	sweepSenders = "40"
+)
 
 // scenarios returns the benchmark's scenarios, full-size or quick. cpuAt
 // lists the deliveries/s of the cpu scenario's points ("node": the highest
@@ -78,7 +82,7 @@ func scenarios(quick bool, cpuAt []string) []scenario {
 		// 100 ms, then bisect three times between the last pass and the
 		// first fail: the sustained rate is known within 1/8 of the bracket
 		// (12.5 % of a doubling), fine enough for the variants' 20 %.
-		{name: "sweep", args: []string{"-search", "-clients", "1000", "-senders", "10", "-rates", sweepLadder, "-refine", "3", "-search-p99", "100ms", "-duration", "8s", "-drain", "5s", "-settle", "2s"}, timeout: 6 * time.Minute, variants: true},
+		{name: "sweep", args: []string{"-search", "-clients", "1000", "-senders", sweepSenders, "-rates", sweepLadder, "-refine", "3", "-search-p99", "100ms", "-duration", "8s", "-drain", "5s", "-settle", "2s"}, timeout: 6 * time.Minute, variants: true},
 		{name: "cpu", args: []string{"-clients", "1000", "-senders", "10", "-duration", "10s", "-drain", "5s", "-settle", "2s", "-stop-p99", "0"}, timeout: 3 * time.Minute, dynamic: cpuRates(cpuAt)},
 		{name: "fanout", args: []string{"-clients", "10000", "-senders", "5", "-rates", "1,5", "-duration", "10s", "-drain", "10s", "-settle", "3s"}, timeout: 5 * time.Minute},
 		{name: "polling", args: []string{"-transport", "polling", "-clients", "500", "-senders", "10", "-rates", "10", "-duration", "10s", "-drain", "5s", "-settle", "2s"}, timeout: 5 * time.Minute},
