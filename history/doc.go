@@ -91,7 +91,8 @@
 // (TestClusterOrdering catches exactly that within a second when the lock is
 // replaced by such an allocation). The cost is that the cluster's appends
 // are serialized: one append transaction at a time, holding the lock for
-// three round trips and the commit. Group commit amortizes it over the batch;
+// two round trips (BEGIN and the lock, the reads; the inserts, the counter
+// and COMMIT, each a pipelined batch). Group commit amortizes it over the batch;
 // readers never wait for it. The alternative, readers that stop at a "safe
 // watermark", would keep appends parallel but delay every reader by the
 // slowest transaction and need a clock or a heartbeat to move the watermark.
@@ -114,6 +115,12 @@
 // Group commit is worth 6–10 times on each store. Allocations per message
 // through a batched Writer: 19–22 (about 1 KB) on SQLite, 23 (2 KB) on
 // PostgreSQL.
+//
+// Those PostgreSQL numbers are for appends in four round trips (BEGIN,
+// reads, writes, COMMIT). With BEGIN and COMMIT pipelined into the batches
+// (two round trips, as now), the same command on a quiet machine gives:
+// Writer batched 18 900, unbatched 2 000, Append ×1 1 700, Append ×100
+// 25 700 msg/s.
 //
 // The PostgreSQL pool sets plan_cache_mode=force_custom_plan: a prepared
 // statement's generic plan, made while the table was tiny, turned the

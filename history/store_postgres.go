@@ -160,22 +160,25 @@ func (s *postgresStore) Append(ctx context.Context, msgs []Message) ([]Result, e
 	return res, nil
 }
 
-// append runs one append transaction in three round trips after BEGIN:
-// lock the counter and read the clock and the already stored client offsets;
-// insert the new messages and write the counter back; commit.
+// append runs one append transaction in two round trips: BEGIN, lock the
+// counter, read the clock and the already stored client offsets; then insert
+// the new messages, write the counter back and COMMIT. Each round trip is one
+// pipelined pgx batch on a connection of its own.
 func (s *postgresStore) append(ctx context.Context, msgs []Message) (_ []Result, err error) {
-	tx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
+	// A connection released inside a transaction (a failure between BEGIN
+	// and COMMIT) is closed by the pool, which rolls the transaction back;
+	// the ROLLBACK first keeps the connection when the server still answers.
 	defer func() {
-		if err != nil {
-			// Also after ctx ended; bounded, since pgx closes the connection
-			// when a rollback fails, which rolls back too.
+		if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			tx.Rollback(rctx) //nolint:errcheck // the error that matters is err
+			_, _ = conn.Exec(rctx, "ROLLBACK")
 			cancel()
 		}
+		conn.Release()
 	}()
 
 	var (
@@ -185,6 +188,7 @@ func (s *postgresStore) append(ctx context.Context, msgs []Message) (_ []Result,
 	)
 	cos := clientOffsets(msgs)
 	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
 	// The lock comes first: the clock and the duplicate lookup below run
 	// after every earlier append has committed.
 	b.Queue(`SELECT last FROM history_counter WHERE id = 1 FOR UPDATE`).QueryRow(func(r pgx.Row) error {
@@ -210,14 +214,14 @@ func (s *postgresStore) append(ctx context.Context, msgs []Message) (_ []Result,
 			return err
 		})
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, err
 	}
 	now = now.UTC().Truncate(time.Microsecond)
 
 	results, fresh, newLast := plan(msgs, last, now, existing)
+	b = &pgx.Batch{}
 	if len(fresh) > 0 {
-		b = &pgx.Batch{}
 		for _, i := range fresh {
 			m := msgs[i]
 			var co *string
@@ -228,12 +232,14 @@ func (s *postgresStore) append(ctx context.Context, msgs []Message) (_ []Result,
 				results[i].Offset, now, payloadOf(m), pgAttachments(m.Attachments), co)
 		}
 		b.Queue(`UPDATE history_counter SET last = $1 WHERE id = 1`, newLast)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return nil, err
-		}
 	}
-	if err := tx.Commit(ctx); err != nil {
+	b.Queue(`COMMIT`)
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return nil, err
+	}
+	if st := conn.Conn().PgConn().TxStatus(); st != 'I' {
+		// COMMIT of an aborted transaction answers ROLLBACK, not an error.
+		return nil, fmt.Errorf("append: transaction not committed (status %q)", st)
 	}
 	return results, nil
 }

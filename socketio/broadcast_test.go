@@ -380,12 +380,12 @@ func TestVolatile(t *testing.T) {
 	}
 }
 
-// TestOnUpgrade: a polling client upgrades to WebSocket; the OnUpgrade
-// handlers run with each of its sockets, and packets follow the upgrade.
+// TestOnUpgrade: a polling client upgrades to WebSocket; the Upgrade hooks
+// run with each of its sockets, and packets follow the upgrade.
 func TestOnUpgrade(t *testing.T) {
 	upgraded := make(chan string, 2)
 	s := startIO(t, Options{}, func(io *Server) {
-		io.OnUpgrade(func(so *Socket) { upgraded <- so.Namespace().Name() + " " + so.Conn().Transport() })
+		io.AddHooks(&Hooks{Upgrade: func(so *Socket) { upgraded <- so.Namespace().Name() + " " + so.Conn().Transport() }})
 		io.Of("/other")
 	})
 	m := manualPollOpen(t, s)

@@ -76,7 +76,6 @@ type Server struct {
 
 	nspMu     sync.RWMutex
 	nsps      map[string]*Namespace
-	onUpgrade []func(*Socket)
 
 	hookMu sync.Mutex // serializes AddHooks
 	hooks  atomic.Pointer[hookSet]
@@ -183,23 +182,7 @@ func (s *Server) Namespaces() []*Namespace {
 	return out
 }
 
-// OnUpgrade adds a handler called when a socket's session moves from
-// polling to WebSocket, one at a time with the socket's other handlers.
-func (s *Server) OnUpgrade(fn func(*Socket)) {
-	s.nspMu.Lock()
-	s.onUpgrade = append(s.onUpgrade, fn)
-	s.nspMu.Unlock()
-}
-
-func (s *Server) upgraded(so *Socket) {
-	s.nspMu.RLock()
-	fns := s.onUpgrade
-	s.nspMu.RUnlock()
-	s.hooks.Load().onUpgrade(so)
-	for _, fn := range fns {
-		fn(so)
-	}
-}
+func (s *Server) upgraded(so *Socket) { s.hooks.Load().onUpgrade(so) }
 
 // Sockets is the main namespace "/".
 func (s *Server) Sockets() *Namespace { return s.Of("/") }
