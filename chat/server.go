@@ -50,12 +50,23 @@ type Server struct {
 
 // New builds the server and every route main serves. It fails when the
 // client bundle is missing, naming the set-up command.
-func New(cfg Config, log *slog.Logger) (*Server, error) {
+func New(cfg Config, log *slog.Logger) (_ *Server, err error) {
 	bundle, err := loadClientBundle(cfg.ClientDir)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, bundle: bundle}
+	defer func() {
+		if err == nil {
+			return
+		}
+		if s.io != nil {
+			s.io.Close()
+		}
+		if s.cluster != nil {
+			_ = s.cluster.Close()
+		}
+	}()
 	opts := s.socketOptions()
 	if cfg.Redis != "" {
 		s.cluster, err = redisadapter.New(redisadapter.Options{URL: cfg.Redis, Prefix: cfg.RedisPrefix, Log: log})
@@ -64,26 +75,14 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		}
 		opts.Adapter = s.cluster
 	}
-	s.io, err = socketio.NewServer(opts)
-	if err != nil {
-		if s.cluster != nil {
-			_ = s.cluster.Close()
-		}
+	if s.io, err = socketio.NewServer(opts); err != nil {
 		return nil, err
 	}
 	if err := s.observe(); err != nil {
-		s.io.Close()
-		if s.cluster != nil {
-			_ = s.cluster.Close()
-		}
 		return nil, err
 	}
 	if cfg.History != "" {
 		if s.history, err = openHistory(cfg, log, s.io, s.metrics); err != nil {
-			s.io.Close()
-			if s.cluster != nil {
-				_ = s.cluster.Close()
-			}
 			return nil, err
 		}
 	}
