@@ -34,4 +34,3 @@ func TestEventLimiter(t *testing.T) {
 		})
 	}
 }
-

@@ -146,7 +146,7 @@ func (s *Server) routes() http.Handler {
 	policy := originPolicy{allowed: s.cfg.CORSOrigins}
 	mux.Handle(s.cfg.Path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f, ok := s.bundle.lookup(r.URL.Path, s.cfg.Path); ok {
-			s.bundle.serve(w, r, f)
+			f.ServeHTTP(w, r) // as Node's serveClient: ETag of the client version, max-age=0, gzip
 			return
 		}
 		if !policy.allows(r) {

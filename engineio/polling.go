@@ -9,10 +9,11 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/chatio/socketio-chat/internal/httpasset"
 )
 
 var (
@@ -111,7 +112,7 @@ func (s *Session) writePayload(w http.ResponseWriter, r *http.Request, msgs []Me
 	h.Set("Content-Type", contentType)
 	h.Set("Cache-Control", "no-store")
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.srv.opts.PingTimeout))
-	if t := s.srv.opts.CompressionThreshold; t >= 0 && len(buf.b) >= t && acceptsGzip(r) {
+	if t := s.srv.opts.CompressionThreshold; t >= 0 && len(buf.b) >= t && httpasset.AcceptsGzip(r.Header) {
 		h.Set("Content-Encoding", "gzip")
 		h.Add("Vary", "Accept-Encoding")
 		zw := gzipPool.Get().(*gzip.Writer)
@@ -130,18 +131,6 @@ func hasBinary(msgs []Message) bool {
 	for _, m := range msgs {
 		if m.binary {
 			return true
-		}
-	}
-	return false
-}
-
-func acceptsGzip(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept-Encoding") {
-		for part := range strings.SplitSeq(v, ",") {
-			name, q, _ := strings.Cut(strings.TrimSpace(part), ";")
-			if strings.EqualFold(strings.TrimSpace(name), "gzip") && strings.TrimSpace(q) != "q=0" {
-				return true
-			}
 		}
 	}
 	return false

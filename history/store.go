@@ -212,3 +212,35 @@ func checkLimit(n int) error {
 	}
 	return nil
 }
+
+// migrateSchema brings a store's schema from the version recorded in
+// history_schema to len(steps), running steps[v] to go from version v to
+// v+1, inside the caller's transaction: exec runs one statement,
+// readVersion reads the recorded version (ok false when no row exists yet).
+// Both stores call it; what differs between them is how they lock.
+func migrateSchema(exec func(query string) error, readVersion func() (version int, ok bool, err error), steps []string) error {
+	if err := exec(`CREATE TABLE IF NOT EXISTS history_schema (version INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	version, ok, err := readVersion()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if err := exec(`INSERT INTO history_schema (version) VALUES (0)`); err != nil {
+			return err
+		}
+	}
+	if version > len(steps) {
+		return fmt.Errorf("schema version %d is newer than this program's %d", version, len(steps))
+	}
+	for v := version; v < len(steps); v++ {
+		if err := exec(steps[v]); err != nil {
+			return fmt.Errorf("migrate schema to version %d: %w", v+1, err)
+		}
+	}
+	if version < len(steps) {
+		return exec(fmt.Sprintf(`UPDATE history_schema SET version = %d`, len(steps)))
+	}
+	return nil
+}

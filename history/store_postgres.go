@@ -108,32 +108,14 @@ func (s *postgresStore) migrate(ctx context.Context) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrateLockKey); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS history_schema (version int NOT NULL)`); err != nil {
-			return err
-		}
-		var version int
-		switch err := tx.QueryRow(ctx, `SELECT version FROM history_schema`).Scan(&version); {
-		case errors.Is(err, pgx.ErrNoRows):
-			if _, err := tx.Exec(ctx, `INSERT INTO history_schema (version) VALUES (0)`); err != nil {
-				return err
+		exec := func(q string) error { _, err := tx.Exec(ctx, q); return err }
+		return migrateSchema(exec, func() (v int, ok bool, err error) {
+			err = tx.QueryRow(ctx, `SELECT version FROM history_schema`).Scan(&v)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return 0, false, nil
 			}
-		case err != nil:
-			return err
-		}
-		if version > len(postgresMigrations) {
-			return fmt.Errorf("schema version %d is newer than this program's %d", version, len(postgresMigrations))
-		}
-		for v := version; v < len(postgresMigrations); v++ {
-			if _, err := tx.Exec(ctx, postgresMigrations[v]); err != nil {
-				return fmt.Errorf("migrate schema to version %d: %w", v+1, err)
-			}
-		}
-		if version < len(postgresMigrations) {
-			if _, err := tx.Exec(ctx, `UPDATE history_schema SET version = $1`, len(postgresMigrations)); err != nil {
-				return err
-			}
-		}
-		return nil
+			return v, err == nil, err
+		}, postgresMigrations)
 	})
 }
 

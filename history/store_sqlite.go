@@ -150,30 +150,16 @@ func (s *sqliteStore) migrate(ctx context.Context) error {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS history_schema (version INTEGER NOT NULL)`); err != nil {
+	exec := func(q string) error { _, err := tx.ExecContext(ctx, q); return err }
+	err = migrateSchema(exec, func() (v int, ok bool, err error) {
+		err = tx.QueryRowContext(ctx, `SELECT version FROM history_schema`).Scan(&v)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, false, nil
+		}
+		return v, err == nil, err
+	}, sqliteMigrations)
+	if err != nil {
 		return err
-	}
-	var version int
-	switch err := tx.QueryRowContext(ctx, `SELECT version FROM history_schema`).Scan(&version); {
-	case errors.Is(err, sql.ErrNoRows):
-		if _, err := tx.ExecContext(ctx, `INSERT INTO history_schema (version) VALUES (0)`); err != nil {
-			return err
-		}
-	case err != nil:
-		return err
-	}
-	if version > len(sqliteMigrations) {
-		return fmt.Errorf("schema version %d is newer than this program's %d", version, len(sqliteMigrations))
-	}
-	for v := version; v < len(sqliteMigrations); v++ {
-		if _, err := tx.ExecContext(ctx, sqliteMigrations[v]); err != nil {
-			return fmt.Errorf("migrate schema to version %d: %w", v+1, err)
-		}
-	}
-	if version < len(sqliteMigrations) {
-		if _, err := tx.ExecContext(ctx, `UPDATE history_schema SET version = ?`, len(sqliteMigrations)); err != nil {
-			return err
-		}
 	}
 	return tx.Commit()
 }

@@ -74,8 +74,8 @@ type Server struct {
 	// broadcast is handed to its recipients.
 	mu sync.Mutex
 
-	nspMu     sync.RWMutex
-	nsps      map[string]*Namespace
+	nspMu sync.RWMutex
+	nsps  map[string]*Namespace
 
 	hookMu sync.Mutex // serializes AddHooks
 	hooks  atomic.Pointer[hookSet]

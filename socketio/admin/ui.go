@@ -1,8 +1,6 @@
 package admin
 
 import (
-	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -13,9 +11,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
+
+	"github.com/chatio/socketio-chat/internal/httpasset"
 )
 
 // ErrUIMissing says the Admin UI's files are not installed.
@@ -39,7 +37,7 @@ func UIHandler(dir, prefix string) (http.Handler, error) {
 	if _, err := os.Stat(filepath.Join(dir, "index.html")); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w in %s: run `npm ci` in the repository root", ErrUIMissing, dir)
 	}
-	u := &ui{prefix: prefix, files: map[string]*uiFile{}}
+	u := &ui{prefix: prefix, files: map[string]*httpasset.File{}}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -58,7 +56,11 @@ func UIHandler(dir, prefix string) (http.Handler, error) {
 		if ctype == "" {
 			ctype = http.DetectContentType(b)
 		}
-		u.files[name] = &uiFile{body: b, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		cache := "public, max-age=31536000, immutable"
+		if name == "index.html" {
+			cache = "no-cache"
+		}
+		u.files[name] = &httpasset.File{Body: b, ContentType: ctype, ETag: `"` + hex.EncodeToString(sum[:8]) + `"`, CacheControl: cache}
 		return nil
 	})
 	if err != nil {
@@ -69,29 +71,7 @@ func UIHandler(dir, prefix string) (http.Handler, error) {
 
 type ui struct {
 	prefix string
-	files  map[string]*uiFile
-}
-
-type uiFile struct {
-	body  []byte
-	ctype string
-	etag  string
-
-	gzipOnce sync.Once
-	gzipped  []byte // nil when gzip does not make it smaller
-}
-
-func (f *uiFile) gzipBody() []byte {
-	f.gzipOnce.Do(func() {
-		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-		_, _ = zw.Write(f.body)
-		_ = zw.Close()
-		if buf.Len() < len(f.body) {
-			f.gzipped = buf.Bytes()
-		}
-	})
-	return f.gzipped
+	files  map[string]*httpasset.File
 }
 
 func (u *ui) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -117,45 +97,5 @@ func (u *ui) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	h := w.Header()
-	h.Set("ETag", f.etag)
-	if name == "index.html" {
-		h.Set("Cache-Control", "no-cache")
-	} else {
-		h.Set("Cache-Control", "public, max-age=31536000, immutable")
-	}
-	if inm := r.Header.Get("If-None-Match"); inm == f.etag || inm == "W/"+f.etag {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	h.Set("Content-Type", f.ctype)
-	h.Set("Vary", "Accept-Encoding")
-	body := f.body
-	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
-		if gz := f.gzipBody(); gz != nil {
-			h.Set("Content-Encoding", "gzip")
-			body = gz
-		}
-	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
-	}
-}
-
-// acceptsGzip reports whether an Accept-Encoding header allows gzip (q > 0).
-func acceptsGzip(header string) bool {
-	for _, part := range strings.Split(header, ",") {
-		name, params, _ := strings.Cut(part, ";")
-		name = strings.TrimSpace(name)
-		if !strings.EqualFold(name, "gzip") && name != "*" {
-			continue
-		}
-		q := 1.0
-		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
-			q, _ = strconv.ParseFloat(v, 64)
-		}
-		return q > 0
-	}
-	return false
+	f.ServeHTTP(w, r)
 }

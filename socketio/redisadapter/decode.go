@@ -267,6 +267,44 @@ func (d *decoder) truthy() (bool, error) {
 }
 
 // skip reads one item, checking it, and reports whether it was undefined.
+// fields reads a map, calling field with each string key and the decoder
+// at its value; field must consume the value. Entries with other keys are
+// skipped.
+func (d *decoder) fields(field func(key []byte) error) error {
+	n, err := d.mapLen()
+	if err != nil {
+		return err
+	}
+	for range n {
+		if !d.isStr() {
+			if _, err := d.skip(); err != nil {
+				return err
+			}
+			if _, err := d.skip(); err != nil {
+				return err
+			}
+			continue
+		}
+		key, err := d.str()
+		if err != nil {
+			return err
+		}
+		if err := field(key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// optNumber reads a number (ok), or skips another item (not ok).
+func (d *decoder) optNumber() (f float64, ok bool, err error) {
+	if f, ok, err = d.number(); err != nil || ok {
+		return f, ok, err
+	}
+	_, err = d.skip()
+	return 0, false, err
+}
+
 func (d *decoder) skip() (bool, error) {
 	mark, nbins := len(d.out), len(d.bins)
 	undef, err := d.value(0)

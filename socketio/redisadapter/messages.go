@@ -547,35 +547,14 @@ func (r *request) fromJSON(msg []byte) error {
 
 func (r *request) fromMsgpack(msg []byte) error {
 	d := newDecoder(msg)
-	n, err := d.mapLen()
-	if err != nil {
-		return err
-	}
 	r.typ = -1
-	for range n {
-		if !d.isStr() {
-			if _, err := d.skip(); err != nil {
-				return err
-			}
-			if _, err := d.skip(); err != nil {
-				return err
-			}
-			continue
-		}
-		key, err := d.str()
-		if err != nil {
-			return err
-		}
+	err := d.fields(func(key []byte) (err error) {
 		switch string(key) {
 		case "type":
 			var f float64
 			var ok bool
-			if f, ok, err = d.number(); err == nil {
-				if ok {
-					r.typ = int(f)
-				} else {
-					_, err = d.skip()
-				}
+			if f, ok, err = d.optNumber(); ok {
+				r.typ = int(f)
 			}
 		case "uid":
 			r.uid, err = d.optString()
@@ -609,9 +588,10 @@ func (r *request) fromMsgpack(msg []byte) error {
 		default:
 			_, err = d.skip()
 		}
-		if err != nil {
-			return err
-		}
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	if r.typ < 0 {
 		return errors.New("request without type")
@@ -670,64 +650,30 @@ func (r *response) fromJSON(msg []byte) error {
 
 func (r *response) fromMsgpack(msg []byte) error {
 	d := newDecoder(msg)
-	n, err := d.mapLen()
-	if err != nil {
-		return err
-	}
 	r.typ = -1
-	for range n {
-		if !d.isStr() {
-			if _, err := d.skip(); err != nil {
-				return err
-			}
-			if _, err := d.skip(); err != nil {
-				return err
-			}
-			continue
-		}
-		key, err := d.str()
-		if err != nil {
-			return err
-		}
+	err := d.fields(func(key []byte) error {
 		switch string(key) {
 		case "type":
-			f, ok, err := d.number()
-			if err != nil {
-				return err
-			}
-			if !ok {
-				_, err = d.skip()
-			} else {
+			f, ok, err := d.optNumber()
+			if ok {
 				r.typ = int(f)
 			}
-			if err != nil {
-				return err
-			}
+			return err
 		case "requestId":
-			if r.requestID, err = d.optString(); err != nil {
-				return err
-			}
+			var err error
+			r.requestID, err = d.optString()
+			return err
 		case "clientCount":
-			f, ok, err := d.number()
-			if err != nil {
-				return err
-			}
-			if !ok {
-				_, err = d.skip()
-			} else if f >= 0 && f < 1<<31 {
+			f, ok, err := d.optNumber()
+			if ok && f >= 0 && f < 1<<31 {
 				r.clientCount, r.hasCount = int(f), true
 			}
-			if err != nil {
-				return err
-			}
+			return err
 		case "packet", "data":
 			mark := d.i
 			undef, err := d.skip()
-			if err != nil {
-				return err
-			}
-			if undef {
-				continue // undefined: as if absent
+			if err != nil || undef {
+				return err // undefined: as if absent
 			}
 			d.i = mark
 			a, err := d.arg()
@@ -739,11 +685,14 @@ func (r *response) fromMsgpack(msg []byte) error {
 			} else {
 				r.data, r.hasData = a, true
 			}
+			return nil
 		default:
-			if _, err := d.skip(); err != nil {
-				return err
-			}
+			_, err := d.skip()
+			return err
 		}
+	})
+	if err != nil {
+		return err
 	}
 	return d.end()
 }

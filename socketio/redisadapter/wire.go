@@ -253,75 +253,43 @@ func (d *decoder) broadcast(own string) (*socketio.BroadcastPacket, error) {
 
 // packet reads {type, data, nsp[, id]} into p and returns its type.
 func (d *decoder) packet(p *socketio.BroadcastPacket) (typ int, err error) {
-	n, err := d.mapLen()
-	if err != nil {
-		return 0, err
-	}
 	typ = -1
-	for range n {
-		if !d.isStr() {
-			if _, err := d.skip(); err != nil {
-				return 0, err
-			}
-			if _, err := d.skip(); err != nil {
-				return 0, err
-			}
-			continue
-		}
-		key, err := d.str()
-		if err != nil {
-			return 0, err
-		}
+	err = d.fields(func(key []byte) error {
 		switch string(key) {
 		case "type":
-			f, ok, err := d.number()
-			if err != nil {
-				return 0, err
+			f, ok, err := d.optNumber()
+			if ok {
+				typ = int(f)
 			}
-			if !ok {
-				if _, err := d.skip(); err != nil {
-					return 0, err
-				}
-				continue
-			}
-			typ = int(f)
+			return err
 		case "nsp":
 			if !d.isStr() {
 				// Node takes a missing nsp for "/", anything else for a
 				// namespace that is not this one.
-				if undef, err := d.skip(); err != nil {
-					return 0, err
-				} else if !undef {
+				undef, err := d.skip()
+				if err == nil && !undef {
 					p.Nsp = "\x00not a namespace"
 				}
-				continue
+				return err
 			}
 			s, err := d.str()
-			if err != nil {
-				return 0, err
-			}
 			p.Nsp = jsString(s)
+			return err
 		case "id":
-			f, ok, err := d.number()
-			if err != nil {
-				return 0, err
+			f, ok, err := d.optNumber()
+			if ok {
+				p.ID = int64(f)
 			}
-			if !ok {
-				if _, err := d.skip(); err != nil {
-					return 0, err
-				}
-				continue
-			}
-			p.ID = int64(f)
+			return err
 		case "data":
-			if err := d.data(p); err != nil {
-				return 0, err
-			}
+			return d.data(p)
 		default:
-			if _, err := d.skip(); err != nil {
-				return 0, err
-			}
+			_, err := d.skip()
+			return err
 		}
+	})
+	if err != nil {
+		return 0, err
 	}
 	return typ, nil
 }
@@ -354,24 +322,7 @@ func (d *decoder) data(p *socketio.BroadcastPacket) error {
 // opts reads {rooms, except, flags}.
 func (d *decoder) opts() (socketio.BroadcastOptions, error) {
 	var o socketio.BroadcastOptions
-	n, err := d.mapLen()
-	if err != nil {
-		return o, err
-	}
-	for range n {
-		if !d.isStr() {
-			if _, err := d.skip(); err != nil {
-				return o, err
-			}
-			if _, err := d.skip(); err != nil {
-				return o, err
-			}
-			continue
-		}
-		key, err := d.str()
-		if err != nil {
-			return o, err
-		}
+	err := d.fields(func(key []byte) (err error) {
 		switch string(key) {
 		case "rooms":
 			o.Rooms, err = d.rooms()
@@ -382,11 +333,9 @@ func (d *decoder) opts() (socketio.BroadcastOptions, error) {
 		default:
 			_, err = d.skip()
 		}
-		if err != nil {
-			return o, err
-		}
-	}
-	return o, nil
+		return err
+	})
+	return o, err
 }
 
 // rooms reads a list of rooms. Node rooms are strings, but a number is
@@ -425,41 +374,19 @@ func (d *decoder) rooms() ([]string, error) {
 
 // flags reads the flags Go knows: volatile, and timeout (in ms).
 func (d *decoder) flags(o *socketio.BroadcastOptions) error {
-	n, err := d.mapLen()
-	if err != nil {
-		return err
-	}
-	for range n {
-		if !d.isStr() {
-			if _, err := d.skip(); err != nil {
-				return err
-			}
-			if _, err := d.skip(); err != nil {
-				return err
-			}
-			continue
-		}
-		key, err := d.str()
-		if err != nil {
-			return err
-		}
+	return d.fields(func(key []byte) (err error) {
 		switch string(key) {
 		case "volatile":
 			o.Volatile, err = d.truthy()
 		case "timeout":
 			var f float64
 			var ok bool
-			if f, ok, err = d.number(); ok && f > 0 && f < 1e12 {
+			if f, ok, err = d.optNumber(); ok && f > 0 && f < 1e12 {
 				o.Timeout = time.Duration(f * float64(time.Millisecond))
-			} else if !ok && err == nil {
-				_, err = d.skip()
 			}
 		default:
 			_, err = d.skip()
 		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+		return err
+	})
 }
