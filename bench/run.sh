@@ -2,7 +2,7 @@
 # Side-by-side benchmark of our Go server and the Node.js tutorial server
 # (docs/BENCHMARKS.md). Builds both sides from this tree and runs
 # bench/driver; extra arguments go to the driver:
-#   bench/run.sh            full run (about 12 minutes, estimated), writes bench/results/latest.{json,md}
+#   bench/run.sh            full run (about 12.5 minutes), writes bench/results/latest.{json,md}
 #                           and docs/img/broadcast-sweep.png
 #   bench/run.sh -quick     development run (3–4 minutes), writes under bench/results/tmp/
 #   bench/run.sh -scenarios idle,cpu -out bench/results/tmp/some.json
