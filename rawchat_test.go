@@ -119,11 +119,11 @@ type rawChat struct {
 	answered   chan struct{}
 	ending     bool // stop was called
 	reason     string
-	end        error            // how the connection ended, once done is closed
-	probe      *websocket.Conn  // the upgrade's WebSocket until it carries the session
-	pausing    bool             // the polling loop is to stop for an upgrade
-	pollPaused chan struct{}    // closed when it has
-	pingTimer  *time.Timer      // ends the session when the server's PINGs stop
+	end        error           // how the connection ended, once done is closed
+	probe      *websocket.Conn // the upgrade's WebSocket until it carries the session
+	pausing    bool            // the polling loop is to stop for an upgrade
+	pollPaused chan struct{}   // closed when it has
+	pingTimer  *time.Timer     // ends the session when the server's PINGs stop
 	notify     chan struct{}
 	done       chan struct{} // closed once reading ended for good
 	doneOnce   sync.Once

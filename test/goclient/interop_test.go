@@ -87,7 +87,6 @@ var modes = []mode{polling, websocket, upgrade}
 type server struct {
 	URL string
 	log *logBuffer
-
 }
 
 // startChat serves the chat as main does, configured by its flags (plus a
@@ -171,8 +170,8 @@ func (l *logBuffer) stop() {
 type client struct {
 	*sio.Socket
 	name        string
-	startedOn   string // the transport its first Engine.IO session opened with
-	upgraded    chan error // how the first upgrade ended
+	startedOn   string        // the transport its first Engine.IO session opened with
+	upgraded    chan error    // how the first upgrade ended
 	connects    chan struct{} // connections after the first
 	disconnects chan string
 
