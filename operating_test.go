@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -179,14 +180,20 @@ func TestMetricsMoveAsClientsConnectChatFloodStallAndLeave(t *testing.T) {
 	// queue depth) until it is cut off as a slow consumer.
 	s := opDial(t, ts.URL, true)
 	s.connect("/", "")
-	big := `"` + strings.Repeat("x", 60<<10) + `"`
+	pad := strings.Repeat("x", 60<<10)
 	sawQueue := false
 	for i := 0; ; i++ {
 		if i == 400 {
 			t.Fatal("the stalled client was not cut off after 400 messages of 60 KiB")
 		}
+		// One message at a time: a and b wait for their copies of this one
+		// (not of an earlier broadcast, such as the flood's) before a sends
+		// the next, so that only the stalled client falls behind.
+		big := fmt.Sprintf(`"%d:%s"`, i, pad)
+		this := func(args []json.RawMessage) bool { return len(args) > 0 && string(args[0]) == big }
 		a.emit("/", "user-message", big)
-		a.expectEvent("/", "message", nil)
+		a.expectEvent("/", "message", this)
+		b.expectEvent("/", "message", this)
 		m = scrape(t, url)
 		if q := m["engineio_send_queue_packets"]; q != nil && len(q.Metric) > 0 && q.Metric[0].Histogram.GetSampleSum() > 0 {
 			sawQueue = true
