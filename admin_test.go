@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chatio/socketio-chat/chat"
+	"github.com/chatio/socketio-chat/internal/testlog"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -422,7 +423,7 @@ func startNodeAdmin(t *testing.T, prefix, serverID string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = tbWriter{t}
+	cmd.Stderr = testlog.Writer(t)
 	stdin, err := cmd.StdinPipe() // closed at the end: the node exits
 	if err != nil {
 		t.Fatal(err)

@@ -37,6 +37,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatio/socketio-chat/internal/testlog"
 	"github.com/gorilla/websocket"
 )
 
@@ -739,7 +740,7 @@ func clusterStartChat(t testing.TB, redisURL, prefix string, mutate ...func(*cha
 		m(&cfg)
 	}
 	logBuf := &syncBuffer{}
-	s, err := chat.New(cfg, slog.New(slog.NewTextHandler(io.MultiWriter(logBuf, tbWriter{t}), &slog.HandlerOptions{Level: cfg.LogLevel})))
+	s, err := chat.New(cfg, slog.New(slog.NewTextHandler(io.MultiWriter(logBuf, testlog.Writer(t)), &slog.HandlerOptions{Level: cfg.LogLevel})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -866,7 +867,8 @@ func clusterStartNodeJS(t *testing.T, redisURL, prefix string) *clusterNodeJS {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = tbWriter{t}
+	logw := testlog.Writer(t)
+	cmd.Stderr = logw
 	n := &clusterNodeJS{cmd: cmd, exited: make(chan struct{})}
 	if n.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
@@ -879,7 +881,7 @@ func clusterStartNodeJS(t *testing.T, redisURL, prefix string) *clusterNodeJS {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
-			tbWriter{t}.Write([]byte("node: " + line))
+			_, _ = logw.Write([]byte("node: " + line))
 			if url, ok := strings.CutPrefix(line, "listening on "); ok {
 				url, _, _ = strings.Cut(url, " ")
 				listening <- url
@@ -1307,7 +1309,7 @@ func clusterStartNginx(t *testing.T, nginx, node1, node2 string) string {
 	}
 	errLog := filepath.Join(dir, "error.log")
 	cmd := exec.Command(nginx, "-p", dir, "-c", confPath, "-e", errLog, "-g", "daemon off;")
-	cmd.Stdout, cmd.Stderr = tbWriter{t}, tbWriter{t}
+	cmd.Stdout, cmd.Stderr = testlog.Writer(t), testlog.Writer(t)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/chatio/socketio-chat/engineio"
 	"github.com/chatio/socketio-chat/internal/conformance"
+	"github.com/chatio/socketio-chat/internal/testlog"
 	"github.com/gorilla/websocket"
 )
 
@@ -41,7 +42,7 @@ type confServer struct {
 func confStart(tb testing.TB) *confServer {
 	tb.Helper()
 	buf := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(buf, newTBUntilCleanup(tb)), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(buf, testlog.Writer(tb)), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	app, err := conformance.New(conformance.Options{MaxSessions: chat.DefaultConfig().MaxConnections, Logger: log})
 	if err != nil {
 		tb.Fatal(err)

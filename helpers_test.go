@@ -10,10 +10,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chatio/socketio-chat/internal/testlog"
 )
 
 // testServer is a chat server started by startTestServer on 127.0.0.1:0.
@@ -41,7 +42,7 @@ func startTestServer(tb testing.TB, mutate func(*chat.Config)) *testServer {
 		tb.Fatalf("test config: %v", err)
 	}
 	buf := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(buf, newTBUntilCleanup(tb)), &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(buf, testlog.Writer(tb)), &slog.HandlerOptions{Level: cfg.LogLevel}))
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan net.Addr, 1)
 	ts := &testServer{Log: buf, stop: cancel, done: make(chan error, 1)}
@@ -75,47 +76,6 @@ func (ts *testServer) Stop(tb testing.TB) {
 	case <-time.After(30 * time.Second):
 		tb.Error("server did not stop within 30s")
 	}
-}
-
-// tbWriter sends log lines to t.Logf, so they show only for failing tests.
-type tbWriter struct{ tb testing.TB }
-
-func (w tbWriter) Write(p []byte) (int, error) {
-	w.tb.Helper()
-	defer func() { _ = recover() }() // a log line after the test ended
-	w.tb.Logf("%s", strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-// tbUntilCleanup is a tbWriter that drops lines once the test's cleanups
-// are done: engine goroutines may still log after serve returned (a session's
-// close listeners run after the one that lets waitDrained finish), and a
-// Logf at the end of a test is a data race.
-type tbUntilCleanup struct {
-	mu   sync.Mutex
-	w    tbWriter
-	done bool
-}
-
-// newTBUntilCleanup must be called before the cleanups that stop what logs
-// to it are registered, so that its own cleanup runs after them.
-func newTBUntilCleanup(tb testing.TB) *tbUntilCleanup {
-	w := &tbUntilCleanup{w: tbWriter{tb}}
-	tb.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return w
-}
-
-func (w *tbUntilCleanup) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done {
-		return len(p), nil
-	}
-	return w.w.Write(p)
 }
 
 func TestStartTestServerServesHealthz(t *testing.T) {

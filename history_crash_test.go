@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chatio/socketio-chat/internal/testlog"
 )
 
 // crashArgsEnv carries the child's command line (JSON) to TestHistoryCrashChild.
@@ -55,7 +57,7 @@ func startCrashServer(t *testing.T, dsn, bundle string) *crashServer {
 	js, _ := json.Marshal(args)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHistoryCrashChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashArgsEnv+"="+string(js))
-	cmd.Stderr = tbWriter{t}
+	cmd.Stderr = testlog.Writer(t)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

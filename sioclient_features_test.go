@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/chatio/socketio-chat/engineio"
+	"github.com/chatio/socketio-chat/internal/testlog"
 	"github.com/chatio/socketio-chat/socketio"
 	"github.com/gorilla/websocket"
 )
@@ -27,7 +28,7 @@ import (
 // httptest (a PING every 200ms) and returns its URL.
 func sioClientServer(t *testing.T, setup func(*socketio.Server)) string {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(newTBUntilCleanup(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(testlog.Writer(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := socketio.NewServer(socketio.Options{Engine: engineio.Options{PingInterval: 200 * time.Millisecond, Logger: log}})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chatio/socketio-chat/history"
+	"github.com/chatio/socketio-chat/internal/testlog"
 )
 
 // The feed's unit tests run it on a real SQLite history with fake
@@ -121,7 +122,7 @@ func newFeedRig(t testing.TB, dsn string, opts feedOptions) *feedRig {
 	r := &feedRig{store: store, room: &fakeRoom{}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(tbWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		log = testlog.New(t, slog.LevelDebug)
 	}
 	r.feed, err = newFeed(ctx, store, opts, log, r.room.broadcast)
 	if err != nil {
@@ -203,15 +204,6 @@ func firstDiff(a, b []int64) int {
 		}
 	}
 	return min(len(a), len(b))
-}
-
-// tbWriter sends log lines to t.Logf.
-type tbWriter struct{ tb testing.TB }
-
-func (w tbWriter) Write(p []byte) (int, error) {
-	defer func() { _ = recover() }() // a line after the test ended
-	w.tb.Logf("%s", p)
-	return len(p), nil
 }
 
 // Subscribers joining while messages are stored and broadcast get every

@@ -7,7 +7,6 @@ package engineio
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
@@ -24,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatio/socketio-chat/internal/testlog"
 	"github.com/gorilla/websocket"
 )
 
@@ -42,30 +42,7 @@ var ioModes = []struct {
 
 // testLogger routes a server's logs to t.Logf until the test ends (a
 // session may still log from a timer afterwards).
-func testLogger(tb testing.TB) *slog.Logger {
-	w := &tbWriter{tb: tb}
-	tb.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tbWriter struct {
-	mu   sync.Mutex
-	tb   testing.TB
-	done bool
-}
-
-func (w *tbWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.tb.Logf("%s", bytes.TrimSuffix(p, []byte("\n")))
-	}
-	return len(p), nil
-}
+func testLogger(tb testing.TB) *slog.Logger { return testlog.New(tb, slog.LevelInfo) }
 
 // recorded is one message a recorder received.
 type recorded struct {

@@ -6,7 +6,6 @@ package socketio
 // server's PINGs itself; everything else is the test's to read.
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chatio/socketio-chat/engineio"
+	"github.com/chatio/socketio-chat/internal/testlog"
 	"github.com/gorilla/websocket"
 )
 
@@ -31,31 +31,8 @@ const waitTimeout = 10 * time.Second
 // quiet is how long a test waits to be sure that nothing more arrives.
 const quiet = 100 * time.Millisecond
 
-type tbWriter struct {
-	mu   sync.Mutex
-	tb   testing.TB
-	done bool
-}
-
-func (w *tbWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.tb.Logf("%s", bytes.TrimSuffix(p, []byte("\n")))
-	}
-	return len(p), nil
-}
-
 // testLogger routes a server's logs to the test's log until it ends.
-func testLogger(tb testing.TB) *slog.Logger {
-	w := &tbWriter{tb: tb}
-	tb.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
+func testLogger(tb testing.TB) *slog.Logger { return testlog.New(tb, slog.LevelInfo) }
 
 // testIO is a Server over httptest.
 type testIO struct {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatio/socketio-chat/internal/testlog"
 	"github.com/chatio/socketio-chat/socketio"
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
@@ -49,18 +50,8 @@ func testPrefix(t testing.TB) string {
 	return "test-adapter-" + hex.EncodeToString(b)
 }
 
-// testLogger sends log lines to t.Log.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	defer func() { _ = recover() }() // a line after the test ended
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
+// testLogger sends log lines to t.Log until the test ends.
+func testLogger(t testing.TB) *slog.Logger { return testlog.New(t, slog.LevelDebug) }
 
 // testLog is a logger writing to a buffer the test can read.
 type testLog struct {

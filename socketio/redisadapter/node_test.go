@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatio/socketio-chat/internal/testlog"
 	"github.com/chatio/socketio-chat/socketio"
 )
 
@@ -36,7 +37,7 @@ func startNodePeer(t *testing.T, prefix string) *nodePeer {
 	}
 	cmd := exec.Command(bin, "testdata/node-peer.mjs")
 	cmd.Env = append(os.Environ(), "REDIS_URL=redis://"+testRedisAddr, "REDIS_PREFIX="+prefix)
-	cmd.Stderr = testWriter{t}
+	cmd.Stderr = testlog.Writer(t)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
