@@ -1,6 +1,6 @@
 package main
 
-// Tests of issue 5: several nodes joined through Redis (-redis). Our nodes
+// Tests of several nodes joined through Redis (-redis). Our nodes
 // with each other, with a Node.js socket.io 4.8 + @socket.io/redis-adapter
 // 8.x node (test/cluster/node-server.mjs), through a Redis restart, after a
 // node's death, and behind nginx (examples/nginx/nginx.conf). Each test

@@ -1,6 +1,6 @@
 package main
 
-// Tests of -conformance (issue 3 §1) against the rules of the Engine.IO v4 and
+// Tests of -conformance against the rules of the Engine.IO v4 and
 // Socket.IO v5 specifications, with raw clients: net/http for long-polling,
 // gorilla/websocket for WebSocket. Most run the conformance server on an
 // httptest listener so that they can wait on the server's session state

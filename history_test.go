@@ -1,6 +1,6 @@
 package main
 
-// Tests of the chat with -history (issue 9), end to end through the real
+// Tests of the chat with -history, end to end through the real
 // serve loop, each against SQLite (a file in t.TempDir()) and PostgreSQL (a
 // database of its own, dropped after the test): offsets in broadcast order,
 // catch-up after auth.serverOffset and of the newest -history-last without

@@ -1,6 +1,6 @@
 package main
 
-// Hostile input against the chat server (issue 3 §2): malformed and abusive
+// Hostile input against the chat server: malformed and abusive
 // packets, oversized bodies and frames, foreign origins, connection limits,
 // half-open sessions and TCP resets. Each test checks that only the sending
 // session is affected (it gets the protocol's error and is closed), that the

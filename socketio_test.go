@@ -1,6 +1,6 @@
 package main
 
-// Tests of issue 2 against the real serve loop (startTestServer) with the
+// Tests of the tutorial backend against the real serve loop (startTestServer) with the
 // test Socket.IO client (sioclient_test.go): each transport and the upgrade, broadcast, the burst of
 // 20 clients × 50 messages, payload fidelity, connection state recovery,
 // graceful shutdown, run() end to end, static files, and raw Engine.IO

@@ -191,7 +191,7 @@ func TestConfigHelp(t *testing.T) {
 	if !errors.Is(err, ErrHelp) {
 		t.Fatalf("ParseConfig(-h) error = %v, want ErrHelp", err)
 	}
-	// Every flag of issue 2 is documented with its environment variable.
+	// Every flag is documented with its environment variable.
 	for _, w := range []string{
 		"-addr", "PORT", "-public", "-ping-interval", "-ping-timeout", "-max-http-buffer-size",
 		"-connect-timeout", "-cors-origin", "-allow-eio3", "-recovery", "-log-format", "-log-level",
