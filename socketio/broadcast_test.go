@@ -239,6 +239,9 @@ func TestFetchJoinLeaveDisconnectSockets(t *testing.T) {
 	if err != nil || len(all) != 3 {
 		t.Fatalf("FetchSockets = %d, %v", len(all), err)
 	}
+	if main, err := io.FetchSockets(ctx); err != nil || len(main) != 3 {
+		t.Fatalf("Server.FetchSockets = %d, %v", len(main), err)
+	}
 	byID := map[string]*RemoteSocket{}
 	for _, r := range all {
 		byID[r.ID] = r
@@ -269,6 +272,13 @@ func TestFetchJoinLeaveDisconnectSockets(t *testing.T) {
 	f.expectRecipients(t, "r3 left")
 	_ = io.To("r4").Emit("still r4")
 	f.expectRecipients(t, "still r4", "b")
+	// The Server's shortcuts act on the main namespace.
+	io.SocketsJoin("r5")
+	_ = io.To("r5").Emit("all in r5")
+	f.expectRecipients(t, "all in r5", "a", "b", "c")
+	io.SocketsLeave("r5")
+	_ = io.To("r5").Emit("none in r5")
+	f.expectRecipients(t, "none in r5")
 
 	// DisconnectSockets: the clients get DISCONNECT; with close, the
 	// session ends too.
@@ -341,6 +351,16 @@ func TestBroadcastWithAck(t *testing.T) {
 		t.Errorf("timed out after %v", d)
 	}
 	// Nobody to ask: the AckFunc gets no responses, no error.
+	// The Server's Timeout: every socket of the main namespace.
+	if err := io.Timeout(waitTimeout).Emit("poll", onAcks); err != nil {
+		t.Fatal(err)
+	}
+	answer("a", `"a"`)
+	answer("b", `"b"`)
+	answer("c", `"c"`)
+	if r := recv(t, results); r.err != nil || fmt.Sprint(r.args) != `["a" "b" "c"]` {
+		t.Errorf("acks of Server.Timeout: %q, %v", r.args, r.err)
+	}
 	if err := io.To("nobody").Timeout(waitTimeout).Emit("poll", onAcks); err != nil {
 		t.Fatal(err)
 	}

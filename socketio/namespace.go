@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Namespace is a Socket.IO namespace: its sockets, its rooms, its
@@ -107,6 +108,10 @@ func (n *Namespace) Local() *BroadcastOperator { return n.op().Local() }
 
 // Volatile drops a broadcast for clients that are not ready for it.
 func (n *Namespace) Volatile() *BroadcastOperator { return n.op().Volatile() }
+
+// Timeout bounds the wait for the acknowledgements of a broadcast to the
+// namespace (see BroadcastOperator.Timeout).
+func (n *Namespace) Timeout(d time.Duration) *BroadcastOperator { return n.op().Timeout(d) }
 
 // FetchSockets returns the sockets of the namespace, on every node.
 func (n *Namespace) FetchSockets(ctx context.Context) ([]*RemoteSocket, error) {

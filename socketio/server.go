@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -207,6 +208,41 @@ func (s *Server) Except(rooms ...string) *BroadcastOperator { return s.Sockets()
 
 // Local limits a broadcast of the main namespace to this node.
 func (s *Server) Local() *BroadcastOperator { return s.Sockets().Local() }
+
+// Volatile drops a broadcast of the main namespace for clients that are
+// not ready for it.
+func (s *Server) Volatile() *BroadcastOperator { return s.Sockets().Volatile() }
+
+// Timeout bounds the wait for the acknowledgements of a broadcast of the
+// main namespace (see BroadcastOperator.Timeout).
+func (s *Server) Timeout(d time.Duration) *BroadcastOperator { return s.Sockets().Timeout(d) }
+
+// FetchSockets returns the sockets of the main namespace, on every node.
+func (s *Server) FetchSockets(ctx context.Context) ([]*RemoteSocket, error) {
+	return s.Sockets().FetchSockets(ctx)
+}
+
+// SocketsJoin makes every socket of the main namespace join rooms.
+func (s *Server) SocketsJoin(rooms ...string) { s.Sockets().SocketsJoin(rooms...) }
+
+// SocketsLeave makes every socket of the main namespace leave rooms.
+func (s *Server) SocketsLeave(rooms ...string) { s.Sockets().SocketsLeave(rooms...) }
+
+// DisconnectSockets disconnects every socket of the main namespace; with
+// close, their sessions end too.
+func (s *Server) DisconnectSockets(close bool) { s.Sockets().DisconnectSockets(close) }
+
+// ServerSideEmit sends event to the main namespace of the other nodes (see
+// Namespace.ServerSideEmit).
+func (s *Server) ServerSideEmit(event string, args ...any) error {
+	return s.Sockets().ServerSideEmit(event, args...)
+}
+
+// OnServerSideEmit handles event sent by other nodes' ServerSideEmit to the
+// main namespace (see Namespace.OnServerSideEmit).
+func (s *Server) OnServerSideEmit(event string, fn func(*Event)) {
+	s.Sockets().OnServerSideEmit(event, fn)
+}
 
 // Close disconnects every socket with the reason "server shutting down",
 // closes every session (clients see their transport close and reconnect)

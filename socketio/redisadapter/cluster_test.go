@@ -135,7 +135,7 @@ func TestClusterServerSideEmit(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	setup := func(srv *socketio.Server) {
-		srv.Sockets().OnServerSideEmit("ping", func(ev *socketio.Event) {
+		srv.OnServerSideEmit("ping", func(ev *socketio.Event) { // the Server's shortcut for "/"
 			mu.Lock()
 			got = append(got, ev.Arg(0).String())
 			mu.Unlock()
@@ -145,7 +145,7 @@ func TestClusterServerSideEmit(t *testing.T) {
 	}
 	a, _ := twoNodes(t, setup, func(o *Options) { o.RequestsTimeout = time.Second })
 
-	if err := a.io.Sockets().ServerSideEmit("ping", map[string]any{"bin": []byte{1}}); err != nil {
+	if err := a.io.ServerSideEmit("ping", map[string]any{"bin": []byte{1}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the server-side event", 5*time.Second, func() bool {
