@@ -25,8 +25,10 @@ const (
 	MaxAttachments = 10
 	// maxNamespaceLength bounds a namespace name.
 	maxNamespaceLength = 256
-	// maxIDDigits bounds an acknowledgement id (JavaScript's exact integers).
-	maxIDDigits = 15
+	// maxID bounds an acknowledgement id: Number.MAX_SAFE_INTEGER, the
+	// largest integer JavaScript holds exactly (beyond it socket.io-parser
+	// rounds the id, and the client could not match the ack).
+	maxID = 1<<53 - 1
 )
 
 // reservedEvents may not be sent by a client (socket.io-parser's list).
@@ -103,10 +105,11 @@ func decodePacket(b []byte) (*packet, error) {
 		for j < len(b) && b[j] >= '0' && b[j] <= '9' {
 			j++
 		}
-		if j-i > maxIDDigits {
+		id, err := strconv.ParseInt(string(b[i:j]), 10, 64) // leading zeros and all, as Number() reads them
+		if err != nil || id > maxID {
 			return nil, errID
 		}
-		p.id, _ = strconv.ParseInt(string(b[i:j]), 10, 64)
+		p.id = id
 		i = j
 	}
 	if i < len(b) {

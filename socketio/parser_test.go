@@ -98,7 +98,21 @@ func TestDecodePacket(t *testing.T) {
 		{in: "2", wantErr: errPayload, node: "accepted as an EVENT without data, which the server ignores"},
 		{in: "2/admin", wantErr: errPayload, node: "accepted as an EVENT without data"},
 		{in: `2/admin["x"]`, wantErr: errPayload, node: `accepted as an EVENT without data in namespace '/admin["x"]'`},
-		{in: `21234567890123456["x"]`, wantErr: errID, node: "accepted: ids are bounded to 15 digits (exact in JavaScript)"},
+		// Ack ids: every integer JavaScript holds exactly, up to
+		// Number.MAX_SAFE_INTEGER, as socket.io-parser reads them (with
+		// Number(), leading zeros and all). Beyond it, Node (socket.io 4.8.4)
+		// rounds: 9007199254740993 is acked as 9007199254740992,
+		// 99999999999999999999 as 100000000000000000000 and 400 nines as
+		// "Infinity", ids no client can match; we refuse them instead.
+		{in: `21234567890123456["x"]`, typ: 2, nsp: "/", id: 1234567890123456, args: []string{`"x"`}},
+		{in: `29007199254740991["x"]`, typ: 2, nsp: "/", id: 9007199254740991, args: []string{`"x"`}},
+		{in: `2/admin,9007199254740991["x"]`, typ: 2, nsp: "/admin", id: 9007199254740991, args: []string{`"x"`}},
+		{in: `39007199254740991[]`, typ: 3, nsp: "/", id: 9007199254740991, args: []string{}},
+		{in: `20000000000000000000000000001["x"]`, typ: 2, nsp: "/", id: 1, args: []string{`"x"`}},
+		{in: `29007199254740992["x"]`, wantErr: errID, node: "accepted, acked with the id 9007199254740992"},
+		{in: `29007199254740993["x"]`, wantErr: errID, node: "accepted, acked with the id 9007199254740992 (rounded)"},
+		{in: `299999999999999999999["x"]`, wantErr: errID, node: "accepted, acked with the id 100000000000000000000"},
+		{in: `2` + strings.Repeat("9", 400) + `["x"]`, wantErr: errID, node: `accepted, acked with the id "Infinity"`},
 		{in: `2` + long + `,["x"]`, wantErr: errNamespace, node: "accepted: namespaces are bounded to 256 bytes"},
 		// ACK
 		{in: `3["x"]`, typ: 3, nsp: "/", id: -1, args: []string{`"x"`}},

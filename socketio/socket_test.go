@@ -93,6 +93,8 @@ func TestProtocolViolations(t *testing.T) {
 		{"reserved event", []string{"0", `2["disconnect"]`}},
 		{"connect error from a client", []string{"0", `4{"message":"x"}`}},
 		{"text inside a binary packet", []string{"0", `51-["x",{"_placeholder":true,"num":0}]`, `2["y"]`}},
+		// Node acks it as 9007199254740992, an id no client asked for.
+		{"ack id beyond Number.MAX_SAFE_INTEGER", []string{"0", `29007199254740992["x"]`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -231,6 +233,22 @@ func TestEventsAndAcksFromClient(t *testing.T) {
 	}
 	c.expect(`61-7["answer",2,null,{"_placeholder":true,"num":0}]`, "bin(62696e)", `38["later"]`)
 	c.expectNothing()
+}
+
+// TestAckIDMaxSafeInteger: an ack id up to Number.MAX_SAFE_INTEGER is a
+// valid JavaScript integer, accepted and answered byte for byte as Node
+// (socket.io 4.8.4) does: `29007199254740991["ask"]` gets
+// `39007199254740991["ok"]`.
+func TestAckIDMaxSafeInteger(t *testing.T) {
+	s := startIO(t, Options{}, func(io *Server) {
+		io.OnConnection(func(so *Socket) {
+			so.On("ask", func(e *Event) { _ = e.Ack("ok") })
+		})
+	})
+	c, _ := connected(t, s, wsTransport, "/", "")
+	c.send(`29007199254740991["ask"]`)
+	c.send(`20000000000000000000000000042["ask"]`) // Number() drops the zeros
+	c.expect(`39007199254740991["ok"]`, `342["ok"]`)
 }
 
 // TestEventMiddleware: Socket.Use sees events first; an error drops the
