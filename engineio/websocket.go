@@ -421,6 +421,9 @@ func (c *wsConn) onFrame(fin bool, op byte, payload []byte) bool {
 			return c.protocolError(closeProtocolError, "websocket: close frame of one byte")
 		case len(payload) >= 2:
 			code = binary.BigEndian.Uint16(payload)
+			if !validCloseCode(code) {
+				return c.protocolError(closeProtocolError, fmt.Sprintf("websocket: invalid close code %d", code))
+			}
 			if !utf8.Valid(payload[2:]) {
 				return c.protocolError(closeProtocolError, "websocket: close reason not UTF-8")
 			}
@@ -443,6 +446,15 @@ func (c *wsConn) onFrame(fin bool, op byte, payload []byte) bool {
 		return true
 	}
 	return true
+}
+
+// validCloseCode reports whether a peer may send code in a close frame
+// (RFC 6455 §7.4), as ws's isValidStatusCode has it: the defined codes but
+// 1004 (reserved), 1005 and 1006 (never sent), and 3000–4999 (registered and
+// private ones).
+func validCloseCode(code uint16) bool {
+	return code >= 1000 && code <= 1014 && code != 1004 && code != 1005 && code != 1006 ||
+		code >= 3000 && code <= 4999
 }
 
 // onMessage decodes a whole message, which it owns, into an Engine.IO
