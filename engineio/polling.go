@@ -66,6 +66,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 		s.queue, s.queued = nil, 0
 	}
 	closing := s.state != stateOpen
+	byClient := s.byClient
 	s.pollNoop = false
 	// A closing session's last packets go in one response and CLOSE in
 	// the next, as in Node: socket.io-client handles the packets of a
@@ -80,9 +81,12 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 		s.linger = time.AfterFunc(s.srv.opts.CloseTimeout, s.finish)
 	}
 	s.mu.Unlock()
-	if last {
+	if last && !byClient {
 		msgs = append(msgs, closeMessage)
 	} else if len(msgs) == 0 {
+		// Nothing to send, or a session the client closed: Node answers a
+		// GET that was pending when the client's CLOSE came with a NOOP
+		// (Polling.onClose).
 		msgs = append(msgs, noopMessage)
 	}
 	s.writePayload(w, r, msgs)
@@ -143,8 +147,10 @@ var gzipPool = sync.Pool{New: func() any {
 
 // servePost reads a polling POST's packets and hands them to the session.
 // The body is read up to MaxBufferSize bytes, within the time the heartbeat
-// gives a silent client; a body that is too big, too slow, or not an
-// Engine.IO payload closes the session.
+// gives a silent client; a body that is too big or too slow is refused and
+// closes the session. A body that is not an Engine.IO payload closes the
+// session ("parse error") after the packets before the bad one, and is
+// answered "ok", as Node does.
 func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 	const transport = "polling"
 	s.mu.Lock()
@@ -215,17 +221,26 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 		packets, err = decodePayloadV3Text(validUTF8(body))
 	}
 	if err != nil {
-		s.srv.refuseCode(w, r, slog.LevelWarn, s.id, transport, http.StatusBadRequest, codeBadRequest,
-			"invalid Engine.IO payload: "+err.Error())
-		s.close("parse error", err, false, nil)
-		return
+		s.srv.log.Warn("refused packet", "sid", s.id, "transport", transport, "remote", r.RemoteAddr,
+			"reason", "invalid Engine.IO payload: "+err.Error())
 	}
 	// The packets first, then the answer, as Node does (onData, then
 	// res.end("ok"), the request forgotten at once): a client sends its
 	// next POST as soon as it has the "ok", maybe on another connection,
 	// and that POST must not find this one still in progress.
 	for _, p := range packets {
+		if p.typ == typeClose {
+			s.closeByClient()
+			break // what follows is dropped, as in Node
+		}
 		s.receive(p)
+	}
+	if err != nil {
+		// As Node: the packets before the bad one are handled, the session
+		// closes (its pending GET gets CLOSE, the next GET 400), and the
+		// POST still gets its "ok" (engine.io-parser decodes up to an error
+		// packet, on which Socket.onPacket closes).
+		s.close("parse error", err, false, nil)
 	}
 	s.mu.Lock()
 	s.posting = false
@@ -235,6 +250,18 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Length", "2")
 	h.Set("Cache-Control", "no-store")
 	_, _ = io.WriteString(w, "ok")
+}
+
+// closeByClient ends the session on the client's CLOSE packet, sent in a
+// POST. As in Node (Polling.onClose), a GET pending then is answered with a
+// NOOP rather than CLOSE, since the client asked; the next GET gets 400.
+func (s *Session) closeByClient() {
+	s.mu.Lock()
+	if s.state == stateOpen {
+		s.byClient = true
+	}
+	s.mu.Unlock()
+	s.close("transport close", nil, false, nil)
 }
 
 // readBody reads a request body of at most limit bytes.

@@ -7,7 +7,9 @@ package engineio
 import (
 	"encoding/binary"
 	"fmt"
+	"net/http"
 	"testing"
+	"time"
 )
 
 // TestCloseFrameStatusCodes: a close frame whose status code RFC 6455 §7.4
@@ -55,6 +57,118 @@ func TestCloseFrameStatusCodes(t *testing.T) {
 			}
 			if o.reason != tt.wantEnd {
 				t.Errorf("session end = %q, want %q", o.reason, tt.wantEnd)
+			}
+		})
+	}
+}
+
+// pendingGet starts a GET of c and waits until the server holds it.
+func pendingGet(t *testing.T, c *pollClient, rec *recorder) <-chan response {
+	t.Helper()
+	ch := make(chan response, 1)
+	go func() {
+		r := do(t, c.hc, http.MethodGet, c.url(), "", nil)
+		ch <- r
+	}()
+	waitFor(t, "the GET pending", rec.sess.Waiting)
+	return ch
+}
+
+func recvResponse(t *testing.T, ch <-chan response) response {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(waitTimeout):
+		t.Fatal("the pending GET was not answered")
+		return response{}
+	}
+}
+
+// TestClientCloseReleasesGetWithNoop: a client that sends CLOSE in a POST
+// while its GET is pending ends the session; Node (engine.io 6.6.12,
+// Polling.onClose) answers the POST "ok", the pending GET with a NOOP ("6",
+// not CLOSE: the client asked), and the next GET with 400
+// {"code":1,"message":"Session ID unknown"}.
+func TestClientCloseReleasesGetWithNoop(t *testing.T) {
+	for _, eio := range []int{4, 3} {
+		t.Run(fmt.Sprintf("EIO=%d", eio), func(t *testing.T) {
+			s := startServer(t, Options{AllowEIO3: true}, false)
+			c, rec := pollOpen(t, s, eio)
+			get := pendingGet(t, c, rec)
+			body := "1"
+			if eio == 3 {
+				body = "1:1"
+			}
+			if r := c.post(body); r.status != 200 || r.body != "ok" {
+				t.Fatalf("POST CLOSE = %d %q, want 200 ok", r.status, r.body)
+			}
+			want := "6"
+			if eio == 3 {
+				want = "1:6"
+			}
+			if r := recvResponse(t, get); r.status != 200 || r.body != want {
+				t.Errorf("pending GET = %d %q, want 200 %q (NOOP)", r.status, r.body, want)
+			}
+			if ev := rec.waitClose(t); ev.reason != "transport close" {
+				t.Errorf("closed with %q, want transport close", ev.reason)
+			}
+			r, _ := c.get()
+			if r.status != 400 || parseError(t, r).Code != codeUnknownSID {
+				t.Errorf("next GET = %d %q, want 400 code 1", r.status, r.body)
+			}
+		})
+	}
+}
+
+// TestMalformedPostBody: a polling body that is not an Engine.IO payload
+// closes the session ("parse error") after the packets before the bad one,
+// and the POST is answered "ok", as Node does (engine.io-parser decodes up
+// to an error packet, Socket.onPacket closes on it, and the POST gets its
+// "ok" after onData); then the pending GET gets CLOSE and the next GET 400
+// {"code":1,"message":"Session ID unknown"}. Probed on Node with "abc" and
+// "4hi\x1eabc", with and without a pending GET.
+func TestMalformedPostBody(t *testing.T) {
+	tests := []struct {
+		name, body string
+		pending    bool
+		wantMsgs   []string
+	}{
+		{"unknown packet type", "abc", false, nil},
+		{"unknown packet type, GET pending", "abc", true, nil},
+		{"empty body", "", false, nil},
+		{"message then garbage, GET pending", "4hi\x1eabc\x1e4lost", true, []string{"hi"}},
+		{"message then empty packet", "4hi\x1e", false, []string{"hi"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := startServer(t, Options{}, false)
+			c, rec := pollOpen(t, s, 4)
+			var get <-chan response
+			if tt.pending {
+				get = pendingGet(t, c, rec)
+			}
+			if r := c.post(tt.body); r.status != 200 || r.body != "ok" {
+				t.Errorf("POST %q = %d %q, want 200 ok", tt.body, r.status, r.body)
+			}
+			if ev := rec.waitClose(t); ev.reason != "parse error" {
+				t.Errorf("closed with %q, want parse error", ev.reason)
+			}
+			var got []string
+			for len(rec.msgs) > 0 {
+				got = append(got, (<-rec.msgs).data)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.wantMsgs) {
+				t.Errorf("messages handed on: %q, want %q", got, tt.wantMsgs)
+			}
+			if tt.pending {
+				if r := recvResponse(t, get); r.status != 200 || r.body != "1" {
+					t.Errorf("pending GET = %d %q, want 200 \"1\" (CLOSE)", r.status, r.body)
+				}
+			}
+			r, _ := c.get()
+			if r.status != 400 || parseError(t, r).Code != codeUnknownSID {
+				t.Errorf("next GET = %d %q, want 400 code 1", r.status, r.body)
 			}
 		})
 	}

@@ -63,6 +63,7 @@ type Session struct {
 	// polling
 	poll     chan struct{} // closed to wake the pending GET; nil when none
 	pollNoop bool          // the pending GET was released to let an upgrade go on
+	byClient bool          // the client sent CLOSE in a POST: the pending GET gets NOOP, not CLOSE
 	posting  bool          // a POST is being served
 	linger   *time.Timer   // bounds the wait for a last GET after a close
 
