@@ -173,3 +173,87 @@ func TestMalformedPostBody(t *testing.T) {
 		})
 	}
 }
+
+// TestSecondWebSocketClosed: a WebSocket opened with the sid of a session
+// that has one already (upgraded, opened over WebSocket, or probing one)
+// completes its handshake and is closed, while the session's own transport
+// goes on. Node (engine.io 6.6.12, onWebSocket: "transport had already been
+// upgraded", websocket.close()) answers 101, then a close frame with no
+// status code (88 00), then waits for the client's close; a probe in
+// progress is treated the same ("transport has already been trying to
+// upgrade"). We answered 400 over HTTP, which clients report as an error.
+func TestSecondWebSocketClosed(t *testing.T) {
+	for _, m := range ioModes {
+		for _, state := range []string{"upgraded", "opened over websocket", "probing"} {
+			t.Run(m.name+"/"+state, func(t *testing.T) {
+				s := startServer(t, Options{IOMode: m.mode}, true)
+				var (
+					first *wsClient
+					sid   string
+					rec   *recorder
+				)
+				if state == "opened over websocket" {
+					var hs handshakeJSON
+					first, hs, rec = wsOpen(t, s, 4)
+					sid = hs.SID
+				} else {
+					var c *pollClient
+					c, rec = pollOpen(t, s, 4)
+					sid = c.sid
+					var err error
+					first, _, err = wsDial(t, s.wsURL("EIO=4&transport=websocket&sid="+sid))
+					if err != nil {
+						t.Fatal(err)
+					}
+					first.write("2probe")
+					if got := first.readText(); got != "3probe" {
+						t.Fatalf("probe answered %q", got)
+					}
+					if state == "upgraded" {
+						first.write("5")
+						recvSignal(t, rec.upgraded, "OnUpgrade")
+					}
+				}
+
+				second := rawWSDial(t, s, "EIO=4&transport=websocket&sid="+sid) // fails on anything but 101
+				f, err := second.readFrame()
+				if err != nil {
+					t.Fatalf("second WebSocket: %v, want a close frame", err)
+				}
+				if f.op != opClose || len(f.payload) != 0 {
+					t.Fatalf("second WebSocket got op %d %q, want an empty close frame (as ws's close())", f.op, f.payload)
+				}
+				// Our input is dropped; the client's close ends it.
+				second.writeRaw(masked(opText, "4ignored"))
+				second.writeRaw(masked(opClose, ""))
+				if f, err := second.readFrame(); err == nil {
+					t.Fatalf("second WebSocket: frame op %d %q after the close, want the end of the connection", f.op, f.payload)
+				}
+
+				if state == "probing" {
+					first.write("5")
+					recvSignal(t, rec.upgraded, "OnUpgrade")
+				}
+				first.write("4still")
+				if got := first.readText(); got != "4still" {
+					t.Errorf("echo on the first WebSocket = %q, want 4still", got)
+				}
+				if m := rec.message(t); m.data != "still" {
+					t.Errorf("session received %q, want only \"still\"", m.data)
+				}
+				if rec.isClosed() {
+					t.Errorf("session closed: %v", rec.waitClose(t))
+				}
+			})
+		}
+	}
+}
+
+func recvSignal(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(waitTimeout):
+		t.Fatalf("%s not within %v", what, waitTimeout)
+	}
+}

@@ -723,8 +723,12 @@ func TestUpgrade(t *testing.T) {
 			if r := c.post("4x"); r.status != 400 {
 				t.Errorf("POST after the upgrade: %d %q, want 400", r.status, r.body)
 			}
-			if _, _, err := wsDial(t, s.wsURL("EIO=4&transport=websocket&sid="+c.sid)); err == nil {
-				t.Error("a second upgrade was accepted")
+			// A second WebSocket is accepted and closed, as in Node
+			// (TestSecondWebSocketClosed).
+			if ws2, _, err := wsDial(t, s.wsURL("EIO=4&transport=websocket&sid="+c.sid)); err != nil {
+				t.Errorf("second WebSocket: %v, want it accepted, then closed", err)
+			} else if code, before := ws2.readClose(); code != closeNoStatus || len(before) > 0 {
+				t.Errorf("second WebSocket: close %d after %q, want an empty close frame at once", code, before)
 			}
 			st := s.Stats()
 			if st.Upgrades != 1 || st.WebSocket != 1 || st.Polling != 0 {

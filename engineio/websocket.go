@@ -148,17 +148,19 @@ func acceptKey(key string) string {
 	return base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
-// serveUpgrade opens a WebSocket for a polling session and probes it.
+// serveUpgrade opens a WebSocket for a polling session and probes it. A
+// WebSocket for a session that has one already (upgraded, opened over
+// WebSocket, or probing one) is accepted and closed at once, as Node does.
 func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	bad := ""
+	bad, busy := "", ""
 	switch {
 	case s.state != stateOpen:
 		bad = "upgrade of a closed session"
 	case s.ws != nil || s.upgraded:
-		bad = "session already upgraded"
+		busy = "session already upgraded"
 	case s.probe != nil:
-		bad = "upgrade already under way"
+		busy = "upgrade already under way"
 	case s.srv.opts.DisableUpgrades:
 		bad = "upgrades are disabled"
 	}
@@ -171,17 +173,39 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
+	if busy != "" {
+		s.refuseWebSocket(c, r, busy)
+		return
+	}
 	c.probing = true
 	s.mu.Lock()
-	if s.state != stateOpen || s.probe != nil || s.ws != nil {
+	switch {
+	case s.state != stateOpen:
 		s.mu.Unlock()
 		c.abort()
+		return
+	case s.probe != nil || s.ws != nil:
+		s.mu.Unlock()
+		s.refuseWebSocket(c, r, "upgrade already under way")
 		return
 	}
 	s.probe = c
 	s.upgradeTimer = time.AfterFunc(s.srv.opts.UpgradeTimeout, func() { s.abortProbe(c) })
 	s.mu.Unlock()
 	c.start()
+}
+
+// refuseWebSocket closes c, a WebSocket opened for a session that has one
+// already, as Node does (onWebSocket: ws's close() without a code): the
+// handshake is complete, a close frame with no status code follows, and
+// the connection's input is dropped until the client closes (within
+// CloseTimeout). The session's own transport goes on; nothing of c reaches
+// the session.
+func (s *Session) refuseWebSocket(c *wsConn, r *http.Request, reason string) {
+	s.srv.log.Warn("refused websocket", "sid", s.id, "transport", "websocket", "remote", r.RemoteAddr, "reason", reason)
+	c.discard = true // before the reader starts: it owns the field afterwards
+	c.start()
+	c.beginClose(closeNoStatus, true)
 }
 
 // abortProbe gives up an upgrade; the session goes on polling.
@@ -670,9 +694,7 @@ func (c *wsConn) fill() bool {
 			return false
 		}
 		c.closeQueued = true
-		var p [2]byte
-		binary.BigEndian.PutUint16(p[:], c.closeCode)
-		ctrl = append(ctrl, ctrlFrame{op: opClose, payload: p[:]})
+		ctrl = append(ctrl, ctrlFrame{op: opClose, payload: closePayload(c.closeCode)})
 	}
 	protocol, b64 := s.protocol, s.b64
 	s.mu.Unlock()
@@ -709,6 +731,15 @@ func (c *wsConn) fill() bool {
 		}
 	}
 	return true
+}
+
+// closePayload is the payload of a close frame of code: none for
+// closeNoStatus (ws's close() without a code).
+func closePayload(code uint16) []byte {
+	if code == closeNoStatus {
+		return nil
+	}
+	return binary.BigEndian.AppendUint16(nil, code)
 }
 
 // v3BinaryPrefix is the packet type a v3 binary frame starts with.
