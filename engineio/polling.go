@@ -106,11 +106,19 @@ func (s *Session) writePayload(w http.ResponseWriter, r *http.Request, msgs []Me
 	switch {
 	case s.protocol == 4:
 		buf.b = appendPayloadV4(buf.b, msgs)
-	case !s.b64 && hasBinary(msgs):
+	case !s.b64 && s.jsonp == nil && hasBinary(msgs):
 		contentType = "application/octet-stream"
 		buf.b = appendPayloadV3Binary(buf.b, msgs)
 	default:
 		buf.b = appendPayloadV3Text(buf.b, msgs)
+	}
+	if s.jsonp != nil {
+		// Node's JSONP.doWrite: the payload as a string literal, passed to
+		// the client's callback; the Content-Type stays text/plain.
+		js := getBuffer()
+		defer putBuffer(js)
+		js.b = appendJSONP(js.b, s.jsonp, buf.b)
+		buf, js = js, buf
 	}
 	h := w.Header()
 	h.Set("Content-Type", contentType)
@@ -211,6 +219,18 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 		s.close("transport error", err, false, nil)
 		return
 	}
+	if s.jsonp != nil {
+		d, ok := jsonpData(body)
+		if !ok {
+			// Node reads nothing from such a body (qs.parse(body).d is not a
+			// string) and answers "ok".
+			s.srv.log.Warn("refused packet", "sid", s.id, "transport", transport, "remote", r.RemoteAddr,
+				"reason", "JSONP body without one d field")
+			s.answerPost(w)
+			return
+		}
+		body, binary = d, false
+	}
 	var packets []packet
 	switch {
 	case binary:
@@ -245,6 +265,11 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.posting = false
 	s.mu.Unlock()
+	s.answerPost(w)
+}
+
+// answerPost answers a POST that was read: "ok", as Node does.
+func (s *Session) answerPost(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html")
 	h.Set("Content-Length", "2")

@@ -284,6 +284,15 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q url.Values,
 		s.refuseCode(w, r, slog.LevelWarn, "", transport, http.StatusBadRequest, codeBadRequest, "websocket handshake without an upgrade")
 		return
 	}
+	var jsonp []byte
+	if transport == "polling" && q.Has("j") {
+		var ok bool
+		if jsonp, ok = jsonpHead(q.Get("j")); !ok {
+			s.refuseCode(w, r, slog.LevelWarn, "", transport, http.StatusBadRequest, codeBadRequest,
+				fmt.Sprintf("JSONP index j=%.20q is not 1 to %d digits", q.Get("j"), maxJSONPIndexDigits))
+			return
+		}
+	}
 	if s.opts.AllowRequest != nil {
 		if err := s.opts.AllowRequest(r); err != nil {
 			s.refuse(w, r, slog.LevelWarn, "", transport, http.StatusForbidden, codeForbidden, err.Error(), err.Error())
@@ -310,6 +319,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q url.Values,
 		return
 	}
 	sess.b64 = q.Get("b64") != ""
+	sess.jsonp = jsonp
 	sess.open(nil)
 	sess.servePoll(w, r)
 }

@@ -46,7 +46,8 @@ type Session struct {
 	id       string
 	protocol int
 	req      Request
-	b64      bool // a v3 client that cannot receive binary over polling
+	b64      bool   // a v3 client that cannot receive binary over polling
+	jsonp    []byte // JSONP polling: the start of each response, `___eio[j](`; nil otherwise
 
 	handler SessionHandler // set under mu once the server's connect returned
 	exec    executor       // runs the handler's methods one at a time
