@@ -46,8 +46,12 @@ type Session struct {
 	id       string
 	protocol int
 	req      Request
-	b64      bool   // a v3 client that cannot receive binary over polling
-	jsonp    []byte // JSONP polling: the start of each response, `___eio[j](`; nil otherwise
+	b64      bool // a v3 client that cannot receive binary over polling
+
+	// jsonp is, for a JSONP polling session, the start of each response,
+	// `___eio[j](`; nil otherwise. Set by the handshake before the session
+	// is registered, read-only afterwards.
+	jsonp []byte
 
 	handler SessionHandler // set under mu once the server's connect returned
 	exec    executor       // runs the handler's methods one at a time
