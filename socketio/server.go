@@ -54,11 +54,14 @@ type RecoveryOptions struct {
 // the Socket.IO path (/socket.io/ by default in clients).
 //
 // Goroutines: each Engine.IO session's packets are handled one at a time,
-// in arrival order, on the goroutine that read them (see engineio). So for
-// one socket, the connection handlers, event handlers, acknowledgement
-// callbacks and disconnect handlers never run concurrently, and run in the
-// order the client's packets arrived; handlers of different sockets run
-// concurrently. Emitting is safe from any goroutine.
+// in arrival order, on the goroutine that read them or on the session's
+// own executor goroutine (see engineio.SessionHandler), never on another
+// client's or a caller's. So for one socket, the connection handlers,
+// event handlers, acknowledgement callbacks and disconnect handlers never
+// run concurrently, and run in the order the client's packets arrived;
+// handlers of different sockets run concurrently. Emitting is safe from
+// any goroutine. Handlers, hooks and adapter calls run with no lock of the
+// server's held: they may call back into it.
 //
 // Ordering: every broadcast of the server (Emit on a namespace, a room or
 // a socket's Broadcast) is delivered to all its recipients on this node in
