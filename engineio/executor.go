@@ -25,7 +25,11 @@ type event struct {
 // more from the connection meanwhile) until the handler has taken some,
 // so that a client that sends faster than its handler handles is pushed
 // back by TCP instead of being read into memory. One message is always
-// accepted, whatever its size (up to Options.MaxBufferSize).
+// accepted, whatever its size (up to Options.MaxBufferSize). A reader that
+// waits reads no PONG either: a handler busy for longer than the
+// heartbeat allows, with a client that keeps sending, ends the session
+// with "ping timeout", which releases the reader (what the client sends
+// to a closing session is dropped).
 const (
 	maxPendingMessages = 256
 	maxPendingBytes    = 256 << 10

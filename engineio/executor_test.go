@@ -292,3 +292,47 @@ func TestForeignCallerRunsNoHandler(t *testing.T) {
 		})
 	}
 }
+
+// TestWaitingReaderReleasedByClose: a reader waiting for room in a busy
+// session's queue is released when the session closes (here by Close; a
+// heartbeat timeout does the same): the rest of what it read is dropped,
+// as what a client sends to a closing session is, and the queued messages
+// still run before OnClose.
+func TestWaitingReaderReleasedByClose(t *testing.T) {
+	s := startServer(t, Options{}, false)
+	c, rec := pollOpen(t, s, 4)
+	release, busy := make(chan struct{}), make(chan struct{})
+	go rec.sess.Do(func() { close(busy); <-release })
+	<-busy
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer free()
+
+	var body strings.Builder
+	for i := range 1000 {
+		if i > 0 {
+			body.WriteByte('\x1e')
+		}
+		fmt.Fprintf(&body, "4m%d", i)
+	}
+	answered := make(chan response, 1)
+	go func() { answered <- c.post(body.String()) }()
+	waitFor(t, "the POST waiting for room", rec.sess.exec.readerWaits)
+	queued, _ := rec.sess.exec.pending()
+	go rec.sess.Close("bye")
+	select {
+	case r := <-answered:
+		if r.status != http.StatusOK {
+			t.Errorf("POST: %d %q", r.status, r.body)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the waiting POST was not released by the close")
+	}
+	free()
+	if ev := rec.waitClose(t); ev.reason != "bye" {
+		t.Errorf("closed with %q", ev.reason)
+	}
+	if n := len(rec.msgs); n != queued {
+		t.Errorf("%d messages handled, want the %d queued before the close", n, queued)
+	}
+}
