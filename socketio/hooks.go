@@ -19,12 +19,13 @@ import (
 type Hooks struct {
 	// Connect is called when a socket has joined its namespace (its
 	// CONNECT answer queued, its own room and any recovered rooms joined),
-	// before the namespace's connection handlers, on the goroutine that
-	// read the client's CONNECT.
+	// before the namespace's connection handlers, on the session's handler
+	// goroutine (the one that read the client's CONNECT, or the session's
+	// executor).
 	Connect func(s *Socket)
 	// ConnectError is called when a CONNECT is refused, by a middleware or
 	// because the namespace does not exist (nsp is then nil: the name is
-	// the client's, unbounded), on the goroutine that read the CONNECT.
+	// the client's, unbounded), on the session's handler goroutine.
 	ConnectError func(nsp *Namespace, err error)
 	// Disconnect is called once when a socket has left its namespace,
 	// after its own disconnect handlers, on the session's handler
