@@ -176,6 +176,9 @@ type outcome struct {
 }
 
 func (h *frameHarness) outcome(tb testing.TB) outcome {
+	// A close posted by the reader runs on the session's executor
+	// goroutine: wait until it has run.
+	waitFor(tb, "the session's handler calls", h.c.sess.exec.idle)
 	h.io.runFlushes()
 	o := outcome{msgs: h.messages(), written: h.raw.frames(tb), closed: h.rec.isClosed()}
 	if o.closed {

@@ -595,3 +595,10 @@ func waitFor(tb testing.TB, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// idle reports whether no handler call runs or waits to run.
+func (e *executor) idle() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !e.running
+}

@@ -106,9 +106,13 @@ func (o *Options) setDefaults() {
 // SessionHandler receives the events of one session. The server calls its
 // methods one at a time, in order, never concurrently: OnMessage for each
 // message in the order the client sent them, then OnClose once. They run
-// on the goroutine that read the data (a WebSocket reader, or the polling
-// POST's request), or on a timer's goroutine for OnClose; a method that
-// blocks delays that session's later events, and no other session's.
+// on the session's own goroutines only: the one that read the data (a
+// WebSocket reader, or the polling POST's request), or the session's
+// executor goroutine, started when something is posted from elsewhere
+// (Session.Do, Close, a timer) while no method runs. A method that blocks
+// delays that session's later events, and no other session's; while it
+// blocks, the session's reader queues at most 256 messages (256 KiB), then
+// stops reading the connection until the handler has taken some.
 type SessionHandler interface {
 	// OnMessage receives one MESSAGE packet. data belongs to the handler.
 	OnMessage(data []byte, binary bool)

@@ -37,7 +37,8 @@ const (
 // Session is one Engine.IO session: one client, over polling, WebSocket, or
 // polling upgraded to WebSocket.
 //
-// Send and Close may be called from any goroutine. What is sent waits in
+// Send, Close and Do may be called from any goroutine; none of them runs
+// the handler on the caller's goroutine (see SessionHandler). What is sent waits in
 // the session's send queue until its transport takes it: the pending poll
 // of a polling client, or the WebSocket writer. The queue is bounded
 // (Options.MaxQueuedPackets and MaxQueuedBytes).
@@ -357,7 +358,7 @@ func (s *Session) receive(p packet) {
 			return // closing: what the client sends now is dropped, as in Node
 		}
 		s.srv.stats.received(len(p.data))
-		s.post(event{kind: evMessage, data: p.data, binary: p.binary})
+		s.postFromReader(event{kind: evMessage, data: p.data, binary: p.binary})
 	case typePong:
 		if s.protocol == 3 {
 			s.close("transport error", errHeartbeatDirection, false, nil)
@@ -437,91 +438,4 @@ func (s *Session) onTimer() {
 	s.setTimerLocked(s.srv.opts.PingTimeout)
 	s.sendControlLocked(pingMessage)
 	s.mu.Unlock()
-}
-
-// Event kinds the executor delivers to the handler.
-const (
-	evMessage uint8 = iota
-	evOverflow
-	evUpgrade
-	evFunc
-	evClose
-)
-
-type event struct {
-	kind   uint8
-	binary bool
-	data   []byte
-	reason string
-	err    error
-	fn     func()
-}
-
-// Do runs fn one at a time with the handler's methods: at once if none is
-// running, otherwise right after the ones in progress and queued. Nothing
-// runs after OnClose: fn is dropped then.
-func (s *Session) Do(fn func()) { s.post(event{kind: evFunc, fn: fn}) }
-
-// executor runs a session's handler calls one at a time, in the order they
-// were posted, on the goroutine that posted while none was running: a call
-// posted from inside a handler (Close from OnMessage) runs right after it.
-type executor struct {
-	mu      sync.Mutex
-	running bool
-	closed  bool // OnClose was delivered; nothing follows it
-	q       []event
-}
-
-func (s *Session) post(ev event) {
-	e := &s.exec
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return
-	}
-	e.q = append(e.q, ev)
-	if e.running {
-		e.mu.Unlock()
-		return
-	}
-	e.running = true
-	for len(e.q) > 0 && !e.closed {
-		ev := e.q[0]
-		e.q[0] = event{}
-		e.q = e.q[1:]
-		if ev.kind == evClose {
-			e.closed = true
-		}
-		e.mu.Unlock()
-		s.dispatch(ev)
-		e.mu.Lock()
-	}
-	e.running = false
-	e.q = nil
-	e.mu.Unlock()
-}
-
-func (s *Session) dispatch(ev event) {
-	if ev.kind == evFunc {
-		ev.fn()
-		return
-	}
-	s.mu.Lock()
-	h := s.handler
-	s.mu.Unlock()
-	if h == nil {
-		return
-	}
-	switch ev.kind {
-	case evMessage:
-		h.OnMessage(ev.data, ev.binary)
-	case evOverflow:
-		h.OnQueueOverflow()
-	case evUpgrade:
-		if u, ok := h.(interface{ OnUpgrade() }); ok {
-			u.OnUpgrade()
-		}
-	case evClose:
-		h.OnClose(ev.reason, ev.err)
-	}
 }

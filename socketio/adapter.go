@@ -22,9 +22,11 @@ type Adapter interface {
 // concern the other nodes only: the server has already done (or will do)
 // the same on its own sockets.
 type NamespaceAdapter interface {
-	// Broadcast sends a broadcast to the other nodes. It is called with the
-	// server's order lock held, in the order in which this node delivers
-	// its broadcasts, and must not block.
+	// Broadcast sends a broadcast to the other nodes. It is called in the
+	// order in which this node delivers its broadcasts, one call at a time
+	// per namespace, with no lock of the server's held (it may call back
+	// into the server), on the goroutine of one of the broadcasters; it
+	// should only queue: the namespace's later broadcasts wait for it.
 	Broadcast(p *BroadcastPacket)
 	// BroadcastWithAck sends a broadcast whose recipients acknowledge it:
 	// clientCount is called once per other node with its number of

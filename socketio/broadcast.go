@@ -88,9 +88,11 @@ func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, pub
 	}
 	srv := n.srv
 	hooks := srv.hooks.Load()
+	publish = publish && !opts.Local && !n.single
 	srv.mu.Lock()
 	if publish {
-		n.adapter.Broadcast(&BroadcastPacket{Nsp: n.name, Event: event, Args: args, ID: -1, Opts: opts})
+		// Queued in the order of the lock, handed to the adapter after it.
+		n.outbox.add(&BroadcastPacket{Nsp: n.name, Event: event, Args: args, ID: -1, Opts: opts})
 	}
 	if logIt {
 		seq, offset := n.log.nextLocked()
@@ -125,11 +127,54 @@ func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, pub
 		}
 	})
 	srv.mu.Unlock()
+	if publish {
+		n.outbox.publish(n.adapter)
+	}
 	if f != nil {
 		f.recipients = recipients
 		f.d.Done()
 	}
 	hooks.onEventSent(n, event, msgs, recipients)
+}
+
+// outbox hands a namespace's broadcasts to its adapter in the order the
+// order lock gave them, without holding that lock: the adapter is not our
+// code, and may call back into the server. The broadcaster that finds no
+// hand-off under way hands over everything queued, its own packet and those
+// queued meanwhile, one at a time; the others return at once.
+type outbox struct {
+	mu       sync.Mutex
+	q        []*BroadcastPacket
+	draining bool
+}
+
+// add queues p. srv.mu is held.
+func (o *outbox) add(p *BroadcastPacket) {
+	o.mu.Lock()
+	o.q = append(o.q, p)
+	o.mu.Unlock()
+}
+
+// publish hands what is queued to a, unless another goroutine does.
+func (o *outbox) publish(a NamespaceAdapter) {
+	o.mu.Lock()
+	if o.draining {
+		o.mu.Unlock()
+		return
+	}
+	o.draining = true
+	for len(o.q) > 0 {
+		q := o.q
+		o.q = nil
+		o.mu.Unlock()
+		for i, p := range q {
+			q[i] = nil
+			a.Broadcast(p)
+		}
+		o.mu.Lock()
+	}
+	o.draining = false
+	o.mu.Unlock()
 }
 
 // Deliver hands a broadcast from another node to the local sockets it

@@ -12,19 +12,20 @@ import (
 // a server without hooks pays one atomic load per event, connection and
 // broadcast, and allocates nothing for them.
 //
-// Hooks run synchronously on the goroutine named by each field and, except
-// BroadcastDelivered, without the server's locks: they may emit, join,
-// leave and disconnect. A slow hook delays the socket, or the broadcast, it
-// is called for, and only that one.
+// Hooks run synchronously on the goroutine named by each field, and never
+// with a lock of the server's or the engine's held: they may emit, join,
+// leave, disconnect, count and fetch sockets. A slow hook delays the
+// socket, or the broadcast, it is called for, and only that one.
 type Hooks struct {
 	// Connect is called when a socket has joined its namespace (its
 	// CONNECT answer queued, its own room and any recovered rooms joined),
-	// before the namespace's connection handlers, on the goroutine that
-	// read the client's CONNECT.
+	// before the namespace's connection handlers, on the session's handler
+	// goroutine (the one that read the client's CONNECT, or the session's
+	// executor).
 	Connect func(s *Socket)
 	// ConnectError is called when a CONNECT is refused, by a middleware or
 	// because the namespace does not exist (nsp is then nil: the name is
-	// the client's, unbounded), on the goroutine that read the CONNECT.
+	// the client's, unbounded), on the session's handler goroutine.
 	ConnectError func(nsp *Namespace, err error)
 	// Disconnect is called once when a socket has left its namespace,
 	// after its own disconnect handlers, on the session's handler
@@ -61,11 +62,11 @@ type Hooks struct {
 	// followed (two atomic additions per recipient), the namespace's next
 	// ones are not; so all of them are when they are rarer than their
 	// fan-out time, and the cost stays a small share of the fan-out's when
-	// they are not. It runs on the goroutine that made the last
-	// write (an engine flush goroutine, a poll's request goroutine),
-	// possibly with engine locks held: it must only record, quickly. A
-	// broadcast whose last recipient's connection dies while the write is
-	// under way may go unreported.
+	// they are not. It runs on a goroutine of its own, started when the
+	// last copy was written or dropped, with no lock held; while it runs,
+	// the namespace's broadcasts are not followed. A broadcast whose last
+	// recipient's connection dies while the write is under way may go
+	// unreported.
 	BroadcastDelivered func(nsp *Namespace, recipients int, elapsed time.Duration)
 }
 
@@ -222,11 +223,18 @@ func (hs *hookSet) fanout(nsp *Namespace) *fanout {
 	start := time.Now()
 	fns := hs.delivered
 	f.d = engineio.NewDelivery(func() {
+		// The last write or drop may happen anywhere: on a flush
+		// goroutine, or inside a fan-out, under the order lock, when a
+		// queue overflows. The hooks run on a goroutine of their own; the
+		// namespace's next broadcast is followed once they returned, so
+		// there is one such goroutine per namespace at most.
 		elapsed := time.Since(start)
-		nsp.tracking.Store(false)
-		for _, fn := range fns {
-			fn(nsp, f.recipients, elapsed)
-		}
+		go func() {
+			defer nsp.tracking.Store(false)
+			for _, fn := range fns {
+				fn(nsp, f.recipients, elapsed)
+			}
+		}()
 	})
 	return f
 }

@@ -16,6 +16,8 @@ type Namespace struct {
 	srv     *Server
 	name    string
 	adapter NamespaceAdapter
+	single  bool   // adapter is the single node's: nothing to publish
+	outbox  outbox // broadcasts for the adapter, in order
 
 	hmu          sync.RWMutex
 	onConnect    []func(*Socket)

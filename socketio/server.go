@@ -54,11 +54,14 @@ type RecoveryOptions struct {
 // the Socket.IO path (/socket.io/ by default in clients).
 //
 // Goroutines: each Engine.IO session's packets are handled one at a time,
-// in arrival order, on the goroutine that read them (see engineio). So for
-// one socket, the connection handlers, event handlers, acknowledgement
-// callbacks and disconnect handlers never run concurrently, and run in the
-// order the client's packets arrived; handlers of different sockets run
-// concurrently. Emitting is safe from any goroutine.
+// in arrival order, on the goroutine that read them or on the session's
+// own executor goroutine (see engineio.SessionHandler), never on another
+// client's or a caller's. So for one socket, the connection handlers,
+// event handlers, acknowledgement callbacks and disconnect handlers never
+// run concurrently, and run in the order the client's packets arrived;
+// handlers of different sockets run concurrently. Emitting is safe from
+// any goroutine. Handlers, hooks and adapter calls run with no lock of the
+// server's held: they may call back into it.
 //
 // Ordering: every broadcast of the server (Emit on a namespace, a room or
 // a socket's Broadcast) is delivered to all its recipients on this node in
@@ -75,8 +78,9 @@ type Server struct {
 	// broadcast is handed to its recipients.
 	mu sync.Mutex
 
-	nspMu sync.RWMutex
-	nsps  map[string]*Namespace
+	nspMu    sync.RWMutex
+	nsps     map[string]*Namespace
+	creating map[string]*nspInit // namespaces whose adapter is being set up
 
 	hookMu sync.Mutex // serializes AddHooks
 	hooks  atomic.Pointer[hookSet]
@@ -115,7 +119,7 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.MaxAttachmentBytes <= 0 {
 		s.opts.MaxAttachmentBytes = s.eio.Options().MaxBufferSize
 	}
-	if _, err := s.of("/"); err != nil {
+	if _, err := s.Namespace("/"); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -132,37 +136,106 @@ func (s *Server) Options() Options { return s.opts }
 
 // Of returns the namespace name, creating it (and its adapter) on first
 // use. Clients can join only namespaces that exist.
+//
+// Of is kept for the callers that cannot handle an error: when the
+// cluster adapter fails to take the new namespace, Of logs the failure (at
+// error level, with the namespace and the error) and returns a namespace
+// of this node only, whose broadcasts reach no other node; it stays so.
+// Code that must not run partitioned from the cluster uses Namespace,
+// which reports the failure and creates nothing.
 func (s *Server) Of(name string) *Namespace {
-	n, err := s.of(name)
-	if err != nil {
-		s.log.Error("socketio: namespace adapter failed", "nsp", name, "err", err)
+	n, err := s.Namespace(name)
+	if err == nil {
+		return n
 	}
+	s.log.Error("socketio: the cluster adapter refused the namespace; it serves this node only",
+		"nsp", canonicalNsp(name), "err", err)
+	n, _ = s.of(canonicalNsp(name), true)
 	return n
 }
 
-func (s *Server) of(name string) (*Namespace, error) {
+// Namespace returns the namespace name, creating it on first use with its
+// cluster adapter. If the adapter fails, it returns the adapter's error
+// and creates nothing: a later call tries again.
+//
+// The adapter's set-up (a Redis subscription, up to seconds) runs without
+// the server's locks: clients keep joining the other namespaces
+// meanwhile, and concurrent calls for the same name wait for that one
+// set-up and share its result.
+func (s *Server) Namespace(name string) (*Namespace, error) {
+	return s.of(canonicalNsp(name), false)
+}
+
+func canonicalNsp(name string) string {
 	if name == "" || name[0] != '/' {
-		name = "/" + name
+		return "/" + name
 	}
+	return name
+}
+
+// nspInit is a namespace being created: its adapter is being set up.
+type nspInit struct {
+	done chan struct{} // closed when n, err are set
+	n    *Namespace
+	err  error
+}
+
+// of returns the namespace name, creating it when it does not exist, with
+// the server's adapter (or, for Of's fallback, the single node's), set up
+// without nspMu held.
+func (s *Server) of(name string, single bool) (*Namespace, error) {
 	s.nspMu.RLock()
 	n := s.nsps[name]
 	s.nspMu.RUnlock()
 	if n != nil {
 		return n, nil
 	}
-	s.nspMu.Lock()
-	defer s.nspMu.Unlock()
-	if n := s.nsps[name]; n != nil {
-		return n, nil
+	for {
+		s.nspMu.Lock()
+		if n := s.nsps[name]; n != nil {
+			s.nspMu.Unlock()
+			return n, nil
+		}
+		if in := s.creating[name]; in != nil {
+			s.nspMu.Unlock()
+			<-in.done
+			if in.err == nil {
+				return in.n, nil
+			}
+			if !single {
+				return nil, in.err
+			}
+			continue // Of's fallback: try again, with its own adapter
+		}
+		in := &nspInit{done: make(chan struct{})}
+		if s.creating == nil {
+			s.creating = make(map[string]*nspInit)
+		}
+		s.creating[name] = in
+		s.nspMu.Unlock()
+
+		n := newNamespace(s, name)
+		var na NamespaceAdapter = memoryNamespace{}
+		var err error
+		if !single {
+			na, err = s.adapter.Namespace(n)
+		}
+		if err == nil && na == nil {
+			err = fmt.Errorf("socketio: the adapter returned no adapter for namespace %q", name)
+		}
+		s.nspMu.Lock()
+		delete(s.creating, name)
+		if err == nil {
+			n.adapter = na
+			_, n.single = na.(memoryNamespace)
+			s.nsps[name] = n
+			in.n = n
+		}
+		in.err = err
+		s.nspMu.Unlock()
+		close(in.done)
+		return in.n, err
 	}
-	n = newNamespace(s, name)
-	na, err := s.adapter.Namespace(n)
-	if err != nil {
-		na = memoryNamespace{}
-	}
-	n.adapter = na
-	s.nsps[name] = n
-	return n, err
 }
 
 // namespace returns an existing namespace, or nil.

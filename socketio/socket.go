@@ -366,7 +366,9 @@ func (s *Socket) Except(rooms ...string) *BroadcastOperator { return s.Broadcast
 // packet ("io server disconnect"). With close, the whole Engine.IO session
 // is closed too (every namespace of the client), after what is queued has
 // been delivered. The disconnect handlers run one at a time with the
-// socket's other handlers, right after those in progress.
+// socket's other handlers, right after those in progress and queued, on
+// the session's goroutine: never on the caller's, so Disconnect returns
+// at once, and may return before they ran.
 func (s *Socket) Disconnect(close bool) {
 	c := s.client
 	c.conn.Do(func() {

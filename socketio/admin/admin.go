@@ -163,7 +163,11 @@ func Instrument(srv *socketio.Server, opts Options) (*Admin, error) {
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 	}
-	a.nsp = srv.Of(opts.Namespace)
+	nsp, err := srv.Namespace(opts.Namespace)
+	if err != nil {
+		return nil, fmt.Errorf("admin: namespace %s: %w", opts.Namespace, err)
+	}
+	a.nsp = nsp
 	if opts.Auth != nil {
 		a.nsp.Use(a.authenticate)
 	}

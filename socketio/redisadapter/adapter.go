@@ -15,7 +15,8 @@ import (
 // broadcasts and requests (through the Cluster's queue) and, on a goroutine
 // of its own (run), receives those of the other nodes.
 //
-// Goroutines: Broadcast runs under the server's order lock and only queues.
+// Goroutines: Broadcast runs on a broadcaster's goroutine, in the order of
+// the server's order lock (after it), and only queues.
 // run receives every message of the namespace's channels, one at a time, in
 // the order Redis delivers them: it hands the other nodes' broadcasts to
 // Namespace.Deliver and answers their requests (joins and leaves in order
@@ -95,8 +96,8 @@ func (a *nsAdapter) Close() error {
 	return nil
 }
 
-// Broadcast queues p for the other nodes. It runs under the server's order
-// lock: it neither blocks nor encodes (the publishing goroutine encodes).
+// Broadcast queues p for the other nodes. The namespace's broadcasts wait
+// for it: it neither blocks nor encodes (the publishing goroutine encodes).
 func (a *nsAdapter) Broadcast(p *socketio.BroadcastPacket) {
 	if p.Opts.Local {
 		return
