@@ -165,6 +165,20 @@ func (o Options) withDefaults() Options {
 // ErrClosed is returned by a Store or Writer that was closed.
 var ErrClosed = errors.New("history: closed")
 
+// ErrRejected is wrapped by an Append error caused by the data of a message
+// (the database refused a value: PostgreSQL's data exceptions, constraint
+// violations and size limits; SQLite's constraint, size and type errors),
+// which trying again would not change. Other errors (the store unreachable,
+// busy, timed out) may pass.
+var ErrRejected = errors.New("history: message refused by the store")
+
+// rejectedError marks err as ErrRejected, keeping it in the chain.
+type rejectedError struct{ err error }
+
+func (e rejectedError) Error() string   { return e.err.Error() }
+func (e rejectedError) Unwrap() []error { return []error{ErrRejected, e.err} }
+func rejected(err error) error          { return rejectedError{err} }
+
 // Open opens the history named by dsn and migrates its schema to the
 // current version. A postgres:// or postgresql:// URL opens PostgreSQL;
 // anything else is the path of a SQLite file, created if missing (its

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -137,6 +138,13 @@ func (s *postgresStore) Append(ctx context.Context, msgs []Message) ([]Result, e
 	}
 	res, err := s.append(ctx, msgs)
 	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && len(pe.Code) == 5 {
+			switch pe.Code[:2] {
+			case "22", "23", "54": // data exception, integrity constraint, program limit
+				err = rejected(err)
+			}
+		}
 		return nil, s.fail("append", err)
 	}
 	return res, nil

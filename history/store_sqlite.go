@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 // sqliteStore is the embedded Store: one SQLite file in WAL mode.
@@ -182,6 +182,13 @@ func (s *sqliteStore) Append(ctx context.Context, msgs []Message) ([]Result, err
 	}
 	res, err := s.append(ctx, msgs)
 	if err != nil {
+		var se *sqlite.Error
+		if errors.As(err, &se) {
+			switch se.Code() & 0xff {
+			case 18, 19, 20, 25: // SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_RANGE
+				err = rejected(err)
+			}
+		}
 		return nil, s.fail("append", err)
 	}
 	return res, nil
