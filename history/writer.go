@@ -175,6 +175,9 @@ func (w *Writer) run() {
 		open    = true
 		isolate int // the first isolate submissions are committed one at a time
 		delay   time.Duration
+		// unsettled is the outcome of the last append when it is unknown:
+		// the same submissions are settled before anything else.
+		unsettled *UncertainError
 	)
 	for {
 		if len(batch) == 0 {
@@ -184,7 +187,7 @@ func (w *Writer) run() {
 			}
 			batch = append(batch, sub)
 		}
-		if open && isolate == 0 {
+		if open && isolate == 0 && unsettled == nil {
 			batch, open = w.fill(batch)
 		}
 		n := len(batch)
@@ -195,7 +198,24 @@ func (w *Writer) run() {
 		for _, sub := range batch[:n] {
 			msgs = append(msgs, sub.msg)
 		}
-		res, err := w.append(msgs)
+		var (
+			res []Result
+			err error
+		)
+		if unsettled != nil {
+			res, err = w.settle(unsettled, msgs)
+			if err == nil {
+				unsettled = nil
+				if res == nil {
+					res, err = w.append(msgs) // not stored: now it is
+				}
+			}
+		} else {
+			res, err = w.append(msgs)
+		}
+		if u := (*UncertainError)(nil); errors.As(err, &u) {
+			unsettled = u
+		}
 		clear(msgs)
 		retry := err != nil && w.opts.RetryFor > 0 && w.abort.Err() == nil &&
 			!errors.Is(err, ErrClosed) && !errors.Is(err, ErrRejected)
@@ -217,12 +237,19 @@ func (w *Writer) run() {
 			for n < len(batch) && now.Sub(batch[n].at) >= w.opts.RetryFor {
 				n++
 			}
+			if unsettled != nil && n > 0 {
+				// The unsettled submissions fail together (they may be
+				// stored; they are never appended a second time).
+				n = max(n, len(unsettled.Results))
+				unsettled = nil
+			}
 			w.finish(batch[:n], nil, fmt.Errorf("%w: %w", ErrUnavailable, err))
 			if n < len(batch) {
 				delay = min(max(2*delay, 100*time.Millisecond), 2*time.Second)
 				w.sleep(delay)
 			}
 		default:
+			unsettled = nil
 			w.finish(batch[:n], nil, err)
 		}
 		batch = batch[:copy(batch, batch[n:])]
@@ -274,6 +301,23 @@ func (w *Writer) append(msgs []Message) ([]Result, error) {
 		w.committed.Add(uint64(len(msgs)))
 	}
 	return res, err
+}
+
+// settle resolves an append whose outcome was unknown: the results when
+// msgs were stored after all, nil when nothing was.
+func (w *Writer) settle(u *UncertainError, msgs []Message) ([]Result, error) {
+	if w.abort.Err() != nil {
+		return nil, ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(w.abort, w.opts.CommitTimeout)
+	stored, err := w.store.Settle(ctx, u, msgs)
+	cancel()
+	if err != nil || !stored {
+		return nil, err
+	}
+	w.batches.Add(1)
+	w.committed.Add(uint64(len(msgs)))
+	return u.Results, nil
 }
 
 // finish runs the callbacks of subs, in order, and releases their bytes.

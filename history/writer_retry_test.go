@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -19,6 +20,12 @@ type flakyStore struct {
 	down    bool
 	stored  []string // the payloads stored, in offset order
 	batches []int
+	// uncertain "lost": the next Append stores nothing and reports an
+	// unknown outcome; uncertainAt n: the nth Append stores its batch and
+	// reports an unknown outcome.
+	uncertain   string
+	uncertainAt int
+	settles     int
 }
 
 var errDown = errors.New("connection refused")
@@ -36,11 +43,34 @@ func (f *flakyStore) Append(_ context.Context, msgs []Message) ([]Result, error)
 	}
 	f.batches = append(f.batches, len(msgs))
 	res := make([]Result, len(msgs))
-	for i, m := range msgs {
+	for i := range msgs {
+		res[i] = Result{Offset: int64(len(f.stored) + i + 1)}
+	}
+	switch f.uncertain {
+	case "stored":
+		f.uncertain = ""
+	case "lost":
+		f.uncertain = ""
+		return nil, &UncertainError{Err: errors.New("connection reset"), Results: res}
+	}
+	for _, m := range msgs {
 		f.stored = append(f.stored, string(m.Payload))
-		res[i] = Result{Offset: int64(len(f.stored))}
+	}
+	if f.uncertain == "" && len(f.batches) == f.uncertainAt {
+		return nil, &UncertainError{Err: errors.New("connection reset"), Results: res}
 	}
 	return res, nil
+}
+
+func (f *flakyStore) Settle(_ context.Context, u *UncertainError, msgs []Message) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return false, errDown
+	}
+	f.settles++
+	off := u.Results[0].Offset
+	return off <= int64(len(f.stored)) && f.stored[off-1] == string(msgs[0].Payload), nil
 }
 
 func (f *flakyStore) setDown(down bool) {
@@ -217,4 +247,51 @@ func TestWriterQueueBytes(t *testing.T) {
 		}
 		w.Close(context.Background())
 	})
+}
+
+// An append whose outcome is unknown (the connection was lost while its
+// COMMIT was on the way) is settled before anything else: a batch that was
+// stored after all is reported stored, once; one that was not is appended
+// again, once. Retrying it blindly stored the first kind twice.
+func TestWriterSettlesUncertainAppends(t *testing.T) {
+	for _, stored := range []bool{true, false} {
+		t.Run(fmt.Sprint("stored=", stored), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := &flakyStore{}
+				if stored {
+					f.uncertainAt = 1
+				} else {
+					f.uncertain = "lost"
+				}
+				f.setDown(true) // the three pile up into one batch
+				w := NewWriter(f, WriterOptions{RetryFor: time.Minute})
+				var o outcomes
+				for _, p := range []string{"a", "b", "c"} {
+					o.submit(w, p)
+				}
+				synctest.Wait()
+				f.setDown(false)
+				time.Sleep(5 * time.Second)
+				synctest.Wait()
+				got := o.list()
+				if len(got) != 3 {
+					t.Fatalf("callbacks %+v, want 3", got)
+				}
+				for i, g := range got {
+					if g.err != nil || g.offset != int64(i+1) {
+						t.Fatalf("callback %d: %+v, want stored at %d", i, g, i+1)
+					}
+				}
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				if want := []string{"a", "b", "c"}; !slices.Equal(f.stored, want) {
+					t.Fatalf("stored %v, want %v: each once", f.stored, want)
+				}
+				if f.settles != 1 {
+					t.Fatalf("settled %d times, want 1", f.settles)
+				}
+				w.Close(context.Background())
+			})
+		})
+	}
 }
