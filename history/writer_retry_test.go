@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -293,5 +295,41 @@ func TestWriterSettlesUncertainAppends(t *testing.T) {
 				w.Close(context.Background())
 			})
 		})
+	}
+}
+
+// What waits for a store that is down is bounded in memory: 128 MiB
+// offered in 64 KiB messages grows the heap by about QueueBytes (16 MiB),
+// not by what was offered; the rest is refused at once.
+func TestWriterHeldMemoryBounded(t *testing.T) {
+	f := &flakyStore{}
+	f.setDown(true)
+	w := NewWriter(f, WriterOptions{RetryFor: time.Hour, CommitTimeout: time.Second})
+	defer func() {
+		f.setDown(false)
+		w.Close(testCtx(t, 30*time.Second))
+	}()
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse
+	}
+	before := heap()
+	var refused atomic.Int64
+	for range 2048 {
+		w.Submit(Message{Payload: bytes.Repeat([]byte("x"), 64<<10)}, func(_ Result, err error) {
+			if errors.Is(err, ErrQueueFull) {
+				refused.Add(1)
+			}
+		})
+	}
+	grown := int64(heap()) - int64(before)
+	t.Logf("heap in use grew by %.1f MiB; %d of 2048 refused", float64(grown)/(1<<20), refused.Load())
+	if grown > 24<<20 {
+		t.Fatalf("heap in use grew by %.1f MiB holding messages for a store that is down, want at most 24 MiB (QueueBytes is 16 MiB)", float64(grown)/(1<<20))
+	}
+	if refused.Load() < 2048-260 {
+		t.Fatalf("%d refused, want all but about 256", refused.Load())
 	}
 }
