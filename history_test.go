@@ -527,10 +527,10 @@ func testHistoryRetention(t *testing.T, dsn string) {
 	sioEventually(t, 10*time.Second, "retention by age", func() bool { return len(histStored(t, dsn)) == 1 })
 }
 
-// A store that fails turns into a warning (once) and refused
-// acknowledgements: the message is not broadcast, the client retries, and
-// once the store is back the retry is stored, broadcast once and
-// acknowledged.
+// A store that fails turns into a warning (once) and a message that waits:
+// it is neither acknowledged nor broadcast while the store fails (the
+// client retries meanwhile), and once the store is back it is stored,
+// broadcast once and acknowledged, the retries as duplicates.
 func TestHistoryStoreDown(t *testing.T) {
 	for _, b := range historyBackends {
 		t.Run(b.name, func(t *testing.T) {

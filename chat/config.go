@@ -424,6 +424,12 @@ func (c *Config) Validate() error {
 	if c.HistoryPoll <= 0 {
 		bad("-history-poll %v: must be positive", c.HistoryPoll)
 	}
+	if c.Redis != "" && c.History != "" && !isPostgresDSN(c.History) {
+		// Each node would keep its own history and broadcast only what it
+		// stored itself: every message from another node would be lost.
+		bad("-redis with a SQLite -history %q: the nodes would not see each other's messages; "+
+			"give every node the same PostgreSQL history (-history postgres://…), or run one node without -redis", c.History)
+	}
 	if c.MetricsAddr != "" {
 		if _, port, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			bad("-metrics-addr %q: want host:port or :port", c.MetricsAddr)

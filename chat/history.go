@@ -37,6 +37,8 @@ type chatHistory struct {
 	feed      *feed
 	waker     waker
 	storeErrs streak
+	refusals  streak
+	metrics   *metrics.Metrics
 
 	// members are the sockets by id, kept for connection state recovery
 	// (-recovery): a recovered socket continues its catch-up where its
@@ -55,6 +57,22 @@ const liveRoom = "history:live"
 // maxClientOffsetBytes bounds a client offset (the tutorial's are
 // "<socket id>-<counter>", about 25 bytes).
 const maxClientOffsetBytes = 256
+
+// While the store fails, the Writer holds the messages and tries again, in
+// order (docs/HISTORY.md, "When the store is down"): up to historyHoldQueue
+// messages and historyHoldBytes bytes wait, each for at most historyHoldFor.
+// A message past these bounds is refused to its sender (refuse).
+const (
+	historyHoldFor   = 60 * time.Second
+	historyHoldQueue = 4096
+	historyHoldBytes = 16 << 20
+)
+
+// refusalEvent is the event that tells a sender who asked for no
+// acknowledgement that its user-message was not stored (and so not
+// broadcast): socket.on("user-message-error", (err, message) => …), err
+// being {error, reason[, clientOffset]}.
+const refusalEvent = "user-message-error"
 
 // openHistory opens the store named by cfg.History (migrating its schema),
 // primes the feed and starts the Writer, the retention and, on PostgreSQL,
@@ -76,6 +94,8 @@ func openHistory(cfg Config, log *slog.Logger, io *socketio.Server, m *metrics.M
 		log:       log,
 		store:     store,
 		storeErrs: streak{log: log, what: "storing a chat message"},
+		refusals:  streak{log: log, what: "accepting chat messages (their senders are told)"},
+		metrics:   m,
 	}
 	if cfg.Recovery > 0 {
 		h.members = make(map[string]*member)
@@ -102,7 +122,18 @@ func openHistory(cfg Config, log *slog.Logger, io *socketio.Server, m *metrics.M
 	if isPostgresDSN(cfg.History) {
 		h.waker = newPGWaker(cfg.History, log, h.feed.hint)
 	}
-	h.writer = history.NewWriter(store, history.WriterOptions{})
+	h.writer = history.NewWriter(store, history.WriterOptions{
+		QueueSize:  historyHoldQueue,
+		QueueBytes: historyHoldBytes,
+		RetryFor:   historyHoldFor,
+		Report: func(err error) {
+			if err != nil {
+				h.storeErrs.fail(err)
+			} else {
+				h.storeErrs.ok()
+			}
+		},
+	})
 	trimCtx, stop := context.WithCancel(context.Background())
 	h.stopTrim, h.trimDone = stop, make(chan struct{})
 	go h.retain(trimCtx)
@@ -142,23 +173,59 @@ func (h *chatHistory) submit(e *socketio.Event, message socketio.Arg, sid, remot
 	h.writer.Submit(m, func(r history.Result, err error) {
 		switch {
 		case errors.Is(err, history.ErrClosed):
+			// The server is closing: the client was disconnected already
+			// and retries after reconnecting if it asked for an ack.
 			h.log.Debug("chat message not stored: shutting down", "sid", sid)
 		case err != nil:
-			// Not stored (or not known to be): no ack, so the client
-			// retries, and no broadcast.
-			h.storeErrs.fail(err)
+			// Not stored (or not known to be) within the bounds: not
+			// broadcast, and the sender is told.
+			h.refuse(e, message, co, sid, remote, err)
 		case r.Duplicate:
 			// A retry of a stored message: acknowledged again, not broadcast.
-			h.storeErrs.ok()
+			h.refusals.ok()
 			h.log.Debug("chat message already stored: acknowledged again", "sid", sid, "client_offset", co, "offset", r.Offset)
 			_ = e.Ack()
 		default:
-			h.storeErrs.ok()
+			h.refusals.ok()
 			h.feed.committed(history.Record{Offset: r.Offset, Time: r.Time, Message: m})
 			h.waker.committed(r.Offset)
 			_ = e.Ack()
 		}
 	})
+}
+
+// refusal is what a sender whose message was not stored receives: as the
+// acknowledgement's argument when it asked for one, else as the first
+// argument of a user-message-error event (the message follows).
+type refusal struct {
+	Error        string `json:"error"`
+	Reason       string `json:"reason"`
+	ClientOffset string `json:"clientOffset,omitempty"`
+}
+
+// refuse tells the sender of a user-message that it was not stored (so not
+// broadcast): the store failed for longer than historyHoldFor, too much
+// waits for it, or it refused the message's data. It runs on the Writer's
+// goroutine; Ack and Emit only queue packets.
+func (h *chatHistory) refuse(e *socketio.Event, message socketio.Arg, co, sid, remote string, err error) {
+	r := refusal{Reason: "history_unavailable", ClientOffset: co,
+		Error: "message not stored: the chat history is unavailable; send it again later"}
+	switch {
+	case errors.Is(err, history.ErrQueueFull):
+		r.Reason, r.Error = "history_full", "message not stored: too many messages are waiting for the chat history; send it again later"
+	case errors.Is(err, history.ErrRejected):
+		r.Reason, r.Error = "history_rejected", "message not stored: the chat history refused it"
+	}
+	h.metrics.EventDropped(r.Reason)
+	h.refusals.fail(err)
+	h.log.Debug("chat message not stored; its sender is told", "sid", sid, "remote", remote, "reason", r.Reason, "err", err)
+	if e.WantsAck() {
+		_ = e.Ack(r)
+		return
+	}
+	if sock := e.Socket(); sock != nil {
+		_ = sock.Emit(refusalEvent, r, message)
+	}
 }
 
 // clientOffset reads the client offset of a user-message (its second

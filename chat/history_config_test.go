@@ -48,6 +48,13 @@ func TestHistoryConfig(t *testing.T) {
 	confEq(t, "HistoryLast (flag over env)", cfg.HistoryLast, 7)
 	confEq(t, "HistorySync (flag over env)", cfg.HistorySync, "full")
 
+	// -redis with a PostgreSQL history (shared by the nodes) is fine.
+	for _, dsn := range []string{"postgres://db/chat", "POSTGRESQL://db/chat"} {
+		if _, err := ParseConfig([]string{"-redis", "redis://127.0.0.1:6379/0", "-history", dsn}, confEnv(nil), io.Discard); err != nil {
+			t.Errorf("-redis with -history %s: %v", dsn, err)
+		}
+	}
+
 	for _, c := range []struct {
 		args []string
 		env  map[string]string
@@ -62,6 +69,10 @@ func TestHistoryConfig(t *testing.T) {
 		{[]string{"-history-poll", "0s"}, nil, "-history-poll"},
 		{nil, map[string]string{"HISTORY_LAST": "many"}, "HISTORY_LAST"},
 		{nil, map[string]string{"HISTORY_MAX_AGE": "a month"}, "HISTORY_MAX_AGE"},
+		// A SQLite history is one node's: with -redis every message from
+		// another node would be lost.
+		{[]string{"-redis", "redis://127.0.0.1:6379/0", "-history", "chat.db"}, nil, "PostgreSQL"},
+		{nil, map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/0", "HISTORY": "/var/lib/chat/chat.db"}, "-redis with a SQLite -history"},
 	} {
 		_, err := ParseConfig(c.args, confEnv(c.env), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -32,10 +32,18 @@
 // new message below X, also with several nodes on one PostgreSQL database.
 // Payload bytes are stored and returned exactly as given.
 //
-// An Append error leaves the outcome unknown (a connection lost during
-// COMMIT may or may not have committed): the client retries with the same
-// client offset, and the store returns the first copy as a Duplicate instead
-// of storing it twice. Deduplication covers what retention kept.
+// An Append error means nothing of the batch was stored, except an
+// *UncertainError (ErrUncertain): a PostgreSQL connection lost while its
+// COMMIT was on the way may or may not have committed. Store.Settle finds
+// out (it waits for the counter's lock, then compares the rows at the
+// planned offsets), and a Writer settles such a batch before it appends it
+// again, so a message is stored once also without a client offset. A
+// client that retries with the same client offset gets the first copy as a
+// Duplicate instead of storing it twice. Deduplication covers what
+// retention kept. Errors caused by a message's data wrap ErrRejected: a
+// Writer with RetryFor tries such a batch one message at a time, so that
+// only the message at fault fails, and holds the other failures (the store
+// down) for up to RetryFor, in order, bounded by QueueSize and QueueBytes.
 //
 // # SQLite driver: modernc.org/sqlite
 //

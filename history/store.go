@@ -1,6 +1,7 @@
 package history
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -101,9 +102,66 @@ type Store interface {
 	// when it stops early on an error or a cancelled context.
 	Trim(ctx context.Context, r Retention) (int64, error)
 
+	// Settle finds out whether the append of msgs that failed with u (an
+	// *UncertainError: the connection was lost while its COMMIT was on the
+	// way) was committed after all. It waits until no append transaction
+	// holds the store's write lock (so the lost one has ended, one way or
+	// the other) and compares what is stored at the offsets the append had
+	// planned (u.Results) with msgs. true means msgs are stored and
+	// u.Results are their results; false means nothing of the batch was
+	// stored, so appending it again stores it once.
+	Settle(ctx context.Context, u *UncertainError, msgs []Message) (bool, error)
+
 	// Close releases the store. Calls after Close return ErrClosed. A second
 	// Close is harmless.
 	Close() error
+}
+
+// ErrUncertain is wrapped by an Append error after which the batch may or
+// may not be stored: the error is an *UncertainError, which Settle resolves.
+// Every other Append error means that nothing of the batch was stored.
+var ErrUncertain = errors.New("history: append outcome unknown")
+
+// UncertainError is an Append error whose outcome is unknown.
+type UncertainError struct {
+	Err error
+	// Results are the results the append would have, had it committed.
+	Results []Result
+}
+
+func (e *UncertainError) Error() string   { return e.Err.Error() + " (outcome unknown)" }
+func (e *UncertainError) Unwrap() []error { return []error{ErrUncertain, e.Err} }
+
+// settleBy is Settle for a store, given a read of the stored record at an
+// offset (found false when there is none) run after the write lock was
+// free, and the highest committed offset then.
+func settleBy(u *UncertainError, msgs []Message, last int64, read func(offset int64) (Record, bool, error)) (bool, error) {
+	if len(u.Results) != len(msgs) {
+		return false, errors.New("history: settle: results do not match the batch")
+	}
+	for i, r := range u.Results {
+		if r.Duplicate {
+			continue
+		}
+		// The batch's first new message: the batch committed (all or
+		// nothing) iff it is stored at its planned offset.
+		if last < r.Offset {
+			return false, nil
+		}
+		rec, found, err := read(r.Offset)
+		if err != nil {
+			return false, err
+		}
+		if !found {
+			// Taken, then deleted by retention: only the newest messages
+			// could be, and the batch's were the newest. Taken for stored
+			// (appending again could store it twice).
+			return true, nil
+		}
+		return rec.Time.Equal(r.Time) && bytes.Equal(rec.Payload, payloadOf(msgs[i])) &&
+			rec.ClientOffset == msgs[i].ClientOffset, nil
+	}
+	return true, nil // only duplicates: nothing to store, the results hold
 }
 
 // Sync is the SQLite synchronous setting (PRAGMA synchronous) in WAL mode.
@@ -164,6 +222,20 @@ func (o Options) withDefaults() Options {
 
 // ErrClosed is returned by a Store or Writer that was closed.
 var ErrClosed = errors.New("history: closed")
+
+// ErrRejected is wrapped by an Append error caused by the data of a message
+// (the database refused a value: PostgreSQL's data exceptions, constraint
+// violations and size limits; SQLite's constraint, size and type errors),
+// which trying again would not change. Other errors (the store unreachable,
+// busy, timed out) may pass.
+var ErrRejected = errors.New("history: message refused by the store")
+
+// rejectedError marks err as ErrRejected, keeping it in the chain.
+type rejectedError struct{ err error }
+
+func (e rejectedError) Error() string   { return e.err.Error() }
+func (e rejectedError) Unwrap() []error { return []error{ErrRejected, e.err} }
+func rejected(err error) error          { return rejectedError{err} }
 
 // Open opens the history named by dsn and migrates its schema to the
 // current version. A postgres:// or postgresql:// URL opens PostgreSQL;

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -137,6 +138,13 @@ func (s *postgresStore) Append(ctx context.Context, msgs []Message) ([]Result, e
 	}
 	res, err := s.append(ctx, msgs)
 	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && len(pe.Code) == 5 {
+			switch pe.Code[:2] {
+			case "22", "23", "54": // data exception, integrity constraint, program limit
+				err = rejected(err)
+			}
+		}
 		return nil, s.fail("append", err)
 	}
 	return res, nil
@@ -217,6 +225,12 @@ func (s *postgresStore) append(ctx context.Context, msgs []Message) (_ []Result,
 	}
 	b.Queue(`COMMIT`)
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) && !pgconn.SafeToRetry(err) {
+			// The COMMIT may have reached the server before the connection
+			// was lost: Settle finds out.
+			return nil, &UncertainError{Err: err, Results: results}
+		}
 		return nil, err
 	}
 	if st := conn.Conn().PgConn().TxStatus(); st != 'I' {
@@ -304,6 +318,42 @@ func (s *postgresStore) query(ctx context.Context, q string, args ...any) ([]Rec
 		return nil, err
 	}
 	return recs, nil
+}
+
+func (s *postgresStore) Settle(ctx context.Context, u *UncertainError, msgs []Message) (bool, error) {
+	if s.closed.Load() {
+		return false, ErrClosed
+	}
+	var stored bool
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The counter's lock waits for an append still in progress: the
+		// lost one, if the server has not ended it yet.
+		var last int64
+		if err := tx.QueryRow(ctx, `SELECT last FROM history_counter WHERE id = 1 FOR UPDATE`).Scan(&last); err != nil {
+			return err
+		}
+		var err error
+		stored, err = settleBy(u, msgs, last, func(offset int64) (Record, bool, error) {
+			var r Record
+			var co *string
+			err := tx.QueryRow(ctx, `SELECT created, payload, client_offset FROM history_messages WHERE id = $1`, offset).Scan(&r.Time, &r.Payload, &co)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return r, false, nil
+			}
+			if co != nil {
+				r.ClientOffset = *co
+			}
+			if r.Payload == nil {
+				r.Payload = []byte{}
+			}
+			return r, err == nil, err
+		})
+		return err
+	})
+	if err != nil {
+		return false, s.fail("settle", err)
+	}
+	return stored, nil
 }
 
 func (s *postgresStore) LastOffset(ctx context.Context) (int64, error) {

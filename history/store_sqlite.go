@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	"modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 // sqliteStore is the embedded Store: one SQLite file in WAL mode.
@@ -182,6 +182,13 @@ func (s *sqliteStore) Append(ctx context.Context, msgs []Message) ([]Result, err
 	}
 	res, err := s.append(ctx, msgs)
 	if err != nil {
+		var se *sqlite.Error
+		if errors.As(err, &se) {
+			switch se.Code() & 0xff {
+			case 18, 19, 20, 25: // SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_RANGE
+				err = rejected(err)
+			}
+		}
 		return nil, s.fail("append", err)
 	}
 	return res, nil
@@ -315,6 +322,44 @@ func (s *sqliteStore) query(ctx context.Context, q string, args ...any) ([]Recor
 		recs = append(recs, r)
 	}
 	return recs, rows.Err()
+}
+
+// Settle: a SQLite append never reports an uncertain outcome (a failed
+// COMMIT rolls back), but Settle answers as the Store interface says, for
+// the write lock's holder of another process too.
+func (s *sqliteStore) Settle(ctx context.Context, u *UncertainError, msgs []Message) (bool, error) {
+	if s.closed.Load() {
+		return false, ErrClosed
+	}
+	tx, err := s.w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: waits for the writer
+	if err != nil {
+		return false, s.fail("settle", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read only
+	var last int64
+	if err := tx.StmtContext(ctx, s.selCounter).QueryRowContext(ctx).Scan(&last); err != nil {
+		return false, s.fail("settle", err)
+	}
+	stored, err := settleBy(u, msgs, last, func(offset int64) (Record, bool, error) {
+		var (
+			r       Record
+			created int64
+			co      sql.NullString
+		)
+		err := tx.QueryRowContext(ctx, `SELECT created, payload, client_offset FROM history_messages WHERE id = ?`, offset).Scan(&created, &r.Payload, &co)
+		if errors.Is(err, sql.ErrNoRows) {
+			return r, false, nil
+		}
+		r.Time, r.ClientOffset = time.UnixMicro(created).UTC(), co.String
+		if r.Payload == nil {
+			r.Payload = []byte{}
+		}
+		return r, err == nil, err
+	})
+	if err != nil {
+		return false, s.fail("settle", err)
+	}
+	return stored, nil
 }
 
 func (s *sqliteStore) LastOffset(ctx context.Context) (int64, error) {

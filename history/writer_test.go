@@ -51,6 +51,9 @@ func (g *gateStore) Last(context.Context, int) ([]Record, error)         { retur
 func (g *gateStore) LastOffset(context.Context) (int64, error)           { return 0, nil }
 func (g *gateStore) Trim(context.Context, Retention) (int64, error)      { return 0, nil }
 func (g *gateStore) Close() error                                        { return nil }
+func (g *gateStore) Settle(context.Context, *UncertainError, []Message) (bool, error) {
+	return false, nil
+}
 
 var _ Store = (*gateStore)(nil)
 

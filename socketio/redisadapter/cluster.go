@@ -26,6 +26,13 @@ type Options struct {
 	// full, the remote copy of a broadcast is dropped (and counted); the local
 	// delivery still happens. Defaults to 4096.
 	PublishQueue int
+	// PublishRetry bounds how long a publication that failed (a deadline
+	// passed, the connection broke) is tried again, in order: the
+	// publications queued behind it wait (up to PublishQueue of them).
+	// Past it, the failed ones are dropped, counted and logged. A node
+	// whose subscription is down (Redis unreachable) does not retry.
+	// Defaults to 10s.
+	PublishRetry time.Duration
 	// RequestsTimeout bounds requests that wait for the other nodes
 	// (FetchSockets, ServerSideEmit with an ack). Defaults to 5s, as in Node.
 	RequestsTimeout time.Duration
@@ -46,6 +53,7 @@ type Options struct {
 const (
 	defaultPrefix          = "socket.io"
 	defaultPublishQueue    = 4096
+	defaultPublishRetry    = 10 * time.Second
 	defaultRequestsTimeout = 5 * time.Second
 	defaultHealthCheck     = 15 * time.Second
 	defaultReconnectDelay  = 50 * time.Millisecond
@@ -79,6 +87,10 @@ type Cluster struct {
 
 	health health
 	stats  counters
+	// queueFull is set by the first publication dropped because the queue
+	// was full, and cleared by the publishing goroutine once a publication
+	// went out: one warning per streak.
+	queueFull atomic.Bool
 }
 
 var _ socketio.Adapter = (*Cluster)(nil)
@@ -121,6 +133,9 @@ func New(opts Options) (*Cluster, error) {
 	}
 	if opts.RequestsTimeout <= 0 {
 		opts.RequestsTimeout = defaultRequestsTimeout
+	}
+	if opts.PublishRetry <= 0 {
+		opts.PublishRetry = defaultPublishRetry
 	}
 	if opts.HealthCheck <= 0 {
 		opts.HealthCheck = defaultHealthCheck
@@ -240,6 +255,10 @@ func (c *Cluster) enqueue(p publication) {
 	case c.queue <- p:
 	default:
 		c.stats.dropped.Add(1)
+		if !c.queueFull.Swap(true) {
+			c.log.Warn("redis adapter: publish queue full; dropping the remote copies of broadcasts until it drains",
+				"queue", c.opts.PublishQueue, "reason", "publish queue full")
+		}
 	}
 }
 
@@ -317,41 +336,124 @@ func (c *Cluster) flush(ctx context.Context, enc *encoder, batch []publication) 
 	if len(batch) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	defer cancel()
-	var err error
-	failed := 0
-	if len(batch) == 1 {
-		if err = c.client.Publish(ctx, batch[0].channel, batch[0].payload).Err(); err != nil {
-			failed = 1
-		}
-	} else {
-		cmds, _ := c.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, pub := range batch {
-				p.Publish(ctx, pub.channel, pub.payload)
-			}
-			return nil
-		})
-		for _, cmd := range cmds {
-			if cmd.Err() != nil {
-				failed++
-				err = cmd.Err()
-			}
-		}
-		if len(cmds) == 0 {
-			failed, err = len(batch), errors.New("pipeline not sent")
-		}
-	}
+	c.publish(ctx, batch)
 	for i := range batch {
 		batch[i] = publication{} // let the packets go
 	}
-	c.stats.published.Add(uint64(len(batch) - failed))
-	c.stats.dropped.Add(uint64(failed))
-	if err != nil {
-		c.health.publishFailed(err)
-	} else {
-		c.health.publishOK()
+}
+
+// publish sends batch in order, and tries again what failed, in order,
+// waiting 50 ms, then twice as long each time up to 1 s, for up to
+// PublishRetry (what is queued meanwhile waits behind it). It gives up,
+// dropping and counting what is left, when the bound is passed, when the
+// node's subscription is down (Redis unreachable: the outage is logged
+// once, and the other nodes cannot hear anyway), or when ctx ends. After
+// Close, retries are bounded by drainTimeout. Runs on the publishing
+// goroutine.
+func (c *Cluster) publish(ctx context.Context, batch []publication) {
+	var (
+		firstFailure time.Time
+		delay        = 50 * time.Millisecond
+		stopping     <-chan struct{}
+		attempts     int
+	)
+	deadline := time.Time{}
+	select {
+	case <-c.stop:
+	default:
+		stopping = c.stop
 	}
+	for {
+		attempts++
+		left, err := c.send(ctx, batch)
+		c.stats.published.Add(uint64(len(batch) - len(left)))
+		if err == nil {
+			c.health.publishOK()
+			c.queueFull.Store(false)
+			if attempts > 1 {
+				c.log.Info("redis adapter: publications sent after retrying", "attempts", attempts,
+					"retried_for", time.Since(firstFailure).Round(time.Millisecond))
+			}
+			return
+		}
+		c.health.publishFailed(err)
+		now := time.Now()
+		if firstFailure.IsZero() {
+			firstFailure, deadline = now, now.Add(c.opts.PublishRetry)
+			if stopping == nil {
+				deadline = now.Add(min(drainTimeout, c.opts.PublishRetry))
+			}
+		}
+		giveUp := ""
+		switch {
+		case ctx.Err() != nil:
+			giveUp = "closing"
+		case c.health.subscriberDown():
+			giveUp = "redis unavailable"
+		case !now.Add(delay).Before(deadline):
+			giveUp = "retry bound passed"
+		}
+		if giveUp != "" {
+			c.stats.dropped.Add(uint64(len(left)))
+			c.log.Warn("redis adapter: publications dropped", "dropped", len(left), "attempts", attempts,
+				"retried_for", now.Sub(firstFailure).Round(time.Millisecond), "err", err, "reason", giveUp)
+			return
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-stopping:
+			// Close: what is still failing gets drainTimeout at most.
+			t.Stop()
+			stopping = nil
+			deadline = minTime(deadline, time.Now().Add(drainTimeout))
+		case <-ctx.Done():
+			t.Stop()
+		}
+		delay = min(2*delay, time.Second)
+		batch = left
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// send publishes batch in one pipeline (or one command), bounded by
+// publishTimeout, and returns the publications that failed, in order, and
+// the last error.
+func (c *Cluster) send(ctx context.Context, batch []publication) ([]publication, error) {
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	if len(batch) == 1 {
+		if err := c.client.Publish(ctx, batch[0].channel, batch[0].payload).Err(); err != nil {
+			return batch, err
+		}
+		return nil, nil
+	}
+	cmds, _ := c.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, pub := range batch {
+			p.Publish(ctx, pub.channel, pub.payload)
+		}
+		return nil
+	})
+	if len(cmds) != len(batch) {
+		return batch, errors.New("pipeline not sent")
+	}
+	var (
+		left []publication
+		err  error
+	)
+	for i, cmd := range cmds {
+		if cmd.Err() != nil {
+			left = append(left, batch[i])
+			err = cmd.Err()
+		}
+	}
+	return left, err
 }
 
 // subState is the state of one namespace adapter's subscriptions.
