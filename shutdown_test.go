@@ -105,6 +105,7 @@ func (c *shutClient) read() {
 type shutPoller struct {
 	base, sid string
 	told      atomic.Bool // a CLOSE packet (or a DISCONNECT) came
+	msgs      atomic.Int64
 	ended     chan struct{}
 }
 
@@ -162,6 +163,8 @@ func (p *shutPoller) poll() {
 				p.told.Store(true)
 			case pkt == "2":
 				go p.post("3")
+			case strings.HasPrefix(pkt, "42"):
+				p.msgs.Add(1)
 			}
 		}
 		if p.told.Load() {
