@@ -6,6 +6,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -56,7 +57,7 @@ func admSlowHeaders(t *testing.T, from, addr string, n int) (open []net.Conn, cl
 	// with EOF or a reset. One still open is waited for until the deadline.
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(time.Second)
 	for _, c := range conns {
 		wg.Go(func() {
 			_ = c.SetReadDeadline(deadline)
@@ -198,11 +199,11 @@ func TestAdmissionHealthAtTheLimit(t *testing.T) {
 
 // TestAdmissionSessionsDoNotCount: long polls of sessions do not count
 // against the per-address bound: 20 polling clients from one address (a
-// NAT, a proxy) with a bound of 4 all get their messages.
+// NAT, a proxy) with a bound of 8 all get their messages. (Idle keep-alive
+// connections count: the clients reuse theirs, as browsers do.)
 func TestAdmissionSessionsDoNotCount(t *testing.T) {
 	ts := startTestServer(t, func(c *chat.Config) {
-		c.MaxPendingPerIP = 4
-		c.LogLevel = slog.LevelWarn
+		c.MaxPendingPerIP = 8
 	})
 	var clients []*shutPoller
 	for i := range 20 {
@@ -347,4 +348,85 @@ func admNofileChild() {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// TestFitFileLimit: the connection limits are lowered only when they do
+// not fit the open-file limit, with a warning, and start-up fails when not
+// one session fits.
+func TestFitFileLimit(t *testing.T) {
+	for _, tc := range []struct {
+		nofile                 uint64
+		sessions, httpConns    int
+		wantSessions, wantHTTP int
+		wantErr, wantWarn      bool
+	}{
+		{nofile: 1 << 20, sessions: 100_000, httpConns: 10_000, wantSessions: 100_000, wantHTTP: 10_000},
+		// This machine: 20 000 files, 1 000 kept, 32 for the health reserve.
+		{nofile: 20_000, sessions: 100_000, httpConns: 10_000, wantSessions: 14_226, wantHTTP: 4_742, wantWarn: true},
+		{nofile: 20_000, sessions: 5_000, httpConns: 10_000, wantSessions: 5_000, wantHTTP: 10_000}, // they fit
+		{nofile: 20_000, sessions: 1_000, httpConns: 1_000, wantSessions: 1_000, wantHTTP: 1_000},
+		{nofile: 400, sessions: 100_000, httpConns: 10_000, wantSessions: 228, wantHTTP: 76, wantWarn: true},
+		{nofile: 90, sessions: 100, httpConns: 100, wantErr: true},
+		{nofile: 0, sessions: 100_000, httpConns: 10_000, wantSessions: 100_000, wantHTTP: 10_000}, // unknown
+	} {
+		cfg := chat.DefaultConfig()
+		cfg.MaxConnections, cfg.MaxHTTPConnections = tc.sessions, tc.httpConns
+		var buf syncBuffer
+		err := fitFileLimit(&cfg, tc.nofile, slog.New(slog.NewTextHandler(&buf, nil)))
+		name := fmt.Sprintf("nofile %d, sessions %d, http %d", tc.nofile, tc.sessions, tc.httpConns)
+		if tc.wantErr {
+			if err == nil {
+				t.Errorf("%s: no error, want one", name)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if cfg.MaxConnections != tc.wantSessions || cfg.MaxHTTPConnections != tc.wantHTTP {
+			t.Errorf("%s: limits %d sessions, %d HTTP connections, want %d and %d", name, cfg.MaxConnections, cfg.MaxHTTPConnections, tc.wantSessions, tc.wantHTTP)
+		}
+		if warned := strings.Contains(buf.String(), "level=WARN"); warned != tc.wantWarn {
+			t.Errorf("%s: warned %v, want %v: %q", name, warned, tc.wantWarn, buf.String())
+		}
+	}
+}
+
+// TestAddrKey: connections are counted per IP, IPv6 per /64.
+func TestAddrKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:1234":             "127.0.0.1",
+		"[::ffff:10.0.0.1]:80":       "10.0.0.1",
+		"[2001:db8:1:2:3:4:5:6]:443": "2001:db8:1:2::",
+		"[2001:db8:1:2:ffff::1]:443": "2001:db8:1:2::",
+	} {
+		a, err := net.ResolveTCPAddr("tcp", in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := addrKey(a).String(); got != want {
+			t.Errorf("addrKey(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestMaxPendingPerIPFlag: the flag, its environment variable, its default
+// and its validation.
+func TestMaxPendingPerIPFlag(t *testing.T) {
+	if got := chat.DefaultConfig().MaxPendingPerIP; got != 512 {
+		t.Errorf("default -max-pending-per-ip = %d, want 512", got)
+	}
+	cfg, err := chat.ParseConfig([]string{"-max-pending-per-ip", "0"}, confEnv(nil), io.Discard)
+	if err != nil || cfg.MaxPendingPerIP != 0 {
+		t.Errorf("-max-pending-per-ip 0: %d, %v; want 0 (no limit)", cfg.MaxPendingPerIP, err)
+	}
+	cfg, err = chat.ParseConfig(nil, confEnv(map[string]string{"MAX_PENDING_PER_IP": "64"}), io.Discard)
+	if err != nil || cfg.MaxPendingPerIP != 64 {
+		t.Errorf("MAX_PENDING_PER_IP=64: %d, %v; want 64", cfg.MaxPendingPerIP, err)
+	}
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-max-pending-per-ip", "-1"}, confEnv(nil), io.Discard, &stderr); code != exitUsage ||
+		!strings.Contains(stderr.String(), "-max-pending-per-ip -1: must not be negative") {
+		t.Errorf("-max-pending-per-ip -1: exit %d, %q; want exit 2 and why", code, stderr.String())
+	}
 }

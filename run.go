@@ -140,19 +140,7 @@ func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- 
 	// the adapter and the history store), are bounded by the grace. Then
 	// the HTTP server: the listener, idle connections, and requests still
 	// running.
-	closed := make(chan struct{})
-	go func() {
-		defer close(closed)
-		app.Close()
-	}()
-	select {
-	case <-closed:
-		if err := app.WaitDrained(grace); err != nil {
-			log.Warn("shutdown grace period ended", "err", err)
-		}
-	case <-grace.Done():
-		log.Warn("shutdown grace period ended while closing the sessions")
-	}
+	closeApp(grace, app, log)
 	_ = ln.Close()
 	ln.expireIdle() // connections waiting for a request: Shutdown would wait up to 5s for those that never sent one
 	if err := srv.Shutdown(grace); err != nil {
@@ -161,6 +149,25 @@ func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- 
 	}
 	log.Info("server stopped")
 	return nil
+}
+
+// closeApp closes a's sessions and waits for them to be gone, within ctx
+// (the grace period): it returns when ctx ends even if a.Close has not
+// returned (it goes on, on a goroutine of its own, until the process exits).
+func closeApp(ctx context.Context, a app, log *slog.Logger) {
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		a.Close()
+	}()
+	select {
+	case <-closed:
+		if err := a.WaitDrained(ctx); err != nil {
+			log.Warn("shutdown grace period ended", "err", err)
+		}
+	case <-ctx.Done():
+		log.Warn("shutdown grace period ended while closing the sessions")
+	}
 }
 
 // app is what serve runs: one handler with every route, and a way to close

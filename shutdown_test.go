@@ -5,10 +5,12 @@ package main
 // whatever is being broadcast meanwhile (docs/OPERATING.md, "Shutdown").
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -17,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/chatio/socketio-chat/chat"
@@ -101,6 +104,11 @@ func (c *shutClient) read() {
 	}
 }
 
+// shutHTTP is the polling clients' HTTP client: it keeps every idle
+// connection, so that a poll after a response reuses one, as a browser
+// does, instead of opening a new connection each time.
+var shutHTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1000}}
+
 // shutPoller is a polling client that polls until its session ends.
 type shutPoller struct {
 	base, sid string
@@ -110,7 +118,7 @@ type shutPoller struct {
 }
 
 func shutDialPolling(base string) (*shutPoller, error) {
-	resp, err := http.Get(base + "/socket.io/?EIO=4&transport=polling")
+	resp, err := shutHTTP.Get(base + "/socket.io/?EIO=4&transport=polling")
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +141,7 @@ func (p *shutPoller) url() string {
 }
 
 func (p *shutPoller) post(body string) error {
-	resp, err := http.Post(p.url(), "text/plain", strings.NewReader(body))
+	resp, err := shutHTTP.Post(p.url(), "text/plain", strings.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -148,7 +156,7 @@ func (p *shutPoller) post(body string) error {
 func (p *shutPoller) poll() {
 	defer close(p.ended)
 	for {
-		resp, err := http.Get(p.url())
+		resp, err := shutHTTP.Get(p.url())
 		if err != nil {
 			return
 		}
@@ -323,4 +331,39 @@ func TestShutdownWithinGraceUnderLoad(t *testing.T) {
 	if pollNotTold > 0 {
 		t.Errorf("%d of %d polling clients got no CLOSE packet", pollNotTold, nPoll)
 	}
+}
+
+// shutBlockedApp is an app whose Close blocks until release is closed,
+// and whose sessions never drain.
+type shutBlockedApp struct {
+	http.Handler
+	release chan struct{}
+}
+
+func (a *shutBlockedApp) Close() { <-a.release }
+func (a *shutBlockedApp) WaitDrained(ctx context.Context) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestShutdownBoundedByGrace: closing the sessions is bounded by the grace
+// period, even when the app's Close does not return (the history store or
+// the adapter hangs): serve used to wait for Close, then for the drain.
+func TestShutdownBoundedByGrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const grace = 10 * time.Second
+		a := &shutBlockedApp{release: make(chan struct{})}
+		defer close(a.release)
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		defer cancel()
+		var buf syncBuffer
+		start := time.Now()
+		closeApp(ctx, a, slog.New(slog.NewTextHandler(&buf, nil)))
+		if took := time.Since(start); took != grace {
+			t.Errorf("closeApp returned after %v, want the grace %v", took, grace)
+		}
+		if !strings.Contains(buf.String(), "shutdown grace period ended while closing the sessions") {
+			t.Errorf("no warning that the grace ended: %q", buf.String())
+		}
+	})
 }
