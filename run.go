@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/chatio/socketio-chat/chat"
@@ -65,6 +63,11 @@ func newLogger(cfg chat.Config, w io.Writer) *slog.Logger {
 // ones are refused), and once they are gone, or cfg.ShutdownGrace has passed,
 // stops accepting and waits for the requests still running.
 func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- net.Addr) error {
+	if nofile, err := openFileLimit(); err != nil {
+		log.Warn("cannot read the open-file limit", "err", err)
+	} else if err := fitFileLimit(&cfg, nofile, log); err != nil {
+		return err
+	}
 	app, err := newApp(cfg, log)
 	if err != nil {
 		return err
@@ -74,9 +77,13 @@ func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- 
 		app.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
-	ln := &limitListener{Listener: tcp, max: int64(cfg.MaxHTTPConnections), log: log}
+	ln := newLimitListener(tcp, cfg.MaxHTTPConnections, cfg.MaxPendingPerIP, log)
 	if cs, ok := app.(*chat.Server); ok {
-		ln.onRefuse = func() { cs.Metrics().Refused(0, "too_many_http_connections") }
+		ln.onRefuse = cs.Metrics().Refused
+	}
+	var full func() bool // no room for another session: /readyz answers 503
+	if n, ok := app.(interface{ Sessions() int }); ok {
+		full = func() bool { return n.Sessions() >= cfg.MaxConnections }
 	}
 	ops, err := serveOperations(cfg, app, log)
 	if err != nil {
@@ -85,7 +92,8 @@ func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- 
 		return err
 	}
 	srv := &http.Server{
-		Handler: app,
+		Handler:     ln.handler(app, cfg.Path, full),
+		ConnContext: connContext,
 		// A connection that stalls in its headers, or idles between
 		// requests, is closed; long polls and bodies have their own
 		// deadlines (the heartbeat's).
@@ -127,18 +135,39 @@ func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- 
 	defer cancel()
 	// Sessions first, while the listener still accepts: a polling client
 	// between two polls comes back for its CLOSE packet (new sessions are
-	// refused meanwhile). Then the HTTP server: the listener, idle
-	// connections, and requests still running.
-	app.Close()
-	if err := app.WaitDrained(grace); err != nil {
-		log.Warn("shutdown grace period ended", "err", err)
-	}
+	// refused meanwhile). Every session is told at once (app.Close); the
+	// wait for them to be gone, and app.Close itself (which also closes
+	// the adapter and the history store), are bounded by the grace. Then
+	// the HTTP server: the listener, idle connections, and requests still
+	// running.
+	closeApp(grace, app, log)
+	_ = ln.Close()
+	ln.expireIdle() // connections waiting for a request: Shutdown would wait up to 5s for those that never sent one
 	if err := srv.Shutdown(grace); err != nil {
 		log.Warn("connections still open at the end of the grace period", "err", err)
 		_ = srv.Close()
 	}
 	log.Info("server stopped")
 	return nil
+}
+
+// closeApp closes a's sessions and waits for them to be gone, within ctx
+// (the grace period): it returns when ctx ends even if a.Close has not
+// returned (it goes on, on a goroutine of its own, until the process exits).
+func closeApp(ctx context.Context, a app, log *slog.Logger) {
+	closed := make(chan struct{})
+	go func() {
+		defer close(closed)
+		a.Close()
+	}()
+	select {
+	case <-closed:
+		if err := a.WaitDrained(ctx); err != nil {
+			log.Warn("shutdown grace period ended", "err", err)
+		}
+	case <-ctx.Done():
+		log.Warn("shutdown grace period ended while closing the sessions")
+	}
 }
 
 // app is what serve runs: one handler with every route, and a way to close
@@ -156,60 +185,6 @@ func newApp(cfg chat.Config, log *slog.Logger) (app, error) {
 	}
 	return chat.New(cfg, log)
 }
-
-// limitListener bounds the HTTP connections open at once: one accepted
-// beyond max is closed at once (and counted). A connection counts until it
-// is closed, or taken over as a WebSocket, which the session limit bounds
-// from then on.
-type limitListener struct {
-	net.Listener
-	max      int64
-	log      *slog.Logger
-	onRefuse func() // counts a refusal; nil counts nothing
-	open     atomic.Int64
-	refused  atomic.Uint64
-	logged   atomic.Int64 // unix second of the last refusal logged at warn
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if l.open.Add(1) <= l.max {
-			return &countedConn{Conn: c, l: l}, nil
-		}
-		l.open.Add(-1)
-		l.refused.Add(1)
-		if l.onRefuse != nil {
-			l.onRefuse()
-		}
-		_ = c.Close()
-		if now := time.Now().Unix(); l.logged.Swap(now) != now {
-			l.log.Warn("refused connection", "remote", c.RemoteAddr().String(), "open", l.max,
-				"reason", "too many HTTP connections (-max-http-connections)")
-		}
-	}
-}
-
-// countedConn is a connection counted by its limitListener.
-type countedConn struct {
-	net.Conn
-	l    *limitListener
-	once sync.Once
-}
-
-// release takes the connection out of the count, once.
-func (c *countedConn) release() { c.once.Do(func() { c.l.open.Add(-1) }) }
-
-func (c *countedConn) Close() error {
-	c.release()
-	return c.Conn.Close()
-}
-
-// NetConn is the connection underneath (the engine takes WebSockets' sockets from it).
-func (c *countedConn) NetConn() net.Conn { return c.Conn }
 
 // displayAddr turns a listen address into something a browser can open.
 func displayAddr(a net.Addr) string {

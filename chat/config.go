@@ -54,6 +54,14 @@ type Config struct {
 	// WebSocket sessions: HTTP requests, long polls, idle keep-alive
 	// connections. Connections beyond it are closed at once.
 	MaxHTTPConnections int
+	// MaxPendingPerIP bounds, per client address (per /64 for IPv6), the
+	// HTTP connections that do not serve a session: connections waiting
+	// for or sending their request headers, idle keep-alive connections,
+	// and requests other than a session's long poll or POST while they
+	// run. More from that address are closed at once. 0 is no bound.
+	// Behind a reverse proxy every client has the proxy's address: see
+	// docs/OPERATING.md.
+	MaxPendingPerIP int
 	// HTTPIdleTimeout closes a keep-alive connection that sends no new
 	// request for that long.
 	HTTPIdleTimeout time.Duration
@@ -153,6 +161,7 @@ func DefaultConfig() Config {
 		ConnectTimeout:      45 * time.Second,
 		MaxConnections:      100_000,
 		MaxHTTPConnections:  10_000,
+		MaxPendingPerIP:     512,
 		WebSocketIO:         "epoll",
 		HTTPIdleTimeout:     30 * time.Second,
 		SendQueuePackets:    4096,
@@ -269,6 +278,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	integer(&cfg.MaxConnections, "max-connections", "MAX_CONNECTIONS", "most concurrent sessions; more get 503")
 	str(&cfg.WebSocketIO, "ws-io", "WS_IO", "how idle WebSocket connections wait: epoll (no goroutine each, Linux) or goroutine")
 	integer(&cfg.MaxHTTPConnections, "max-http-connections", "MAX_HTTP_CONNECTIONS", "most TCP connections that are not WebSocket sessions (HTTP requests, long polls, idle keep-alive); more are closed")
+	integer(&cfg.MaxPendingPerIP, "max-pending-per-ip", "MAX_PENDING_PER_IP", "most connections from one address that do not serve a session (slow or pending requests, idle keep-alive); more are closed; 0 is no limit")
 	dur(&cfg.HTTPIdleTimeout, "http-idle-timeout", "HTTP_IDLE_TIMEOUT", "close keep-alive connections idle for this long")
 	integer(&cfg.SendQueuePackets, "send-queue-packets", "SEND_QUEUE_PACKETS", "most packets queued for one client before it is disconnected")
 	int64v(&cfg.SendQueueBytes, "send-queue-bytes", "SEND_QUEUE_BYTES", "most bytes queued for one client before it is disconnected")
@@ -376,6 +386,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxHTTPConnections <= 0 {
 		bad("-max-http-connections %d: must be positive", c.MaxHTTPConnections)
+	}
+	if c.MaxPendingPerIP < 0 {
+		bad("-max-pending-per-ip %d: must not be negative (0 is no limit)", c.MaxPendingPerIP)
 	}
 	if c.HTTPIdleTimeout <= 0 {
 		bad("-http-idle-timeout %v: must be positive", c.HTTPIdleTimeout)

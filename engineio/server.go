@@ -142,6 +142,10 @@ type Server struct {
 	sessions map[string]*Session
 	closed   bool
 	count    atomic.Int64 // sessions open or reserved by a handshake
+	// shutting is set by CloseSessions before any session is closed: from
+	// then on no session's messages reach its handler (see Session.heard),
+	// so no new broadcast competes with the closes for the locks above.
+	shutting atomic.Bool
 
 	stats Stats
 }
@@ -387,9 +391,28 @@ func (s *Server) Len() int {
 
 // Close closes every session with the reason "forced close" (their last
 // packets are delivered within CloseTimeout) and refuses new ones. It
-// returns at once; Len tells when the sessions are gone. Later calls do
-// nothing more.
-func (s *Server) Close() {
+// returns once every session was told (see CloseSessions); Len tells when
+// they are gone. Later calls do nothing more.
+func (s *Server) Close() { s.CloseSessions("forced close") }
+
+// closeWorkers bounds the goroutines CloseSessions closes sessions on.
+const closeWorkers = 256
+
+// CloseSessions is Close with the reason the sessions' handlers are given
+// (Socket.IO's "server shutting down"). The sessions are closed in
+// parallel, on up to closeWorkers goroutines of its own, so that every
+// client is told (a WebSocket close frame after its queued packets, a
+// polling CLOSE packet) at once, however many there are and however busy
+// the server is: one at a time, behind the broadcasts of a loaded server,
+// closes took seconds. Session.Close only posts the handler's OnClose to
+// the session's executor; whichever goroutine that runs on, it is not one
+// that holds a lock of the server's. From the moment CloseSessions is
+// called, what clients send is dropped (as it is for a closing session, in
+// Node too): the messages being handled end the load, and the sockets'
+// leaves do not wait behind new broadcasts, one broadcast per leave, as
+// they did.
+func (s *Server) CloseSessions(reason string) {
+	s.shutting.Store(true)
 	s.mu.Lock()
 	s.closed = true
 	all := make([]*Session, 0, len(s.sessions))
@@ -397,9 +420,27 @@ func (s *Server) Close() {
 		all = append(all, sess)
 	}
 	s.mu.Unlock()
-	for _, sess := range all {
-		sess.Close("forced close")
+	workers := min(len(all), closeWorkers)
+	if workers <= 1 {
+		for _, sess := range all {
+			sess.Close(reason)
+		}
+		return
 	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(all) {
+					return
+				}
+				all[i].Close(reason)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // Stats returns counters of what the server did since it started.

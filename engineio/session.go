@@ -391,7 +391,7 @@ func (s *Session) receive(p packet) {
 func (s *Session) heard() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.state != stateOpen {
+	if s.state != stateOpen || s.srv.shutting.Load() {
 		return false
 	}
 	if s.protocol != 3 && s.awaitPong && !s.refreshed {

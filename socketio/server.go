@@ -319,17 +319,17 @@ func (s *Server) OnServerSideEmit(event string, fn func(*Event)) {
 
 // Close disconnects every socket with the reason "server shutting down",
 // closes every session (clients see their transport close and reconnect)
-// and the adapter. It returns at once; Engine().Len() tells when the
-// sessions are gone. Later calls do nothing.
+// and the adapter. Every session is told at once, in parallel (see
+// engineio.Server.CloseSessions): its queued packets, then a WebSocket close
+// frame or a polling CLOSE packet. The sockets' disconnect handlers run on
+// their sessions' executors, as the session's OnClose. No DISCONNECT packet
+// is sent, as in Node: a client that receives one does not reconnect,
+// while a client that sees its transport close does, to this node or
+// another. Close returns once every session was told; Engine().Len() tells
+// when they are gone. Later calls do nothing.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
-		for _, n := range s.Namespaces() {
-			for _, so := range n.localSockets(BroadcastOptions{}) {
-				c := so.client
-				c.conn.Do(func() { c.closeSockets(ReasonServerShuttingDown, nil) })
-			}
-		}
-		s.eio.Close()
+		s.eio.CloseSessions(ReasonServerShuttingDown)
 		for _, n := range s.Namespaces() {
 			if err := n.adapter.Close(); err != nil {
 				s.log.Warn("socketio: closing the adapter", "nsp", n.name, "err", err)
