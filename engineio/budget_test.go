@@ -229,7 +229,6 @@ func TestPingsWithoutReading(t *testing.T) {
 		t.Run(m.name, func(t *testing.T) {
 			s := startServer(t, Options{IOMode: m.mode, PingInterval: time.Hour}, false)
 			c := rawWSDial(t, s, "EIO=4&transport=websocket")
-			_ = c.conn.(*net.TCPConn).SetReadBuffer(4096)
 			rec := s.session(t)
 			before := heapInUse()
 			var peak atomic.Int64

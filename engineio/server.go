@@ -153,8 +153,12 @@ type Server struct {
 	closed   bool
 	count    atomic.Int64 // sessions open or reserved by a handshake
 
-	queuedBytes atomic.Int64 // what all send queues hold (Options.QueueBudget)
-	shedding    atomic.Bool  // a shedding pass is running
+	// what all send queues hold (Options.QueueBudget): touched by every
+	// Send and flush, so on a cache line of its own
+	_           [64]byte
+	queuedBytes atomic.Int64
+	_           [56]byte
+	shedding    atomic.Bool // a shedding pass is running
 
 	stats Stats
 }
