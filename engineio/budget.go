@@ -2,6 +2,7 @@ package engineio
 
 import (
 	"slices"
+	"time"
 	"unsafe"
 )
 
@@ -36,6 +37,10 @@ func ctrlCost(payload []byte) int64 { return int64(len(payload)) + ctrlEntryCost
 // DefaultQueueBudget is Options.QueueBudget's default: 128 MiB.
 const DefaultQueueBudget = 128 << 20
 
+// shedPause is the least time between two shedding passes that could not
+// bring the queues under the budget.
+const shedPause = 10 * time.Millisecond
+
 // charge adds n (negative: removes) to the bytes held in the send queues
 // of all sessions. Past the budget it starts a shedding pass, unless one
 // is running: the caller does not wait for it (it may hold a broadcast's
@@ -57,8 +62,16 @@ func (s *Server) QueuedBytes() int64 { return s.queuedBytes.Load() }
 // its handler told, as when its own queue overflows. It runs on a goroutine
 // of its own, one at a time.
 func (s *Server) shed() {
-	defer s.shedding.Store(false)
 	limit := s.opts.QueueBudget
+	defer func() {
+		if s.queuedBytes.Load() > limit {
+			// What is left is not in queues that can be shed (writes in
+			// progress, closing sessions' last packets): the next pass
+			// waits a little rather than scan every session at each Send.
+			time.Sleep(shedPause)
+		}
+		s.shedding.Store(false)
+	}()
 	target := limit - limit/8
 	if s.queuedBytes.Load() <= limit {
 		return
