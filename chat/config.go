@@ -69,6 +69,10 @@ type Config struct {
 	// a client that overflows it (it stopped reading) is disconnected.
 	SendQueuePackets int
 	SendQueueBytes   int64
+	// QueueBudget bounds what the send queues of all clients hold together,
+	// in bytes; past it the clients with the largest queues are
+	// disconnected first, as slow consumers. Defaults to 128 MiB.
+	QueueBudget int64
 	// EventRate and EventBurst are the per-connection token bucket for incoming events.
 	EventRate  float64
 	EventBurst int
@@ -166,6 +170,7 @@ func DefaultConfig() Config {
 		HTTPIdleTimeout:     30 * time.Second,
 		SendQueuePackets:    4096,
 		SendQueueBytes:      2 << 20,
+		QueueBudget:         128 << 20,
 		EventRate:           50,
 		EventBurst:          100,
 		MaxMessageBytes:     64 << 10,
@@ -282,6 +287,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	dur(&cfg.HTTPIdleTimeout, "http-idle-timeout", "HTTP_IDLE_TIMEOUT", "close keep-alive connections idle for this long")
 	integer(&cfg.SendQueuePackets, "send-queue-packets", "SEND_QUEUE_PACKETS", "most packets queued for one client before it is disconnected")
 	int64v(&cfg.SendQueueBytes, "send-queue-bytes", "SEND_QUEUE_BYTES", "most bytes queued for one client before it is disconnected")
+	int64v(&cfg.QueueBudget, "queue-budget", "QUEUE_BUDGET", "most bytes queued for all clients together; past it the largest queues are disconnected first")
 	float(&cfg.EventRate, "event-rate", "EVENT_RATE", "incoming events per second allowed per connection")
 	integer(&cfg.EventBurst, "event-burst", "EVENT_BURST", "burst of events allowed per connection")
 	integer(&cfg.MaxMessageBytes, "max-message-bytes", "MAX_MESSAGE_BYTES", "largest chat message, bytes")
@@ -398,6 +404,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SendQueueBytes <= 0 {
 		bad("-send-queue-bytes %d: must be positive", c.SendQueueBytes)
+	}
+	if c.QueueBudget < c.SendQueueBytes {
+		bad("-queue-budget %d: must be at least -send-queue-bytes (%d)", c.QueueBudget, c.SendQueueBytes)
 	}
 	if c.EventRate <= 0 {
 		bad("-event-rate %v: must be positive", c.EventRate)

@@ -107,6 +107,10 @@ func TestConfigParse(t *testing.T) {
 				confEq(t, "AllowEIO3", c.AllowEIO3, false)
 				confEq(t, "LogLevel", c.LogLevel, slog.LevelError)
 			}},
+		{"queue budget", []string{"-queue-budget", "1073741824"}, map[string]string{"QUEUE_BUDGET": "5"},
+			func(t *testing.T, c Config) { confEq(t, "QueueBudget", c.QueueBudget, int64(1<<30)) }},
+		{"queue budget from env", nil, map[string]string{"QUEUE_BUDGET": "536870912"},
+			func(t *testing.T, c Config) { confEq(t, "QueueBudget", c.QueueBudget, int64(512<<20)) }},
 		{"unrelated env ignored", nil, map[string]string{"HOME": "/root", "PATH": "/bin"},
 			func(t *testing.T, c Config) { confEq(t, "Config", c, DefaultConfig()) }},
 	}
@@ -165,6 +169,8 @@ func TestConfigRejects(t *testing.T) {
 		{"bad env log level", nil, map[string]string{"LOG_LEVEL": "chatty"}, []string{"-log-level", "chatty"}},
 		{"bad env cors origin", nil, map[string]string{"CORS_ORIGIN": "not an origin"}, []string{"-cors-origin"}},
 		{"bad PORT", nil, map[string]string{"PORT": "http"}, []string{"-addr", ":http"}},
+		{"queue budget below one queue", []string{"-queue-budget", "1000"}, nil, []string{"-queue-budget", "-send-queue-bytes"}},
+		{"bad env queue budget", nil, map[string]string{"QUEUE_BUDGET": "1GB"}, []string{"QUEUE_BUDGET", "1GB"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -200,5 +206,18 @@ func TestConfigHelp(t *testing.T) {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("usage does not mention %q:\n%s", w, out.String())
 		}
+	}
+}
+
+// TestQueueBudgetReachesTheEngine: -queue-budget is the engine's
+// QueueBudget, as -send-queue-bytes its MaxQueuedBytes.
+func TestQueueBudgetReachesTheEngine(t *testing.T) {
+	cfg, err := ParseConfig([]string{"-queue-budget", "300000000", "-send-queue-bytes", "1000000"}, confEnv(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := (&Server{cfg: cfg}).socketOptions().Engine
+	if e.QueueBudget != 300_000_000 || e.MaxQueuedBytes != 1_000_000 {
+		t.Errorf("engine options QueueBudget %d, MaxQueuedBytes %d; want 300000000, 1000000", e.QueueBudget, e.MaxQueuedBytes)
 	}
 }

@@ -103,6 +103,7 @@ func (s *Server) socketOptions() socketio.Options {
 			MaxSessions:      c.MaxConnections,
 			MaxQueuedPackets: c.SendQueuePackets,
 			MaxQueuedBytes:   c.SendQueueBytes,
+			QueueBudget:      c.QueueBudget,
 			IOMode:           ioMode(c.WebSocketIO),
 			Logger:           s.log,
 		},

@@ -62,8 +62,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	}
 	var msgs []Message
 	if s.ws == nil {
-		msgs = s.queue
-		s.queue, s.queued = nil, 0
+		msgs = s.takeQueueLocked()
 	}
 	closing := s.state != stateOpen
 	byClient := s.byClient
@@ -289,17 +288,41 @@ func (s *Session) closeByClient() {
 	s.close("transport close", nil, false, nil)
 }
 
-// readBody reads a request body of at most limit bytes.
+// bodyChunk is the most a body's buffer has beyond what has arrived.
+const bodyChunk = 4096
+
+// readBody reads a request body of at most limit bytes. Its buffer grows
+// with what arrives (doubling), never by the Content-Length the client
+// announces, which costs it nothing to send: a short body gets one buffer
+// of its length, a long one a few copies.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	body := http.MaxBytesReader(w, r.Body, limit)
-	if n := r.ContentLength; n >= 0 {
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(body, buf); err != nil {
+	want := r.ContentLength // -1: unknown (chunked)
+	if want < 0 || want > limit {
+		want = limit + 1 // MaxBytesReader fails past limit
+	}
+	buf := make([]byte, 0, min(want, bodyChunk))
+	for {
+		if int64(len(buf)) == r.ContentLength {
+			return buf, nil // the body's end (net/http reads no further)
+		}
+		if len(buf) == cap(buf) {
+			// Not at want: MaxBytesReader fails before a body reaches limit+1.
+			grown := make([]byte, len(buf), min(want, int64(2*len(buf)+bodyChunk)))
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF && r.ContentLength > int64(len(buf)):
+			return nil, io.ErrUnexpectedEOF
+		case err == io.EOF:
+			return buf, nil
+		case err != nil:
 			return nil, err
 		}
-		return buf, nil
 	}
-	return io.ReadAll(body)
 }
 
 // validUTF8 returns b with every byte that is not part of valid UTF-8

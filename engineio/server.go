@@ -38,11 +38,22 @@ type Options struct {
 	// are answered 503. 0 is no limit.
 	MaxSessions int
 	// MaxQueuedPackets and MaxQueuedBytes bound what waits to be sent to
-	// one session. A session that lets its queue overflow (a client that
-	// stopped reading) is told by SessionHandler.OnQueueOverflow. Default
-	// to 4096 packets and 2 MiB.
+	// one session: its queued packets and the control frames (pongs) that
+	// wait on its WebSocket, each counted in bytes by what it costs the
+	// server (its payload and 80 bytes of bookkeeping; see budget.go). A
+	// session that lets its queue overflow (a client that stopped reading)
+	// is told by SessionHandler.OnQueueOverflow. Default to 4096 packets and
+	// 2 MiB.
 	MaxQueuedPackets int
 	MaxQueuedBytes   int64
+	// QueueBudget bounds what the send queues of all sessions hold
+	// together, in bytes: queued packets (payload and bookkeeping, each
+	// queue counting a shared broadcast payload in full), control frames
+	// and WebSocket writes in progress. When it is passed, the sessions
+	// with the largest queues are cut off first, as slow consumers
+	// (OnQueueOverflow), until the queues hold less than 7/8 of it.
+	// Defaults to DefaultQueueBudget (128 MiB).
+	QueueBudget int64
 	// CloseTimeout bounds how long a closing session may take to deliver
 	// its last packets (and, on WebSocket, its close frame). Defaults to 5s.
 	CloseTimeout time.Duration
@@ -91,6 +102,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxQueuedBytes <= 0 {
 		o.MaxQueuedBytes = 2 << 20
+	}
+	if o.QueueBudget <= 0 {
+		o.QueueBudget = DefaultQueueBudget
 	}
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = 5 * time.Second
@@ -146,6 +160,13 @@ type Server struct {
 	// then on no session's messages reach its handler (see Session.heard),
 	// so no new broadcast competes with the closes for the locks above.
 	shutting atomic.Bool
+
+	// what all send queues hold (Options.QueueBudget): touched by every
+	// Send and flush, so on a cache line of its own
+	_           [64]byte
+	queuedBytes atomic.Int64
+	_           [56]byte
+	shedding    atomic.Bool // a shedding pass is running
 
 	stats Stats
 }

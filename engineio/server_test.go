@@ -901,7 +901,8 @@ func TestQueueOverflow(t *testing.T) {
 		fits int // messages that fit
 	}{
 		{"packets", Options{MaxQueuedPackets: 5}, TextMessage([]byte("4x")), 5},
-		{"bytes", Options{MaxQueuedBytes: 100}, TextMessage([]byte("4" + strings.Repeat("x", 24))), 4},
+		// A packet costs its bytes and its bookkeeping (queueEntryCost).
+		{"bytes", Options{MaxQueuedBytes: 4*(25+queueEntryCost) + 10}, TextMessage([]byte("4" + strings.Repeat("x", 24))), 4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -41,7 +41,10 @@ const (
 // the handler on the caller's goroutine (see SessionHandler). What is sent waits in
 // the session's send queue until its transport takes it: the pending poll
 // of a polling client, or the WebSocket writer. The queue is bounded
-// (Options.MaxQueuedPackets and MaxQueuedBytes).
+// (Options.MaxQueuedPackets and MaxQueuedBytes), together with the control
+// frames waiting on the session's WebSocket (pongs), by what they cost the
+// server (see budget.go); and so are all queues together
+// (Options.QueueBudget).
 type Session struct {
 	srv      *Server
 	id       string
@@ -63,8 +66,13 @@ type Session struct {
 	probe    *wsConn // a WebSocket being probed for an upgrade
 	upgraded bool
 	queue    []Message
-	queued   int64 // bytes in queue
+	queued   int64 // what queue costs: payload bytes and bookkeeping
 	overflow bool  // the queue overflowed; only Close's packets are accepted
+
+	// control frames waiting on the session's WebSocket and probe
+	// (wsConn.ctrl): how many, and what they cost
+	nctrl      int
+	ctrlQueued int64
 
 	// polling
 	poll     chan struct{} // closed to wake the pending GET; nil when none
@@ -132,11 +140,13 @@ func (s *Session) Waiting() bool {
 	return s.poll != nil
 }
 
-// Queued returns the number of packets and bytes waiting to be sent.
+// Queued returns the number of packets waiting to be sent, the engine's
+// control frames included, and what they cost in bytes: their payloads and
+// the bookkeeping of each (what Options.MaxQueuedBytes bounds).
 func (s *Session) Queued() (packets int, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.queue), s.queued
+	return len(s.queue) + s.nctrl, s.queued + s.ctrlQueued
 }
 
 // open queues the OPEN packet, registers the session, asks the server's
@@ -155,11 +165,11 @@ func (s *Session) open(c *wsConn) {
 		PingTimeout  int64    `json:"pingTimeout"`
 		MaxPayload   int64    `json:"maxPayload"`
 	}{s.id, upgrades, o.PingInterval.Milliseconds(), o.PingTimeout.Milliseconds(), o.MaxBufferSize})
-	s.queue = append(s.queue, Message{b: append([]byte{typeOpen}, hs...)})
-	s.queued = int64(len(s.queue[0].b))
+	s.enqueueLocked(Message{b: append([]byte{typeOpen}, hs...)})
 	s.ws = c
 	if !s.srv.register(s) {
 		s.state = stateClosed
+		s.takeQueueLocked()
 		s.srv.release()
 		if c != nil {
 			c.release()
@@ -195,8 +205,8 @@ func (s *Session) SendAll(msgs ...Message) error { return s.send(msgs) }
 
 func (s *Session) send(msgs []Message) error {
 	var n int64
-	for _, m := range msgs {
-		n += int64(m.size())
+	for i := range msgs {
+		n += msgs[i].cost()
 	}
 	s.mu.Lock()
 	if s.state != stateOpen {
@@ -207,14 +217,10 @@ func (s *Session) send(msgs []Message) error {
 		s.mu.Unlock()
 		return ErrQueueFull
 	}
-	o := &s.srv.opts
-	if len(s.queue)+len(msgs) > o.MaxQueuedPackets || s.queued+n > o.MaxQueuedBytes {
-		s.overflow = true
-		dropped := s.queue
-		s.queue, s.queued = nil, 0
+	if !s.fitsLocked(len(msgs), n) {
+		dropped := s.overflowLocked()
 		s.mu.Unlock()
 		deliveredAll(dropped)
-		s.srv.stats.overflows.Add(1)
 		// Not on this goroutine: Send is called with the caller's locks
 		// held (a broadcast's), which the handler may need.
 		go s.post(event{kind: evOverflow})
@@ -222,9 +228,53 @@ func (s *Session) send(msgs []Message) error {
 	}
 	s.queue = append(s.queue, msgs...)
 	s.queued += n
+	s.srv.charge(n)
 	s.kickLocked()
 	s.mu.Unlock()
 	return nil
+}
+
+// fitsLocked reports whether packets more packets costing n bytes fit in
+// the session's bounds, with what is queued and the control frames.
+func (s *Session) fitsLocked(packets int, n int64) bool {
+	o := &s.srv.opts
+	return len(s.queue)+s.nctrl+packets <= o.MaxQueuedPackets && s.queued+s.ctrlQueued+n <= o.MaxQueuedBytes
+}
+
+// overflowLocked marks the session overflowed (a slow consumer) and drops
+// its queue and control frames; it returns the dropped packets, whose
+// trackers the caller tells once it has let go of s.mu. The caller then
+// posts evOverflow, on a goroutine of its own.
+func (s *Session) overflowLocked() []Message {
+	s.overflow = true
+	dropped := s.takeQueueLocked()
+	for _, c := range [...]*wsConn{s.ws, s.probe} {
+		if c != nil {
+			c.takeCtrlLocked()
+		}
+	}
+	s.srv.stats.overflows.Add(1)
+	return dropped
+}
+
+// enqueueLocked queues m whatever the bounds (the OPEN packet, Close's
+// last packets), and accounts it. s.mu is held.
+func (s *Session) enqueueLocked(m Message) {
+	s.queue = append(s.queue, m)
+	n := m.cost()
+	s.queued += n
+	s.srv.charge(n)
+}
+
+// takeQueueLocked empties the queue and returns what it held, which is no
+// longer accounted. s.mu is held.
+func (s *Session) takeQueueLocked() []Message {
+	msgs := s.queue
+	if s.queued != 0 {
+		s.srv.charge(-s.queued)
+	}
+	s.queue, s.queued = nil, 0
+	return msgs
 }
 
 // TrySend queues msgs only if nothing is waiting to be sent (the client is
@@ -239,11 +289,21 @@ func (s *Session) TrySend(msgs ...Message) bool {
 	return s.send(msgs) == nil
 }
 
-// sendControl queues a packet of the engine's own (PING, PONG) whatever the
-// queue's bounds; s.mu is held.
+// sendControlLocked queues a packet of the engine's own (PING, PONG)
+// within the queue's bounds: a client that does not read what it asked
+// for (a v3 client's PONGs) is a slow consumer like any other. An
+// overflowed session sends none. s.mu is held.
 func (s *Session) sendControlLocked(m Message) {
-	s.queue = append(s.queue, m)
-	s.queued += int64(m.size())
+	if s.overflow {
+		return
+	}
+	if !s.fitsLocked(1, m.cost()) {
+		// Under s.mu: the trackers only record (see NewDelivery).
+		deliveredAll(s.overflowLocked())
+		go s.post(event{kind: evOverflow})
+		return
+	}
+	s.enqueueLocked(m)
 	s.kickLocked()
 }
 
@@ -292,10 +352,11 @@ func (s *Session) close(reason string, err error, graceful bool, last []Message)
 	s.probe = nil
 	var dropped []Message
 	if graceful {
-		s.queue = append(s.queue, last...)
+		for _, m := range last {
+			s.enqueueLocked(m)
+		}
 	} else {
-		dropped = s.queue
-		s.queue, s.queued = nil, 0
+		dropped = s.takeQueueLocked()
 	}
 	finish := false
 	switch {
@@ -338,8 +399,7 @@ func (s *Session) finish() {
 		return
 	}
 	s.state = stateClosed
-	dropped := s.queue
-	s.queue, s.queued = nil, 0
+	dropped := s.takeQueueLocked()
 	if s.linger != nil {
 		s.linger.Stop()
 	}

@@ -10,6 +10,7 @@ type Stats struct {
 	polling, websocket atomic.Int64 // sessions open, by transport
 	opens, upgrades    atomic.Uint64
 	overflows          atomic.Uint64
+	shed               atomic.Uint64
 	msgsIn, bytesIn    atomic.Uint64
 	msgsOut, bytesOut  atomic.Uint64
 
@@ -54,8 +55,12 @@ type StatsSnapshot struct {
 	Polling, WebSocket int64
 	// Opened counts sessions opened; Upgrades, polling sessions upgraded.
 	Opened, Upgrades uint64
-	// Overflows counts sessions whose send queue overflowed (slow consumers).
+	// Overflows counts sessions whose send queue overflowed (slow consumers),
+	// their own or the process's (Options.QueueBudget).
 	Overflows uint64
+	// Shed counts the sessions of Overflows cut off because the queues of
+	// all sessions together passed Options.QueueBudget.
+	Shed uint64
 	// Refused counts refused requests by HTTP status (400, 403, 413, 503).
 	Refused map[int]uint64
 	// Refusals counts refused requests by status and reason.
@@ -122,6 +127,7 @@ func (st *Stats) snapshot() StatsSnapshot {
 		Opened:      st.opens.Load(),
 		Upgrades:    st.upgrades.Load(),
 		Overflows:   st.overflows.Load(),
+		Shed:        st.shed.Load(),
 		MessagesIn:  st.msgsIn.Load(),
 		BytesIn:     st.bytesIn.Load(),
 		MessagesOut: st.msgsOut.Load(),

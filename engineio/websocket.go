@@ -51,7 +51,8 @@ type wsConn struct {
 	raw  rawConn
 
 	// read side, owned by the reader
-	partial    []byte // an incomplete frame, or nil
+	partial    []byte // an incomplete frame, or nil; grows as it arrives (see keepPartial)
+	want       int    // the bytes the incomplete frame takes, as far as its header tells
 	frag       []byte // the fragments of a message being assembled
 	fragOp     byte
 	fragging   bool
@@ -61,7 +62,8 @@ type wsConn struct {
 	rstate     atomic.Int32
 
 	// guarded by sess.mu
-	ctrl        []ctrlFrame // frames of the engine's own: pongs, "3probe", close
+	ctrl        []ctrlFrame // frames of the engine's own: pongs, "3probe"; bounded with the session's queue
+	ctrlBytes   int64       // what ctrl costs (in the session's ctrlQueued)
 	flushing    bool        // a flush is scheduled or running
 	closing     bool        // send the close frame after what is queued, then shut down
 	dropData    bool        // send no more data, only control frames
@@ -69,9 +71,10 @@ type wsConn struct {
 	closeQueued bool
 
 	// flush side, owned by the running flush
-	fb      *flushBuf
-	tracked []*Delivery // of the messages in fb, told once fb is written
-	waitOut atomic.Bool // a flush waits for the socket to be writable
+	fb       *flushBuf
+	tracked  []*Delivery // of the messages in fb, told once fb is written
+	inflight int64       // what the packets in fb cost, charged to the server's budget until written
+	waitOut  atomic.Bool // a flush waits for the socket to be writable
 
 	released atomic.Bool
 	timer    *time.Timer // bounds the close handshake
@@ -229,8 +232,7 @@ func (s *Session) onProbe(c *wsConn, p packet) {
 	case p.typ == typePing && string(p.data) == "probe":
 		s.mu.Lock()
 		if s.probe == c {
-			c.ctrl = append(c.ctrl, ctrlFrame{op: opText, payload: probeMessage.b})
-			c.scheduleFlushLocked()
+			c.queueCtrlLocked(opText, probeMessage.b)
 			// The pending GET is released 100ms from now, and every 100ms,
 			// as Node does: the client pauses polling when it has seen the
 			// probe's answer, and some clients (the Go one) miss a poll
@@ -307,6 +309,7 @@ func (c *wsConn) handleRead(data []byte) bool {
 	}
 	fromPartial := len(c.partial) > 0
 	if fromPartial {
+		c.partial = growPartial(c.partial, len(data), c.want)
 		c.partial = append(c.partial, data...)
 		data = c.partial
 	}
@@ -320,20 +323,51 @@ func (c *wsConn) handleRead(data []byte) bool {
 			return !c.released.Load()
 		}
 		if n == 0 {
-			// An incomplete frame: keep it, with room for the rest.
-			if !fromPartial || cap(c.partial) < need {
-				p := make([]byte, len(data), max(need, len(data)))
-				copy(p, data)
-				c.partial = p
-			} else if &data[0] != &c.partial[0] {
-				c.partial = c.partial[:copy(c.partial, data)]
-			}
+			c.keepPartial(data, fromPartial, need)
 			return true
 		}
 		data = data[n:]
 	}
 	c.partial = nil
 	return true
+}
+
+// partialChunk is the room an incomplete frame's buffer has beyond what
+// has arrived: the rest of a frame is read into a buffer that grows with
+// what arrives (at most doubling), never by the length the frame's header
+// announces, which costs the client nothing to send.
+const partialChunk = 4096
+
+// keepPartial keeps the incomplete frame at the start of rest (need bytes
+// once whole, as far as its header tells) until more input arrives. rest
+// is the read buffer's (copied) or, when fromPartial, the end of
+// c.partial (moved to its front, or into a smaller buffer when c.partial
+// is much bigger than what is left).
+func (c *wsConn) keepPartial(rest []byte, fromPartial bool, need int) {
+	c.want = need
+	room := min(need, len(rest)+partialChunk)
+	switch {
+	case fromPartial && &rest[0] == &c.partial[0]:
+		c.partial = rest // nothing used: all of it waits for more
+	case fromPartial && cap(c.partial) <= 2*len(rest)+partialChunk:
+		c.partial = c.partial[:copy(c.partial, rest)]
+	default:
+		p := make([]byte, len(rest), max(room, len(rest)))
+		copy(p, rest)
+		c.partial = p
+	}
+}
+
+// growPartial makes room in p for n more bytes: twice what p holds (plus
+// partialChunk) when it must grow, so that a big frame costs a few copies,
+// but no more than the frame takes (want) unless more has arrived.
+func growPartial(p []byte, n, want int) []byte {
+	if cap(p)-len(p) >= n {
+		return p
+	}
+	q := make([]byte, len(p), max(len(p)+n, min(want, 2*len(p)+partialChunk)))
+	copy(q, p)
+	return q
 }
 
 // parseFrame parses the frame at the start of b. It returns the bytes it
@@ -430,10 +464,7 @@ func (c *wsConn) onFrame(fin bool, op byte, payload []byte) bool {
 	case opPing:
 		s := c.sess
 		s.mu.Lock()
-		if !c.closing {
-			c.ctrl = append(c.ctrl, ctrlFrame{op: opPong, payload: bytes.Clone(payload)})
-			c.scheduleFlushLocked()
-		}
+		c.queueCtrlLocked(opPong, payload)
 		s.mu.Unlock()
 		return true
 	case opPong:
@@ -609,11 +640,55 @@ func (c *wsConn) release() {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
+	c.takeCtrlLocked() // no flush will send them
 	s.mu.Unlock()
 	if isTransport {
 		s.close("transport close", nil, false, nil) // if it was still open
 		s.finish()
 	}
+}
+
+// queueCtrlLocked queues a control frame of the engine's own, a copy of
+// payload, within the session's bounds: a client that sends pings and does
+// not read the pongs is a slow consumer, cut off when the pongs and the
+// queue together pass Options.MaxQueuedPackets or MaxQueuedBytes. Nothing
+// is queued once the connection is closing or the session overflowed.
+// s.mu is held.
+func (c *wsConn) queueCtrlLocked(op byte, payload []byte) {
+	s := c.sess
+	if c.closing || s.overflow || c.released.Load() {
+		return
+	}
+	n := ctrlCost(payload)
+	if !s.fitsLocked(1, n) {
+		// Under s.mu: the trackers only record (see NewDelivery).
+		deliveredAll(s.overflowLocked())
+		go s.post(event{kind: evOverflow})
+		return
+	}
+	if op == opPong {
+		payload = bytes.Clone(payload) // the read buffer's, only valid during the call
+	}
+	c.ctrl = append(c.ctrl, ctrlFrame{op: op, payload: payload})
+	c.ctrlBytes += n
+	s.nctrl++
+	s.ctrlQueued += n
+	s.srv.charge(n)
+	c.scheduleFlushLocked()
+}
+
+// takeCtrlLocked takes the control frames waiting, which are no longer
+// accounted in the session's bounds. s.mu is held.
+func (c *wsConn) takeCtrlLocked() []ctrlFrame {
+	ctrl, n := c.ctrl, c.ctrlBytes
+	if n != 0 {
+		s := c.sess
+		s.nctrl -= len(ctrl)
+		s.ctrlQueued -= n
+		s.srv.charge(-n)
+	}
+	c.ctrl, c.ctrlBytes = nil, 0
+	return ctrl
 }
 
 // scheduleFlushLocked makes sure a flush will run. s.mu is held.
@@ -677,11 +752,18 @@ func (c *wsConn) fill() bool {
 	s.mu.Lock()
 	var msgs []Message
 	if s.ws == c && !c.dropData {
+		// Still charged to the server's budget until written (delivered).
 		msgs = s.queue
+		c.inflight += s.queued
 		s.queue, s.queued = nil, 0
 	}
 	ctrl := c.ctrl
-	c.ctrl = nil
+	if c.ctrlBytes != 0 {
+		c.inflight += c.ctrlBytes
+		s.nctrl -= len(ctrl)
+		s.ctrlQueued -= c.ctrlBytes
+	}
+	c.ctrl, c.ctrlBytes = nil, 0
 	if len(msgs) == 0 && len(ctrl) == 0 {
 		if !c.closing || c.closeQueued {
 			shutdown := c.closeQueued
@@ -770,8 +852,13 @@ func (fb *flushBuf) frame(op byte, payload, prefix []byte) {
 }
 
 // delivered tells the trackers of the messages taken by the last fill that
-// they are written (or dropped).
+// they are written (or dropped), and gives back what they cost to the
+// server's budget.
 func (c *wsConn) delivered() {
+	if c.inflight != 0 {
+		c.sess.srv.charge(-c.inflight)
+		c.inflight = 0
+	}
 	if len(c.tracked) == 0 {
 		return
 	}
