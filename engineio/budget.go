@@ -16,20 +16,32 @@ import (
 //   - a control frame of the WebSocket's own (a pong, "3probe") costs its
 //     payload, copied from the client's ping, and its slot likewise.
 //
-// A broadcast's payload is shared by every queue it is in, yet each queue
-// counts it in full. The sum over the sessions is therefore an upper bound
-// of what the queues really hold (never less): the process-wide budget
-// bounds the heap the queues take, at the price of counting a big payload
-// sent to many sessions several times while it waits. Counting it once
-// would take a reference count per payload, touched by every recipient
-// (and every flush) of every broadcast.
+// A broadcast's payload is shared by every queue it is in: each session's
+// own bound counts it in full (what that client must receive), while the
+// process-wide budget counts 1/n of it in each of its n queues (see
+// Message.Shared), so that one big broadcast to many clients does not look
+// like many big queues and get healthy clients shed. The broadcaster gives
+// n, the number of recipients it selects, before the fan-out: a recipient
+// that is dropped or refuses it makes the budget count a little less than
+// the payload (never more than what queues hold beyond the payload's one
+// copy); no reference count is touched per recipient or per flush.
 const (
 	queueEntryCost = 2 * int64(unsafe.Sizeof(Message{}))
 	ctrlEntryCost  = 2 * int64(unsafe.Sizeof(ctrlFrame{}))
 )
 
-// cost is what m costs in a send queue.
+// cost is what m costs in a send queue, as the session's own bound
+// (Options.MaxQueuedBytes) counts it: its whole payload and its slot.
 func (m *Message) cost() int64 { return int64(len(m.b)) + queueEntryCost }
+
+// budgetCost is what m costs the process-wide budget in one queue: its
+// slot, and its share of a payload held once for every recipient.
+func (m *Message) budgetCost() int64 {
+	if m.share > 1 {
+		return int64(len(m.b))/int64(m.share) + queueEntryCost
+	}
+	return m.cost()
+}
 
 // ctrlCost is what a control frame with this payload costs while it waits.
 func ctrlCost(payload []byte) int64 { return int64(len(payload)) + ctrlEntryCost }
@@ -119,7 +131,7 @@ func (s *Session) queuedCost() int64 {
 	if s.state != stateOpen || s.overflow {
 		return 0
 	}
-	return s.queued + s.ctrlQueued
+	return s.charged + s.ctrlQueued
 }
 
 // shed makes the session overflow, if it is still open: its queue is

@@ -480,3 +480,40 @@ func TestQueueBudgetNeverPolling(t *testing.T) {
 	waitFor(t, "the sessions gone", func() bool { return srv.Len() == 0 })
 	waitFor(t, "the queues' accounting back to zero", func() bool { return srv.QueuedBytes() == 0 })
 }
+
+// TestQueueBudgetSharedBroadcast: one broadcast's payload waiting in many
+// queues is held once, and the process-wide budget counts it once: a big
+// message to many healthy clients does not get them shed, while each
+// client's own bound still counts the whole payload it has to receive.
+func TestQueueBudgetSharedBroadcast(t *testing.T) {
+	const sessions, size = 100, 64 << 10
+	payload := TextMessage([]byte("4" + strings.Repeat("z", size-1)))
+	// Counted in full in every queue, the broadcast would cost 6.4 MB.
+	budget := int64(sessions) * payload.cost() / 4
+	s := startServer(t, Options{QueueBudget: budget}, false)
+	var recs []*recorder
+	for range sessions {
+		_, rec := pollOpen(t, s, 4)
+		recs = append(recs, rec)
+	}
+	m := payload.Shared(sessions)
+	for i, r := range recs {
+		if err := r.sess.Send(m); err != nil {
+			t.Fatalf("Send to session %d: %v", i, err)
+		}
+	}
+	want := int64(sessions) * (size/sessions + queueEntryCost)
+	if got := s.QueuedBytes(); got != want {
+		t.Errorf("QueuedBytes() = %d, want %d (the payload once, plus a slot per queue)", got, want)
+	}
+	if got := s.Stats().Shed; got != 0 || s.shedding.Load() {
+		t.Errorf("Stats().Shed = %d (shedding %v), want 0: nothing is over the budget", got, s.shedding.Load())
+	}
+	if _, b := recs[0].sess.Queued(); b != payload.cost() {
+		t.Errorf("session's Queued() bytes = %d, want the whole payload and its slot, %d", b, payload.cost())
+	}
+	for _, r := range recs {
+		r.sess.Close("done")
+	}
+	waitFor(t, "the queues to be given back", func() bool { return s.QueuedBytes() == 0 })
+}

@@ -42,7 +42,19 @@ type packet struct {
 type Message struct {
 	b      []byte // text: '4' and the payload; binary: the payload
 	binary bool
+	share  uint32    // the number of queues sharing b (a broadcast's recipients); 0 or 1: not shared
 	track  *Delivery // told when the message was written or dropped; nil when untracked
+}
+
+// Shared returns m marked as one of n copies sharing its payload: the
+// recipients of one broadcast. Each session's own bound
+// (Options.MaxQueuedBytes) still counts the whole payload, which is what
+// that client has to receive; the process-wide budget (Options.QueueBudget)
+// counts 1/n of it per queue, since the payload is held once whatever the
+// number of queues it waits in. n < 2 means not shared.
+func (m Message) Shared(n int) Message {
+	m.share = uint32(min(max(n, 0), 1<<31))
+	return m
 }
 
 // TextMessage returns the MESSAGE packet whose encoding is b: the type

@@ -67,6 +67,7 @@ type Session struct {
 	upgraded bool
 	queue    []Message
 	queued   int64 // what queue costs: payload bytes and bookkeeping
+	charged  int64 // what queue costs the process-wide budget (shared payloads split)
 	overflow bool  // the queue overflowed; only Close's packets are accepted
 
 	// control frames waiting on the session's WebSocket and probe
@@ -204,9 +205,10 @@ func (s *Session) Send(m Message) error { return s.send([]Message{m}) }
 func (s *Session) SendAll(msgs ...Message) error { return s.send(msgs) }
 
 func (s *Session) send(msgs []Message) error {
-	var n int64
+	var n, charge int64
 	for i := range msgs {
 		n += msgs[i].cost()
+		charge += msgs[i].budgetCost()
 	}
 	s.mu.Lock()
 	if s.state != stateOpen {
@@ -228,7 +230,8 @@ func (s *Session) send(msgs []Message) error {
 	}
 	s.queue = append(s.queue, msgs...)
 	s.queued += n
-	s.srv.charge(n)
+	s.charged += charge
+	s.srv.charge(charge)
 	s.kickLocked()
 	s.mu.Unlock()
 	return nil
@@ -261,19 +264,20 @@ func (s *Session) overflowLocked() []Message {
 // last packets), and accounts it. s.mu is held.
 func (s *Session) enqueueLocked(m Message) {
 	s.queue = append(s.queue, m)
-	n := m.cost()
-	s.queued += n
-	s.srv.charge(n)
+	s.queued += m.cost()
+	c := m.budgetCost()
+	s.charged += c
+	s.srv.charge(c)
 }
 
 // takeQueueLocked empties the queue and returns what it held, which is no
 // longer accounted. s.mu is held.
 func (s *Session) takeQueueLocked() []Message {
 	msgs := s.queue
-	if s.queued != 0 {
-		s.srv.charge(-s.queued)
+	if s.charged != 0 {
+		s.srv.charge(-s.charged)
 	}
-	s.queue, s.queued = nil, 0
+	s.queue, s.queued, s.charged = nil, 0, 0
 	return msgs
 }
 

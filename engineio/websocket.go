@@ -754,8 +754,8 @@ func (c *wsConn) fill() bool {
 	if s.ws == c && !c.dropData {
 		// Still charged to the server's budget until written (delivered).
 		msgs = s.queue
-		c.inflight += s.queued
-		s.queue, s.queued = nil, 0
+		c.inflight += s.charged
+		s.queue, s.queued, s.charged = nil, 0, 0
 	}
 	ctrl := c.ctrl
 	if c.ctrlBytes != 0 {

@@ -107,6 +107,16 @@ func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, pub
 		out = slices.Clone(msgs)
 		out[len(out)-1] = out[len(out)-1].Tracked(f.d)
 	}
+	if k := n.selectedLocked(opts); k > 1 {
+		// One payload for k queues: the engine's process-wide budget
+		// counts a share of it in each (engineio.Message.Shared).
+		if f == nil && logIt {
+			out = slices.Clone(msgs) // the recovery log's copies stay as they are
+		}
+		for i := range out {
+			out[i] = out[i].Shared(k)
+		}
+	}
 	volatile := opts.Volatile
 	recipients := 0
 	n.forEachLocked(opts, func(s *Socket) {

@@ -264,6 +264,23 @@ func (n *Namespace) forEachLocked(opts BroadcastOptions, fn func(*Socket)) {
 	}
 }
 
+// selectedLocked is about how many local sockets opts selects: the sockets
+// of its rooms (counted once per room they are in), or all; exceptions are
+// not subtracted. It costs a map lookup per room. srv.mu is held.
+func (n *Namespace) selectedLocked(opts BroadcastOptions) int {
+	if len(opts.Rooms) == 0 {
+		return len(n.list)
+	}
+	k := 0
+	for _, r := range opts.Rooms {
+		k += len(n.rooms[r])
+		if n.sockets[r] != nil {
+			k++
+		}
+	}
+	return k
+}
+
 // membersLocked calls fn for every member of room: the sockets that joined
 // it, and the socket whose id it is.
 func (n *Namespace) membersLocked(room string, fn func(*Socket)) {
