@@ -145,7 +145,7 @@ func encodeMsgpackPacket(typ int, nsp string, id int64, name string, withName bo
 		n++
 	}
 	e.MapHeader(n)
-	if typ == typeAck {
+	if typ == typeAck && id >= 0 {
 		e.String("id")
 		e.Number(float64(id))
 	}
