@@ -66,8 +66,9 @@ func TestConfigParse(t *testing.T) {
 		{"every flag", []string{
 			"-addr", "127.0.0.1:0", "-public", "www", "-path", "/chat/", "-ping-interval", "5s", "-ping-timeout", "3s",
 			"-max-http-buffer-size", "2048", "-connect-timeout", "1m", "-cors-origin", "https://a.example, http://b.example:8080/",
-			"-allow-eio3", "-recovery", "2m", "-log-format", "json", "-log-level", "debug",
+			"-allow-eio3", "-recovery", "2m", "-log-format", "json", "-log-level", "debug", "-parser", "msgpack",
 		}, nil, func(t *testing.T, c Config) {
+			confEq(t, "Parser", c.Parser, "msgpack")
 			confEq(t, "Addr", c.Addr, "127.0.0.1:0")
 			confEq(t, "PublicDir", c.PublicDir, "www")
 			confEq(t, "Path", c.Path, "/chat/")
@@ -85,7 +86,9 @@ func TestConfigParse(t *testing.T) {
 			"PUBLIC_DIR": "site", "SOCKETIO_PATH": "/io", "PING_INTERVAL": "10s", "PING_TIMEOUT": "4s",
 			"MAX_HTTP_BUFFER_SIZE": "5000", "CONNECT_TIMEOUT": "30s", "CORS_ORIGIN": "*", "ALLOW_EIO3": "true",
 			"RECOVERY": "90s", "LOG_FORMAT": "json", "LOG_LEVEL": "warn", "REDIS_URL": "redis://127.0.0.1:6379/0",
+			"PARSER": "auto",
 		}, func(t *testing.T, c Config) {
+			confEq(t, "Parser", c.Parser, "auto")
 			confEq(t, "PublicDir", c.PublicDir, "site")
 			confEq(t, "Path", c.Path, "/io/") // a trailing slash is added
 			confEq(t, "PingInterval", c.PingInterval, 10*time.Second)
@@ -145,6 +148,8 @@ func TestConfigRejects(t *testing.T) {
 		{"negative ping timeout", []string{"-ping-timeout", "-1s"}, nil, []string{"-ping-timeout"}},
 		{"negative connect timeout", []string{"-connect-timeout", "-5s"}, nil, []string{"-connect-timeout"}},
 		{"negative recovery", []string{"-recovery", "-1m"}, nil, []string{"-recovery", "negative"}},
+		{"unknown parser", []string{"-parser", "protobuf"}, nil, []string{"-parser", "protobuf"}},
+		{"unknown parser in env", nil, map[string]string{"PARSER": "JSON"}, []string{"-parser", "JSON"}},
 		{"negative buffer size", []string{"-max-http-buffer-size", "-1"}, nil, []string{"-max-http-buffer-size"}},
 		{"zero buffer size", []string{"-max-http-buffer-size", "0"}, nil, []string{"-max-http-buffer-size"}},
 		{"buffer size not a number", []string{"-max-http-buffer-size", "1MB"}, nil, []string{"-max-http-buffer-size", "1MB"}},
@@ -201,7 +206,7 @@ func TestConfigHelp(t *testing.T) {
 	for _, w := range []string{
 		"-addr", "PORT", "-public", "-ping-interval", "-ping-timeout", "-max-http-buffer-size",
 		"-connect-timeout", "-cors-origin", "-allow-eio3", "-recovery", "-log-format", "-log-level",
-		"ADDR", "RECOVERY", "CORS_ORIGIN", "LOG_FORMAT",
+		"ADDR", "RECOVERY", "CORS_ORIGIN", "LOG_FORMAT", "-parser", "PARSER",
 	} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("usage does not mention %q:\n%s", w, out.String())

@@ -110,6 +110,7 @@ func (s *Server) socketOptions() socketio.Options {
 		ConnectTimeout: c.ConnectTimeout,
 		Logger:         s.log,
 	}
+	opts.Parser, _ = socketio.ParserByName(c.Parser) // checked by Validate
 	if c.Recovery > 0 {
 		opts.Recovery = &socketio.RecoveryOptions{MaxDisconnectionDuration: c.Recovery, SkipMiddlewares: true}
 	}

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/chatio/socketio-chat/engineio"
 )
 
 // BroadcastOperator selects sockets of a namespace (rooms, exceptions,
@@ -82,9 +80,9 @@ func (b *BroadcastOperator) Emit(event string, args ...any) error {
 // broadcast gets its offset as a last argument and is logged.
 func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, publish bool) {
 	logIt := n.log != nil && !opts.Volatile
-	var msgs []engineio.Message
+	m := &multiEncoded{nsp: n.name, id: -1, event: event, args: args}
 	if !logIt {
-		msgs = encodeEvent(n.name, -1, event, args) // outside the lock
+		m.encodeAhead(n.srv) // outside the lock
 	}
 	srv := n.srv
 	hooks := srv.hooks.Load()
@@ -96,27 +94,17 @@ func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, pub
 	}
 	if logIt {
 		seq, offset := n.log.nextLocked()
-		withOffset := append(slices.Clip(args), Arg{JSON: appendQuote(nil, offset)})
-		msgs = encodeEvent(n.name, -1, event, withOffset)
-		n.log.appendLocked(seq, opts, msgs)
+		m.args = append(slices.Clip(args), Arg{JSON: appendQuote(nil, offset)})
+		n.log.appendLocked(seq, opts, m.get(kindJSON))
 	}
-	out := msgs
 	f := hooks.fanout(n)
 	if f != nil {
 		// The recipients' copies are tracked, not the recovery log's.
-		out = slices.Clone(msgs)
-		out[len(out)-1] = out[len(out)-1].Tracked(f.d)
+		m.track = f.d
 	}
-	if k := n.selectedLocked(opts); k > 1 {
-		// One payload for k queues: the engine's process-wide budget
-		// counts a share of it in each (engineio.Message.Shared).
-		if f == nil && logIt {
-			out = slices.Clone(msgs) // the recovery log's copies stay as they are
-		}
-		for i := range out {
-			out[i] = out[i].Shared(k)
-		}
-	}
+	// One payload for all the queues: the engine's process-wide budget
+	// counts a share of it in each (engineio.Message.Shared).
+	m.share = n.selectedLocked(opts)
 	volatile := opts.Volatile
 	recipients := 0
 	n.forEachLocked(opts, func(s *Socket) {
@@ -124,6 +112,7 @@ func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, pub
 			f.d.Add()
 		}
 		var ok bool
+		out := m.forRecipient(s.client.kind())
 		if volatile {
 			ok = s.client.conn.TrySend(out...)
 		} else {
@@ -136,6 +125,9 @@ func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, pub
 			f.d.Done()
 		}
 	})
+	if logIt && m.msgs[kindMsgpack] != nil {
+		n.log.packets[len(n.log.packets)-1].mp = m.msgs[kindMsgpack]
+	}
 	srv.mu.Unlock()
 	if publish {
 		n.outbox.publish(n.adapter)
@@ -144,7 +136,9 @@ func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, pub
 		f.recipients = recipients
 		f.d.Done()
 	}
-	hooks.onEventSent(n, event, msgs, recipients)
+	if hooks != nil && len(hooks.eventSent) > 0 {
+		hooks.onEventSent(n, event, m.get(kindJSON), recipients)
+	}
 }
 
 // outbox hands a namespace's broadcasts to its adapter in the order the
@@ -272,7 +266,8 @@ func (b *BroadcastOperator) emitWithAck(event string, args []Arg, ack AckFunc) e
 // asked to acknowledge with p.ID; clientCount is called with their number,
 // ack with each response. Adapters call it for other nodes' broadcasts.
 func (n *Namespace) LocalBroadcastWithAck(p *BroadcastPacket, clientCount func(int), ack func(Arg)) {
-	msgs := encodeEvent(n.name, p.ID, p.Event, p.Args)
+	m := &multiEncoded{nsp: n.name, id: p.ID, event: p.Event, args: p.Args}
+	m.encodeAhead(n.srv)
 	var targets []*Socket
 	srv := n.srv
 	srv.mu.Lock()
@@ -287,10 +282,12 @@ func (n *Namespace) LocalBroadcastWithAck(p *BroadcastPacket, clientCount func(i
 				}
 			}
 		}, p.Opts.Timeout)
-		_ = s.send(msgs)
+		_ = s.send(m.get(s.client.kind()))
 	}
 	srv.mu.Unlock()
-	srv.hooks.Load().onEventSent(n, p.Event, msgs, len(targets))
+	if hooks := srv.hooks.Load(); hooks != nil && len(hooks.eventSent) > 0 {
+		hooks.onEventSent(n, p.Event, m.get(kindJSON), len(targets))
+	}
 	clientCount(len(targets))
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatio/socketio-chat/engineio"
@@ -26,6 +27,8 @@ type client struct {
 	// owned by the handler calls
 	pending      *packet // a binary packet waiting for its attachments
 	pendingBytes int64
+
+	wire atomic.Uint32 // its parserKind; kindAuto until its first packet (see parser_msgpack.go)
 }
 
 var _ engineio.SessionHandler = (*client)(nil)
@@ -34,6 +37,7 @@ var _ engineio.SessionHandler = (*client)(nil)
 // goroutine, before the handshake is answered.
 func (s *Server) newClient(conn *engineio.Session) engineio.SessionHandler {
 	c := &client{srv: s, conn: conn}
+	c.initWire()
 	c.mu.Lock()
 	c.connectTimer = time.AfterFunc(s.opts.ConnectTimeout, c.onConnectTimeout)
 	c.mu.Unlock()
@@ -60,6 +64,9 @@ func (c *client) onConnectTimeout() {
 // OnMessage decodes one Engine.IO message: a packet, or an attachment of
 // the binary packet being assembled.
 func (c *client) OnMessage(data []byte, binary bool) {
+	if c.wireMessage(data, binary) {
+		return
+	}
 	if binary {
 		p := c.pending
 		if p == nil {
@@ -161,7 +168,7 @@ func (c *client) remove(s *Socket) {
 func (c *client) connect(name string, auth json.RawMessage) {
 	nsp := c.srv.namespace(name)
 	if nsp == nil {
-		_ = c.conn.Send(encodeControl(typeConnectError, name, errorPayload(errInvalidNamespace, c.conn.Protocol())))
+		_ = c.conn.Send(encodeControlFor(c.kind(), typeConnectError, name, errorPayload(errInvalidNamespace, c.conn.Protocol())))
 		c.srv.hooks.Load().onConnectError(nil, errInvalidNamespace)
 		return
 	}
@@ -190,7 +197,7 @@ func (c *client) connect(name string, auth json.RawMessage) {
 			for _, mw := range middlewares {
 				if err := mw(s); err != nil {
 					if !c.conn.Closed() {
-						_ = c.conn.Send(encodeControl(typeConnectError, name, errorPayload(err, c.conn.Protocol())))
+						_ = c.conn.Send(encodeControlFor(c.kind(), typeConnectError, name, errorPayload(err, c.conn.Protocol())))
 					}
 					c.srv.hooks.Load().onConnectError(nsp, err)
 					return
@@ -219,7 +226,7 @@ func (c *client) join(s *Socket, offset string) bool {
 	srv.mu.Lock()
 	var missed [][]engineio.Message
 	if s.recovered {
-		saved, packets, ok := nsp.log.takeLocked(s.pid, offset)
+		saved, packets, ok := nsp.log.takeLocked(s.pid, offset, c.kind())
 		if !ok {
 			srv.mu.Unlock()
 			return false
@@ -251,14 +258,14 @@ func (c *client) join(s *Socket, offset string) bool {
 // recovery), or an empty one for Socket.IO v2 clients.
 func (c *client) connectPacket(s *Socket) engineio.Message {
 	if c.conn.Protocol() == 3 {
-		return encodeControl(typeConnect, s.nsp.name, nil)
+		return encodeControlFor(c.kind(), typeConnect, s.nsp.name, nil)
 	}
 	b := append([]byte(`{"sid":`), appendQuote(nil, s.id)...)
 	if s.pid != "" {
 		b = append(b, `,"pid":`...)
 		b = appendQuote(b, s.pid)
 	}
-	return encodeControl(typeConnect, s.nsp.name, append(b, '}'))
+	return encodeControlFor(c.kind(), typeConnect, s.nsp.name, append(b, '}'))
 }
 
 // newSocketID is a fresh socket id: random for Socket.IO v5 (the session
@@ -314,7 +321,7 @@ func (c *client) disconnectAll(cause error) {
 	var left []*Socket
 	for _, s := range sockets {
 		if s.leave(ReasonServerNamespaceDisconnect, cause) {
-			_ = c.conn.Send(encodeControl(typeDisconnect, s.nsp.name, nil))
+			_ = c.conn.Send(encodeControlFor(c.kind(), typeDisconnect, s.nsp.name, nil))
 			left = append(left, s)
 		}
 	}
@@ -336,7 +343,7 @@ func (c *client) OnQueueOverflow() {
 	var left []*Socket
 	for _, s := range sockets {
 		if s.leave(ReasonServerNamespaceDisconnect, ErrSlowConsumer) {
-			last = append(last, encodeControl(typeDisconnect, s.nsp.name, nil))
+			last = append(last, encodeControlFor(c.kind(), typeDisconnect, s.nsp.name, nil))
 			left = append(left, s)
 		}
 	}
@@ -355,6 +362,7 @@ func (c *client) OnClose(reason string, err error) {
 	}
 	c.mu.Unlock()
 	c.pending = nil
+	c.endWire()
 	c.closeSockets(reason, err)
 }
 

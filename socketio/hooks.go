@@ -195,7 +195,7 @@ func (hs *hookSet) onEventSent(nsp *Namespace, event string, msgs []engineio.Mes
 	for _, m := range msgs {
 		size += len(m.Payload())
 	}
-	if len(msgs) > 0 {
+	if len(msgs) > 0 && !msgs[0].IsBinary() { // msgpack: the whole packet
 		size -= max(0, bytes.IndexByte(msgs[0].Payload(), '['))
 	}
 	for _, f := range hs.eventSent {

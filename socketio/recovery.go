@@ -23,12 +23,14 @@ type recoveryLog struct {
 }
 
 // loggedPacket is a broadcast kept for recovery: its recipients' filter
-// and its encoding, offset included.
+// and its encoding, offset included (JSON; msgpack made from it when a
+// msgpack client recovers, and kept).
 type loggedPacket struct {
 	seq  uint64
 	at   time.Time
 	opts BroadcastOptions
 	msgs []engineio.Message
+	mp   []engineio.Message
 }
 
 // savedSession is what a disconnected socket leaves for its recovery.
@@ -144,8 +146,8 @@ func (l *recoveryLog) usableLocked(pid, offset string) *savedSession {
 }
 
 // takeLocked takes the session pid and returns the packets it missed after
-// offset, in order.
-func (l *recoveryLog) takeLocked(pid, offset string) (*savedSession, [][]engineio.Message, bool) {
+// offset, in order, in wire format k.
+func (l *recoveryLog) takeLocked(pid, offset string, k parserKind) (*savedSession, [][]engineio.Message, bool) {
 	s := l.usableLocked(pid, offset)
 	if s == nil {
 		return nil, nil, false
@@ -153,10 +155,21 @@ func (l *recoveryLog) takeLocked(pid, offset string) (*savedSession, [][]enginei
 	delete(l.sessions, pid)
 	i, _ := l.indexLocked(offset)
 	var missed [][]engineio.Message
-	for _, p := range l.packets[i+1:] {
-		if p.opts.includes(s.rooms) {
-			missed = append(missed, p.msgs)
+	for j := range l.packets[i+1:] {
+		p := &l.packets[i+1+j]
+		if !p.opts.includes(s.rooms) {
+			continue
 		}
+		if k == kindMsgpack {
+			if p.mp == nil {
+				p.mp = transcodeLogged(p.msgs)
+			}
+			if p.mp != nil {
+				missed = append(missed, p.mp)
+			}
+			continue
+		}
+		missed = append(missed, p.msgs)
 	}
 	return s, missed, true
 }

@@ -38,6 +38,10 @@ type Options struct {
 	// Hooks are called at the seams of the server's life, for metrics and
 	// monitoring (see Hooks); Server.AddHooks adds more. Nil is none.
 	Hooks *Hooks
+	// Parser is the packets' wire format (Node's parser option):
+	// JSONParser (nil, the default), MsgpackParser, or AutoParser for
+	// clients of both.
+	Parser Parser
 }
 
 // RecoveryOptions configure connection state recovery.
@@ -72,6 +76,7 @@ type Server struct {
 	eio     *engineio.Server
 	log     *slog.Logger
 	adapter Adapter
+	parsers parserUse // sessions of each wire format
 
 	// mu is the order lock: it guards the membership of every namespace
 	// (sockets and rooms) and their recovery logs, and is held while a

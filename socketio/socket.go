@@ -288,7 +288,7 @@ func (s *Socket) emit(timeout time.Duration, event string, args []any) error {
 		id = s.nsp.nextAckID()
 		s.registerAck(id, ack, timeout)
 	}
-	msgs := encodeEvent(s.nsp.name, id, event, a)
+	msgs := encodeEventFor(s.client.kind(), s.nsp.name, id, event, a)
 	err = s.send(msgs)
 	if hooks := s.nsp.srv.hooks.Load(); hooks != nil {
 		n := 0
@@ -377,7 +377,7 @@ func (s *Socket) Disconnect(close bool) {
 			return
 		}
 		if s.leave(ReasonServerNamespaceDisconnect, nil) {
-			_ = c.conn.Send(encodeControl(typeDisconnect, s.nsp.name, nil))
+			_ = c.conn.Send(encodeControlFor(c.kind(), typeDisconnect, s.nsp.name, nil))
 			s.finishDisconnect(ReasonServerNamespaceDisconnect, nil)
 		}
 	})
@@ -564,5 +564,5 @@ func (e *Event) Ack(args ...any) error {
 		e.reply(a)
 		return nil
 	}
-	return e.socket.send(encodeAck(e.socket.nsp.name, e.id, a))
+	return e.socket.send(encodeAckFor(e.socket.client.kind(), e.socket.nsp.name, e.id, a))
 }

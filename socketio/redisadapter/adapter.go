@@ -225,7 +225,7 @@ func (a *nsAdapter) onBroadcast(channel, payload string) {
 		return
 	}
 	d := &a.dec
-	d.reset([]byte(payload))
+	d.Reset([]byte(payload))
 	p, err := d.broadcast(a.uid)
 	if err != nil {
 		a.c.log.Debug("redis adapter: ignoring a broadcast", "channel", channel, "err", err)

@@ -311,12 +311,12 @@ func (c *Cluster) flush(ctx context.Context, enc *encoder, batch []publication) 
 		c.stats.dropped.Add(uint64(len(batch)))
 		return
 	}
-	enc.buf = enc.buf[:0]
+	enc.Buf = enc.Buf[:0]
 	enc.spans = enc.spans[:0]
 	out := batch[:0]
 	for _, p := range batch {
 		if p.p != nil {
-			start := len(enc.buf)
+			start := len(enc.Buf)
 			if err := enc.broadcast(p.a.uid, p.p); err != nil {
 				c.stats.dropped.Add(1)
 				c.log.Warn("redis adapter: cannot encode broadcast", "nsp", p.p.Nsp, "event", p.p.Event, "err", err)
@@ -324,13 +324,13 @@ func (c *Cluster) flush(ctx context.Context, enc *encoder, batch []publication) 
 			}
 			p.channel = p.a.ch.broadcastChannel(unique(p.p.Opts.Rooms))
 			p.p = nil
-			enc.spans = append(enc.spans, [3]int{len(out), start, len(enc.buf)})
+			enc.spans = append(enc.spans, [3]int{len(out), start, len(enc.Buf)})
 		}
 		out = append(out, p)
 	}
-	// The payloads are slices of enc.buf, taken once it stopped growing.
+	// The payloads are slices of enc.Buf, taken once it stopped growing.
 	for _, sp := range enc.spans {
-		out[sp[0]].payload = enc.buf[sp[1]:sp[2]:sp[2]]
+		out[sp[0]].payload = enc.Buf[sp[1]:sp[2]:sp[2]]
 	}
 	batch = out
 	if len(batch) == 0 {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/chatio/socketio-chat/internal/notepack"
 	"github.com/chatio/socketio-chat/socketio"
 )
 
@@ -21,7 +22,7 @@ func checkArg(t *testing.T, a socketio.Arg) {
 	if !json.Valid(a.JSON) || !utf8.Valid(a.JSON) {
 		t.Fatalf("invalid JSON: %q", a.JSON)
 	}
-	if n := bytes.Count(a.JSON, []byte(placeholderPrefix)); n != len(a.Attachments) {
+	if n := bytes.Count(a.JSON, []byte(notepack.PlaceholderPrefix)); n != len(a.Attachments) {
 		if n > len(a.Attachments) {
 			return // a map that looks like a placeholder: ambiguous, as in Node
 		}
@@ -31,10 +32,10 @@ func checkArg(t *testing.T, a socketio.Arg) {
 	if err := e.arg(a); err != nil {
 		t.Fatalf("cannot encode %s: %v", a.JSON, err)
 	}
-	d := newDecoder(e.buf)
+	d := newDecoder(e.Buf)
 	b, err := d.arg()
 	if err != nil {
-		t.Fatalf("cannot decode %x: %v", e.buf, err)
+		t.Fatalf("cannot decode %x: %v", e.Buf, err)
 	}
 	if !bytes.Equal(a.JSON, b.JSON) || len(a.Attachments) != len(b.Attachments) {
 		t.Fatalf("unstable: %s became %s", a.JSON, b.JSON)
@@ -51,7 +52,7 @@ func FuzzMsgpackToJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d := newDecoder(data)
 		a, err := d.arg()
-		if err != nil || d.end() != nil {
+		if err != nil || d.End() != nil {
 			return
 		}
 		checkArg(t, a)
@@ -67,7 +68,7 @@ func FuzzJSONToMsgpack(f *testing.F) {
 		}
 		var e encoder
 		if err := e.arg(socketio.Arg{JSON: text, Attachments: bins}); err != nil {
-			if len(e.buf) != 0 {
+			if len(e.Buf) != 0 {
 				t.Fatal("output left after an error")
 			}
 			return
@@ -75,9 +76,9 @@ func FuzzJSONToMsgpack(f *testing.F) {
 		if !json.Valid(text) {
 			t.Fatalf("accepted invalid JSON %q", text)
 		}
-		a, err := newDecoder(e.buf).arg()
+		a, err := newDecoder(e.Buf).arg()
 		if err != nil {
-			t.Fatalf("cannot decode %x: %v", e.buf, err)
+			t.Fatalf("cannot decode %x: %v", e.Buf, err)
 		}
 		checkArg(t, a)
 	})
@@ -105,21 +106,7 @@ func FuzzBroadcast(f *testing.F) {
 }
 
 // validWTF8 reports whether s is UTF-8 with lone surrogates at most.
-func validWTF8(s string) bool {
-	b := []byte(s)
-	for i := 0; i < len(b); {
-		if b[i] < utf8.RuneSelf {
-			i++
-			continue
-		}
-		_, size, kind := nextChar(b, i)
-		if kind == charInvalid || kind == charPair {
-			return false
-		}
-		i += size
-	}
-	return true
-}
+func validWTF8(s string) bool { return notepack.ValidWTF8([]byte(s)) }
 
 func FuzzRequest(f *testing.F) {
 	f.Add([]byte(`{"uid":"x","requestId":"r","type":6,"data":["ping",1,{"a":"\ud800"}]}`))

@@ -10,10 +10,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/chatio/socketio-chat/internal/notepack"
 	"github.com/chatio/socketio-chat/socketio"
 )
 
@@ -128,11 +130,11 @@ func appendArgJSON(b []byte, arg socketio.Arg) []byte {
 		return append(b, js...)
 	}
 	for {
-		i := bytes.Index(js, []byte(placeholderPrefix))
+		i := bytes.Index(js, []byte(notepack.PlaceholderPrefix))
 		if i < 0 {
 			return append(b, js...)
 		}
-		num, end, ok := placeholderAt(js, i, len(arg.Attachments))
+		num, end, ok := notepack.PlaceholderAt(js, i, len(arg.Attachments))
 		if !ok {
 			b = append(b, js[:i+1]...)
 			js = js[i+1:]
@@ -144,7 +146,7 @@ func appendArgJSON(b []byte, arg socketio.Arg) []byte {
 			if k > 0 {
 				b = append(b, ',')
 			}
-			b = appendInt(b, int(c))
+			b = strconv.AppendInt(b, int64(c), 10)
 		}
 		b = append(b, "]}"...)
 		js = js[end:]
@@ -185,17 +187,17 @@ func serverSideEmitResponse(id string, args []socketio.Arg) []byte {
 func ackResponse(id string, arg socketio.Arg) ([]byte, error) {
 	e := encoders.Get().(*encoder)
 	defer encoders.Put(e)
-	e.buf = e.buf[:0]
-	e.mapHeader(3)
-	e.string("type")
-	e.uint(reqBroadcastAck)
-	e.string("requestId")
-	e.string(id)
-	e.string("packet")
+	e.Buf = e.Buf[:0]
+	e.MapHeader(3)
+	e.String("type")
+	e.Uint(reqBroadcastAck)
+	e.String("requestId")
+	e.String(id)
+	e.String("packet")
 	if err := e.arg(arg); err != nil {
 		return nil, err
 	}
-	return bytes.Clone(e.buf), nil
+	return bytes.Clone(e.Buf), nil
 }
 
 // fetchResponse lists sockets as Node does: {id, handshake, rooms, data}.
@@ -458,11 +460,11 @@ func jsonArg(raw json.RawMessage) (socketio.Arg, error) {
 	}
 	e := encoders.Get().(*encoder)
 	defer encoders.Put(e)
-	e.buf = e.buf[:0]
-	if err := e.json(raw, nil); err != nil {
+	e.Buf = e.Buf[:0]
+	if err := e.JSON(raw, nil); err != nil {
 		return socketio.Arg{}, err
 	}
-	return newDecoder(e.buf).arg()
+	return newDecoder(e.Buf).arg()
 }
 
 func (r *request) fromJSON(msg []byte) error {
@@ -548,12 +550,12 @@ func (r *request) fromJSON(msg []byte) error {
 func (r *request) fromMsgpack(msg []byte) error {
 	d := newDecoder(msg)
 	r.typ = -1
-	err := d.fields(func(key []byte) (err error) {
+	err := d.Fields(func(key []byte) (err error) {
 		switch string(key) {
 		case "type":
 			var f float64
 			var ok bool
-			if f, ok, err = d.optNumber(); ok {
+			if f, ok, err = d.OptNumber(); ok {
 				r.typ = int(f)
 			}
 		case "uid":
@@ -575,7 +577,7 @@ func (r *request) fromMsgpack(msg []byte) error {
 		case "rooms":
 			r.rooms, err = d.rooms()
 		case "close":
-			r.close, err = d.truthy()
+			r.close, err = d.Truthy()
 		case "sid":
 			r.sid, err = d.optString()
 		case "room":
@@ -586,7 +588,7 @@ func (r *request) fromMsgpack(msg []byte) error {
 				r.event, r.data, r.hasEvent = p.Event, p.Args, true
 			}
 		default:
-			_, err = d.skip()
+			_, err = d.Skip()
 		}
 		return err
 	})
@@ -596,16 +598,16 @@ func (r *request) fromMsgpack(msg []byte) error {
 	if r.typ < 0 {
 		return errors.New("request without type")
 	}
-	return d.end()
+	return d.End()
 }
 
 // optString reads a string, or skips another item ("").
 func (d *decoder) optString() (string, error) {
-	if !d.isStr() {
-		_, err := d.skip()
+	if !d.IsStr() {
+		_, err := d.Skip()
 		return "", err
 	}
-	s, err := d.str()
+	s, err := d.Str()
 	return jsString(s), err
 }
 
@@ -651,10 +653,10 @@ func (r *response) fromJSON(msg []byte) error {
 func (r *response) fromMsgpack(msg []byte) error {
 	d := newDecoder(msg)
 	r.typ = -1
-	err := d.fields(func(key []byte) error {
+	err := d.Fields(func(key []byte) error {
 		switch string(key) {
 		case "type":
-			f, ok, err := d.optNumber()
+			f, ok, err := d.OptNumber()
 			if ok {
 				r.typ = int(f)
 			}
@@ -664,18 +666,18 @@ func (r *response) fromMsgpack(msg []byte) error {
 			r.requestID, err = d.optString()
 			return err
 		case "clientCount":
-			f, ok, err := d.optNumber()
+			f, ok, err := d.OptNumber()
 			if ok && f >= 0 && f < 1<<31 {
 				r.clientCount, r.hasCount = int(f), true
 			}
 			return err
 		case "packet", "data":
-			mark := d.i
-			undef, err := d.skip()
+			mark := d.Pos()
+			undef, err := d.Skip()
 			if err != nil || undef {
 				return err // undefined: as if absent
 			}
-			d.i = mark
+			d.Seek(mark)
 			a, err := d.arg()
 			if err != nil {
 				return err
@@ -687,12 +689,12 @@ func (r *response) fromMsgpack(msg []byte) error {
 			}
 			return nil
 		default:
-			_, err := d.skip()
+			_, err := d.Skip()
 			return err
 		}
 	})
 	if err != nil {
 		return err
 	}
-	return d.end()
+	return d.End()
 }

@@ -197,21 +197,21 @@ func (a *nsAdapter) BroadcastWithAck(p *socketio.BroadcastPacket, clientCount fu
 	id := newUID()
 	e := encoders.Get().(*encoder)
 	defer encoders.Put(e)
-	e.buf = e.buf[:0]
-	e.mapHeader(5)
-	e.string("uid")
-	e.string(a.uid)
-	e.string("requestId")
-	e.string(id)
-	e.string("type")
-	e.uint(reqBroadcast)
-	e.string("packet")
+	e.Buf = e.Buf[:0]
+	e.MapHeader(5)
+	e.String("uid")
+	e.String(a.uid)
+	e.String("requestId")
+	e.String(id)
+	e.String("type")
+	e.Uint(reqBroadcast)
+	e.String("packet")
 	if err := e.packet(p); err != nil {
 		a.c.stats.dropped.Add(1)
 		a.c.log.Warn("redis adapter: cannot encode broadcast", "nsp", a.name, "event", p.Event, "err", err)
 		return
 	}
-	e.string("opts")
+	e.String("opts")
 	e.opts(p.Opts, true)
 	a.reqMu.Lock()
 	a.acks[id] = &ackRequest{clientCount: clientCount, ack: ack}
@@ -227,7 +227,7 @@ func (a *nsAdapter) BroadcastWithAck(p *socketio.BroadcastPacket, clientCount fu
 		delete(a.acks, id)
 		a.reqMu.Unlock()
 	})
-	a.publishRequest(bytes.Clone(e.buf))
+	a.publishRequest(bytes.Clone(e.Buf))
 }
 
 // onRequest handles a message on the request or response channels.

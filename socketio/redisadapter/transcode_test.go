@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chatio/socketio-chat/internal/notepack"
 	"github.com/chatio/socketio-chat/socketio"
 )
 
@@ -80,12 +81,12 @@ func (c nodeClient) args(t *testing.T) (string, []socketio.Arg) {
 		var a socketio.Arg
 		rest := []byte(e)
 		for {
-			i := bytes.Index(rest, []byte(placeholderPrefix))
+			i := bytes.Index(rest, []byte(notepack.PlaceholderPrefix))
 			if i < 0 {
 				a.JSON = append(a.JSON, rest...)
 				break
 			}
-			j := i + len(placeholderPrefix)
+			j := i + len(notepack.PlaceholderPrefix)
 			k := j + bytes.IndexByte(rest[j:], '}')
 			num, _ := strconv.Atoi(string(rest[j:k]))
 			a.JSON = append(a.JSON, rest[:j]...)
@@ -102,14 +103,14 @@ func (c nodeClient) args(t *testing.T) (string, []socketio.Arg) {
 // encodeData is what a Go node publishes as the data of a broadcast.
 func encodeData(event string, args []socketio.Arg) ([]byte, error) {
 	var e encoder
-	e.arrayHeader(1 + len(args))
-	e.string(event)
+	e.ArrayHeader(1 + len(args))
+	e.String(event)
 	for _, a := range args {
 		if err := e.arg(a); err != nil {
 			return nil, err
 		}
 	}
-	return e.buf, nil
+	return e.Buf, nil
 }
 
 // decodeData is what a Go node delivers for the data of a broadcast.
@@ -119,7 +120,7 @@ func decodeData(b []byte) (*socketio.BroadcastPacket, error) {
 	if err := d.data(p); err != nil {
 		return nil, err
 	}
-	return p, d.end()
+	return p, d.End()
 }
 
 func mustHex(t *testing.T, s string) []byte {
@@ -309,10 +310,10 @@ func TestTranscodeRefusesBadJSON(t *testing.T) {
 		strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1)} {
 		var e encoder
 		if err := e.arg(js(text)); err == nil {
-			t.Errorf("accepted %q: %x", text, e.buf)
+			t.Errorf("accepted %q: %x", text, e.Buf)
 		}
-		if len(e.buf) != 0 {
-			t.Errorf("%q: left %x behind", text, e.buf)
+		if len(e.Buf) != 0 {
+			t.Errorf("%q: left %x behind", text, e.Buf)
 		}
 	}
 }
@@ -332,7 +333,7 @@ func TestJSNumber(t *testing.T) {
 		{999999999999999.9, "999999999999999.9"}, {0.000001234, "0.000001234"},
 	}
 	for _, tt := range tests {
-		if got := string(appendJSNumber(nil, tt.f)); got != tt.want {
+		if got := string(notepack.AppendJSNumber(nil, tt.f)); got != tt.want {
 			t.Errorf("%v: got %s, want %s", tt.f, got, tt.want)
 		}
 	}
@@ -357,7 +358,7 @@ func TestJSString(t *testing.T) {
 		{"\x00\x1f\"\\\u2028\x7f", `"\u0000\u001f\"\\` + "\u2028\x7f" + `"`},
 	}
 	for _, tt := range tests {
-		if got := string(appendQuoted(nil, []byte(tt.in))); got != tt.want {
+		if got := string(notepack.AppendQuoted(nil, []byte(tt.in))); got != tt.want {
 			t.Errorf("%q: got %s, want %s", tt.in, got, tt.want)
 		}
 	}
@@ -367,14 +368,14 @@ func TestJSString(t *testing.T) {
 func TestTranscodeReuse(t *testing.T) {
 	var e encoder
 	for _, text := range []string{`{"b":1,"a":2,"b":3}`, `[1,{"x":[2]}]`, `{"1":1,"0":0}`} {
-		e.buf = e.buf[:0]
+		e.Buf = e.Buf[:0]
 		if err := e.arg(js(text)); err != nil {
 			t.Fatal(err)
 		}
 		var fresh encoder
 		_ = fresh.arg(js(text))
-		if !bytes.Equal(e.buf, fresh.buf) {
-			t.Errorf("%s: reused %x, fresh %x", text, e.buf, fresh.buf)
+		if !bytes.Equal(e.Buf, fresh.Buf) {
+			t.Errorf("%s: reused %x, fresh %x", text, e.Buf, fresh.Buf)
 		}
 	}
 }
@@ -386,12 +387,12 @@ func BenchmarkEncodeBroadcast(b *testing.B) {
 	var e encoder
 	b.ReportAllocs()
 	for b.Loop() {
-		e.buf = e.buf[:0]
+		e.Buf = e.Buf[:0]
 		if err := e.broadcast("abcdef", p); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.SetBytes(int64(len(e.buf)))
+	b.SetBytes(int64(len(e.Buf)))
 }
 
 func BenchmarkDecodeBroadcast(b *testing.B) {
@@ -403,9 +404,9 @@ func BenchmarkDecodeBroadcast(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
-	b.SetBytes(int64(len(e.buf)))
+	b.SetBytes(int64(len(e.Buf)))
 	for b.Loop() {
-		if _, err := newDecoder(e.buf).broadcast("me"); err != nil {
+		if _, err := newDecoder(e.Buf).broadcast("me"); err != nil {
 			b.Fatal(err)
 		}
 	}

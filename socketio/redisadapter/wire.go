@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chatio/socketio-chat/internal/notepack"
 	"github.com/chatio/socketio-chat/socketio"
 )
 
@@ -134,11 +135,11 @@ func unique(rooms []string) []string {
 
 // broadcast writes the message Node's adapter publishes for p.
 func (e *encoder) broadcast(uid string, p *socketio.BroadcastPacket) error {
-	mark := len(e.buf)
-	e.arrayHeader(3)
-	e.string(uid)
+	mark := len(e.Buf)
+	e.ArrayHeader(3)
+	e.String(uid)
 	if err := e.packet(p); err != nil {
-		e.buf = e.buf[:mark]
+		e.Buf = e.Buf[:mark]
 		return err
 	}
 	e.opts(p.Opts, true)
@@ -149,19 +150,19 @@ func (e *encoder) broadcast(uid string, p *socketio.BroadcastPacket) error {
 // arguments is a plain event too: in Node, the parser picks the binary type
 // when it encodes for a client.
 func (e *encoder) packet(p *socketio.BroadcastPacket) error {
-	e.mapHeader(3)
-	e.string("type")
-	e.uint(packetEvent)
-	e.string("data")
-	e.arrayHeader(1 + len(p.Args))
-	e.string(p.Event)
+	e.MapHeader(3)
+	e.String("type")
+	e.Uint(packetEvent)
+	e.String("data")
+	e.ArrayHeader(1 + len(p.Args))
+	e.String(p.Event)
 	for _, a := range p.Args {
 		if err := e.arg(a); err != nil {
 			return err
 		}
 	}
-	e.string("nsp")
-	e.string(p.Nsp)
+	e.String("nsp")
+	e.String(p.Nsp)
 	return nil
 }
 
@@ -169,18 +170,18 @@ func (e *encoder) packet(p *socketio.BroadcastPacket) error {
 // carry no flags (REMOTE_JOIN and the like).
 func (e *encoder) opts(o socketio.BroadcastOptions, withFlags bool) {
 	if withFlags {
-		e.mapHeader(3)
+		e.MapHeader(3)
 	} else {
-		e.mapHeader(2)
+		e.MapHeader(2)
 	}
-	e.string("rooms")
+	e.String("rooms")
 	e.strings(unique(o.Rooms))
-	e.string("except")
+	e.String("except")
 	e.strings(unique(o.Except))
 	if !withFlags {
 		return
 	}
-	e.string("flags")
+	e.String("flags")
 	n := 0
 	if o.Volatile {
 		n++
@@ -188,21 +189,21 @@ func (e *encoder) opts(o socketio.BroadcastOptions, withFlags bool) {
 	if o.Timeout > 0 {
 		n++
 	}
-	e.mapHeader(n)
+	e.MapHeader(n)
 	if o.Volatile {
-		e.string("volatile")
-		e.bool(true)
+		e.String("volatile")
+		e.Bool(true)
 	}
 	if o.Timeout > 0 {
-		e.string("timeout")
-		e.number(float64(o.Timeout) / float64(time.Millisecond))
+		e.String("timeout")
+		e.Number(float64(o.Timeout) / float64(time.Millisecond))
 	}
 }
 
 func (e *encoder) strings(list []string) {
-	e.arrayHeader(len(list))
+	e.ArrayHeader(len(list))
 	for _, s := range list {
-		e.string(s)
+		e.String(s)
 	}
 }
 
@@ -211,22 +212,22 @@ var errNotEvent = errors.New("not an event")
 // broadcast reads a message published by a node. When its uid is own, it
 // stops there and returns a nil packet: a node ignores its own broadcasts.
 func (d *decoder) broadcast(own string) (*socketio.BroadcastPacket, error) {
-	n, err := d.arrayLen()
+	n, err := d.ArrayLen()
 	if err != nil {
 		return nil, err
 	}
 	if n < 3 {
-		return nil, errType
+		return nil, notepack.ErrType
 	}
-	if d.isStr() {
-		uid, err := d.str()
+	if d.IsStr() {
+		uid, err := d.Str()
 		if err != nil {
 			return nil, err
 		}
 		if string(uid) == own {
 			return nil, nil
 		}
-	} else if _, err := d.skip(); err != nil {
+	} else if _, err := d.Skip(); err != nil {
 		return nil, err
 	}
 	p := &socketio.BroadcastPacket{Nsp: "/", ID: -1}
@@ -238,11 +239,11 @@ func (d *decoder) broadcast(own string) (*socketio.BroadcastPacket, error) {
 		return nil, err
 	}
 	for range n - 3 {
-		if _, err := d.skip(); err != nil {
+		if _, err := d.Skip(); err != nil {
 			return nil, err
 		}
 	}
-	if err := d.end(); err != nil {
+	if err := d.End(); err != nil {
 		return nil, err
 	}
 	if typ != packetEvent && typ != packetBinaryEvent {
@@ -254,29 +255,29 @@ func (d *decoder) broadcast(own string) (*socketio.BroadcastPacket, error) {
 // packet reads {type, data, nsp[, id]} into p and returns its type.
 func (d *decoder) packet(p *socketio.BroadcastPacket) (typ int, err error) {
 	typ = -1
-	err = d.fields(func(key []byte) error {
+	err = d.Fields(func(key []byte) error {
 		switch string(key) {
 		case "type":
-			f, ok, err := d.optNumber()
+			f, ok, err := d.OptNumber()
 			if ok {
 				typ = int(f)
 			}
 			return err
 		case "nsp":
-			if !d.isStr() {
+			if !d.IsStr() {
 				// Node takes a missing nsp for "/", anything else for a
 				// namespace that is not this one.
-				undef, err := d.skip()
+				undef, err := d.Skip()
 				if err == nil && !undef {
 					p.Nsp = "\x00not a namespace"
 				}
 				return err
 			}
-			s, err := d.str()
+			s, err := d.Str()
 			p.Nsp = jsString(s)
 			return err
 		case "id":
-			f, ok, err := d.optNumber()
+			f, ok, err := d.OptNumber()
 			if ok {
 				p.ID = int64(f)
 			}
@@ -284,7 +285,7 @@ func (d *decoder) packet(p *socketio.BroadcastPacket) (typ int, err error) {
 		case "data":
 			return d.data(p)
 		default:
-			_, err := d.skip()
+			_, err := d.Skip()
 			return err
 		}
 	})
@@ -296,14 +297,14 @@ func (d *decoder) packet(p *socketio.BroadcastPacket) (typ int, err error) {
 
 // data reads [event, ...args].
 func (d *decoder) data(p *socketio.BroadcastPacket) error {
-	n, err := d.arrayLen()
+	n, err := d.ArrayLen()
 	if err != nil {
 		return err
 	}
-	if n == 0 || !d.isStr() {
+	if n == 0 || !d.IsStr() {
 		return errNotEvent
 	}
-	ev, err := d.str()
+	ev, err := d.Str()
 	if err != nil {
 		return err
 	}
@@ -322,7 +323,7 @@ func (d *decoder) data(p *socketio.BroadcastPacket) error {
 // opts reads {rooms, except, flags}.
 func (d *decoder) opts() (socketio.BroadcastOptions, error) {
 	var o socketio.BroadcastOptions
-	err := d.fields(func(key []byte) (err error) {
+	err := d.Fields(func(key []byte) (err error) {
 		switch string(key) {
 		case "rooms":
 			o.Rooms, err = d.rooms()
@@ -331,7 +332,7 @@ func (d *decoder) opts() (socketio.BroadcastOptions, error) {
 		case "flags":
 			err = d.flags(&o)
 		default:
-			_, err = d.skip()
+			_, err = d.Skip()
 		}
 		return err
 	})
@@ -341,31 +342,31 @@ func (d *decoder) opts() (socketio.BroadcastOptions, error) {
 // rooms reads a list of rooms. Node rooms are strings, but a number is
 // named as JavaScript names it; anything else is skipped.
 func (d *decoder) rooms() ([]string, error) {
-	if d.i < len(d.b) && (d.b[d.i] == 0xc0 || d.b[d.i] == 0xd4) {
-		_, err := d.skip() // null or undefined: no rooms
+	if c, ok := d.Peek(); ok && (c == 0xc0 || c == 0xd4) {
+		_, err := d.Skip() // null or undefined: no rooms
 		return nil, err
 	}
-	n, err := d.arrayLen()
+	n, err := d.ArrayLen()
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	for range n {
-		if d.isStr() {
-			s, err := d.str()
+		if d.IsStr() {
+			s, err := d.Str()
 			if err != nil {
 				return nil, err
 			}
 			out = append(out, jsString(s))
 			continue
 		}
-		if f, ok, err := d.number(); err != nil {
+		if f, ok, err := d.Number(); err != nil {
 			return nil, err
 		} else if ok {
 			out = append(out, jsNumberString(f))
 			continue
 		}
-		if _, err := d.skip(); err != nil {
+		if _, err := d.Skip(); err != nil {
 			return nil, err
 		}
 	}
@@ -374,18 +375,18 @@ func (d *decoder) rooms() ([]string, error) {
 
 // flags reads the flags Go knows: volatile, and timeout (in ms).
 func (d *decoder) flags(o *socketio.BroadcastOptions) error {
-	return d.fields(func(key []byte) (err error) {
+	return d.Fields(func(key []byte) (err error) {
 		switch string(key) {
 		case "volatile":
-			o.Volatile, err = d.truthy()
+			o.Volatile, err = d.Truthy()
 		case "timeout":
 			var f float64
 			var ok bool
-			if f, ok, err = d.optNumber(); ok && f > 0 && f < 1e12 {
+			if f, ok, err = d.OptNumber(); ok && f > 0 && f < 1e12 {
 				o.Timeout = time.Duration(f * float64(time.Millisecond))
 			}
 		default:
-			_, err = d.skip()
+			_, err = d.Skip()
 		}
 		return err
 	})

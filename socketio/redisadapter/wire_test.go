@@ -178,8 +178,8 @@ func TestWireEncodesBroadcastsLikeNode(t *testing.T) {
 			if err := e.broadcast(uid, p); err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(e.buf, c.msg) {
-				t.Errorf("encoded\n got %x\nwant %x", e.buf, c.msg)
+			if !bytes.Equal(e.Buf, c.msg) {
+				t.Errorf("encoded\n got %x\nwant %x", e.Buf, c.msg)
 			}
 			if ch := newChannels("fixture", tt.nsp, "x").broadcastChannel(tt.opts.Rooms); ch != c.channel {
 				t.Errorf("channel = %q, want %q", ch, c.channel)
@@ -199,8 +199,8 @@ func TestWireEncodesKeysInJavaScriptOrder(t *testing.T) {
 	if err := e.broadcast(f.UID, p); err != nil {
 		t.Fatal(err)
 	}
-	if want := f.get(t, "emit-keys").msg; !bytes.Equal(e.buf, want) {
-		t.Errorf("encoded\n got %x\nwant %x", e.buf, want)
+	if want := f.get(t, "emit-keys").msg; !bytes.Equal(e.Buf, want) {
+		t.Errorf("encoded\n got %x\nwant %x", e.Buf, want)
 	}
 }
 
@@ -261,21 +261,21 @@ func TestWireEncodesBroadcastWithAckLikeNode(t *testing.T) {
 	var e encoder
 	p := &socketio.BroadcastPacket{Nsp: "/", Event: "message", Args: []socketio.Arg{js(`"q"`), js(`{"n":1}`)},
 		Opts: socketio.BroadcastOptions{Timeout: 1500 * time.Millisecond}}
-	e.mapHeader(5)
-	e.string("uid")
-	e.string(f.UID)
-	e.string("requestId")
-	e.string(f.RequestIDs["request-broadcast-ack"])
-	e.string("type")
-	e.uint(reqBroadcast)
-	e.string("packet")
+	e.MapHeader(5)
+	e.String("uid")
+	e.String(f.UID)
+	e.String("requestId")
+	e.String(f.RequestIDs["request-broadcast-ack"])
+	e.String("type")
+	e.Uint(reqBroadcast)
+	e.String("packet")
 	if err := e.packet(p); err != nil {
 		t.Fatal(err)
 	}
-	e.string("opts")
+	e.String("opts")
 	e.opts(p.Opts, true)
-	if !bytes.Equal(e.buf, c.msg) {
-		t.Errorf("encoded\n got %x\nwant %x", e.buf, c.msg)
+	if !bytes.Equal(e.Buf, c.msg) {
+		t.Errorf("encoded\n got %x\nwant %x", e.Buf, c.msg)
 	}
 	// And it reads back as Node's request.
 	var req request

@@ -1,4 +1,4 @@
-package redisadapter
+package notepack
 
 import (
 	"math"
@@ -60,7 +60,7 @@ func wtf8Surrogate(b []byte, i int) (rune, bool) {
 
 // maximalSubpart is the length of the ill-formed sequence at the start of
 // b that one U+FFFD replaces (Unicode's "maximal subpart" practice, which
-// the WHATWG decoder and Node follow): a lead byte and the continuation
+// the WHATWG Decoder and Node follow): a lead byte and the continuation
 // bytes that could still have completed it, or one byte.
 func maximalSubpart(b []byte) int {
 	c := b[0]
@@ -108,9 +108,9 @@ func validText(b []byte) bool {
 	return true
 }
 
-// appendJSString appends b, normalized as a JavaScript string (see
+// AppendJSString appends b, normalized as a JavaScript string (see
 // nextChar), as WTF-8.
-func appendJSString(dst, b []byte) []byte {
+func AppendJSString(dst, b []byte) []byte {
 	if validText(b) {
 		return append(dst, b...)
 	}
@@ -131,19 +131,19 @@ func appendJSString(dst, b []byte) []byte {
 	return dst
 }
 
-// jsString is appendJSString as a Go string.
-func jsString(b []byte) string {
+// JSString is AppendJSString as a Go string.
+func JSString(b []byte) string {
 	if validText(b) {
 		return string(b)
 	}
-	return string(appendJSString(nil, b))
+	return string(AppendJSString(nil, b))
 }
 
-// appendQuoted appends b (WTF-8, normalized on the way) as a JSON string
+// AppendQuoted appends b (WTF-8, normalized on the way) as a JSON string
 // the way JSON.stringify writes it: '"', '\\' and control characters
 // escaped (\b \f \n \r \t, else \u00xx), lone surrogates as \udxxx,
 // everything else as is.
-func appendQuoted(dst, b []byte) []byte {
+func AppendQuoted(dst, b []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(b); {
@@ -192,16 +192,16 @@ func appendQuoted(dst, b []byte) []byte {
 	return append(dst, '"')
 }
 
-// appendQuotedString is appendQuoted for a Go string.
-func appendQuotedString(dst []byte, s string) []byte {
-	return appendQuoted(dst, []byte(s))
+// AppendQuotedString is AppendQuoted for a Go string.
+func AppendQuotedString(dst []byte, s string) []byte {
+	return AppendQuoted(dst, []byte(s))
 }
 
-// decodeJSONString decodes the body of a JSON string literal (between its
+// DecodeJSONString decodes the body of a JSON string literal (between its
 // quotes, already checked by the scanner) into WTF-8 as JavaScript's
 // JSON.parse sees it: an escaped surrogate pair is one character, a lone
 // surrogate escape stays a surrogate, invalid raw bytes become U+FFFD.
-func decodeJSONString(dst, body []byte) []byte {
+func DecodeJSONString(dst, body []byte) []byte {
 	for i := 0; i < len(body); {
 		c := body[i]
 		if c != '\\' {
@@ -272,11 +272,11 @@ func hex4(b []byte) rune {
 	return r
 }
 
-// appendJSNumber appends f as JSON.stringify writes a number: JavaScript's
+// AppendJSNumber appends f as JSON.stringify writes a number: JavaScript's
 // Number.prototype.toString (shortest round-trip digits, exponent from
 // 1e21 up and below 1e-6, "1e+21", "5e-7"), -0 as 0, NaN and infinities as
 // null.
-func appendJSNumber(dst []byte, f float64) []byte {
+func AppendJSNumber(dst []byte, f float64) []byte {
 	switch {
 	case math.IsNaN(f) || math.IsInf(f, 0):
 		return append(dst, "null"...)
@@ -336,9 +336,9 @@ func appendJSNumber(dst []byte, f float64) []byte {
 	return dst
 }
 
-// jsNumberString is a number as JavaScript's String(n) writes it (a room
+// JSNumberString is a number as JavaScript's String(n) writes it (a room
 // named by a number, a numeric map key).
-func jsNumberString(f float64) string {
+func JSNumberString(f float64) string {
 	switch {
 	case math.IsNaN(f):
 		return "NaN"
@@ -347,15 +347,15 @@ func jsNumberString(f float64) string {
 	case math.IsInf(f, -1):
 		return "-Infinity"
 	}
-	return string(appendJSNumber(nil, f))
+	return string(AppendJSNumber(nil, f))
 }
 
 // maxTime is the largest time value of a JavaScript Date, in ms.
 const maxTime = 8.64e15
 
-// appendJSDate appends what JSON.stringify writes for new Date(ms): the
+// AppendJSDate appends what JSON.stringify writes for new Date(ms): the
 // quoted toISOString(), or null for an invalid date.
-func appendJSDate(dst []byte, ms float64) []byte {
+func AppendJSDate(dst []byte, ms float64) []byte {
 	if math.IsNaN(ms) || math.IsInf(ms, 0) || math.Abs(ms) > maxTime {
 		return append(dst, "null"...)
 	}
@@ -395,14 +395,31 @@ func appendPadded(dst []byte, v, width int) []byte {
 	return append(dst, s...)
 }
 
-// jsDateString is a time as JavaScript's `new Date() + ""` writes it
+// JSDateString is a time as JavaScript's `new Date() + ""` writes it
 // ("Tue Nov 14 2023 22:13:20 GMT+0000 (Coordinated Universal Time)"), in
 // the local time zone. Go knows the zone's abbreviation, not the long name
 // JavaScript shows, except for UTC.
-func jsDateString(t time.Time) string {
+func JSDateString(t time.Time) string {
 	name, _ := t.Zone()
 	if name == "UTC" {
 		name = "Coordinated Universal Time"
 	}
 	return t.Format("Mon Jan 02 2006 15:04:05 GMT-0700") + " (" + name + ")"
+}
+
+// ValidWTF8 reports whether b is UTF-8 with lone surrogates at most (what
+// AppendJSString writes).
+func ValidWTF8(b []byte) bool {
+	for i := 0; i < len(b); {
+		if b[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		_, size, kind := nextChar(b, i)
+		if kind == charInvalid || kind == charPair {
+			return false
+		}
+		i += size
+	}
+	return true
 }

@@ -1,4 +1,4 @@
-package redisadapter
+package notepack
 
 import (
 	"bytes"
@@ -7,13 +7,11 @@ import (
 	"math"
 	"slices"
 	"strconv"
-
-	"github.com/chatio/socketio-chat/socketio"
 )
 
 // JSON → msgpack: an argument as a Node node would publish it. A Node node
 // parses the client's JSON (JSON.parse), turns its placeholders back into
-// Buffers, and notepack.io encodes the resulting value. The encoder does
+// Buffers, and notepack.io encodes the resulting value. The Encoder does
 // the same in one step, from the JSON text:
 //
 //   - objects keep their key order, as JavaScript objects do: in insertion
@@ -29,8 +27,9 @@ import (
 //   - placeholders become msgpack bin with the attachment's bytes.
 
 // maxDepth bounds the nesting of arrays and objects inside one argument, in
-// both directions (socketio.MaxDepth counts the packet's array too).
-const maxDepth = socketio.MaxDepth
+// both directions (socketio.MaxDepth, also 128, counts the packet's
+// array too).
+const maxDepth = 128
 
 var (
 	errBadJSON = errors.New("invalid JSON")
@@ -62,10 +61,10 @@ func placeholderAt(b []byte, i, nbins int) (num, end int, ok bool) {
 	return n, k + 1, true
 }
 
-// encoder writes msgpack. Its buffers are reused from one message to the
+// Encoder writes msgpack. Its buffers are reused from one message to the
 // next; it is not safe for concurrent use.
-type encoder struct {
-	buf []byte
+type Encoder struct {
+	Buf []byte
 
 	// the argument being transcoded
 	in     []byte
@@ -78,16 +77,14 @@ type encoder struct {
 	str     []byte  // a decoded string
 	tmp     []byte  // an object being rebuilt
 	order   []int32 // members of an object in JavaScript's order
-
-	spans [][3]int // the publisher's: where each encoded broadcast lies in buf
 }
 
 type span struct{ start, keyEnd, end int }
 
 // Writers of msgpack items, with the formats notepack.io chooses.
 
-func (e *encoder) nil()        { e.buf = append(e.buf, 0xc0) }
-func (e *encoder) bool(v bool) { e.buf = append(e.buf, 0xc2|b2u(v)) }
+func (e *Encoder) Nil()        { e.Buf = append(e.Buf, 0xc0) }
+func (e *Encoder) Bool(v bool) { e.Buf = append(e.Buf, 0xc2|b2u(v)) }
 
 func b2u(v bool) byte {
 	if v {
@@ -96,19 +93,19 @@ func b2u(v bool) byte {
 	return 0
 }
 
-func (e *encoder) arrayHeader(n int) {
+func (e *Encoder) ArrayHeader(n int) {
 	switch {
 	case n < 16:
-		e.buf = append(e.buf, 0x90|byte(n))
+		e.Buf = append(e.Buf, 0x90|byte(n))
 	case n < 1<<16:
-		e.buf = append(e.buf, 0xdc, byte(n>>8), byte(n))
+		e.Buf = append(e.Buf, 0xdc, byte(n>>8), byte(n))
 	default:
-		e.buf = append(e.buf, 0xdd)
-		e.buf = binary.BigEndian.AppendUint32(e.buf, uint32(n))
+		e.Buf = append(e.Buf, 0xdd)
+		e.Buf = binary.BigEndian.AppendUint32(e.Buf, uint32(n))
 	}
 }
 
-func appendMapHeader(dst []byte, n int) []byte {
+func AppendMapHeader(dst []byte, n int) []byte {
 	switch {
 	case n < 16:
 		return append(dst, 0x80|byte(n))
@@ -120,105 +117,100 @@ func appendMapHeader(dst []byte, n int) []byte {
 	}
 }
 
-func (e *encoder) mapHeader(n int) { e.buf = appendMapHeader(e.buf, n) }
+func (e *Encoder) MapHeader(n int) { e.Buf = AppendMapHeader(e.Buf, n) }
 
-func (e *encoder) strHeader(n int) {
+func (e *Encoder) StrHeader(n int) {
 	switch {
 	case n < 32:
-		e.buf = append(e.buf, 0xa0|byte(n))
+		e.Buf = append(e.Buf, 0xa0|byte(n))
 	case n < 1<<8:
-		e.buf = append(e.buf, 0xd9, byte(n))
+		e.Buf = append(e.Buf, 0xd9, byte(n))
 	case n < 1<<16:
-		e.buf = append(e.buf, 0xda, byte(n>>8), byte(n))
+		e.Buf = append(e.Buf, 0xda, byte(n>>8), byte(n))
 	default:
-		e.buf = append(e.buf, 0xdb)
-		e.buf = binary.BigEndian.AppendUint32(e.buf, uint32(n))
+		e.Buf = append(e.Buf, 0xdb)
+		e.Buf = binary.BigEndian.AppendUint32(e.Buf, uint32(n))
 	}
 }
 
 // string writes a Go string (WTF-8; anything else is normalized).
-func (e *encoder) string(s string) { e.bytesAsString([]byte(s)) }
+func (e *Encoder) String(s string) { e.bytesAsString([]byte(s)) }
 
-func (e *encoder) bytesAsString(b []byte) {
+func (e *Encoder) bytesAsString(b []byte) {
 	if !validText(b) {
-		e.str = appendJSString(e.str[:0], b)
+		e.str = AppendJSString(e.str[:0], b)
 		b = e.str
 	}
-	e.strHeader(len(b))
-	e.buf = append(e.buf, b...)
+	e.StrHeader(len(b))
+	e.Buf = append(e.Buf, b...)
 }
 
-func (e *encoder) bin(b []byte) {
+func (e *Encoder) Bin(b []byte) {
 	switch n := len(b); {
 	case n < 1<<8:
-		e.buf = append(e.buf, 0xc4, byte(n))
+		e.Buf = append(e.Buf, 0xc4, byte(n))
 	case n < 1<<16:
-		e.buf = append(e.buf, 0xc5, byte(n>>8), byte(n))
+		e.Buf = append(e.Buf, 0xc5, byte(n>>8), byte(n))
 	default:
-		e.buf = append(e.buf, 0xc6)
-		e.buf = binary.BigEndian.AppendUint32(e.buf, uint32(n))
+		e.Buf = append(e.Buf, 0xc6)
+		e.Buf = binary.BigEndian.AppendUint32(e.Buf, uint32(n))
 	}
-	e.buf = append(e.buf, b...)
+	e.Buf = append(e.Buf, b...)
 }
 
 // number writes a JavaScript number as notepack.io does.
-func (e *encoder) number(f float64) {
+func (e *Encoder) Number(f float64) {
 	switch {
 	case f != math.Trunc(f) || math.IsInf(f, 0) || math.IsNaN(f):
 	case f >= 0 && f < 1<<64:
-		e.uint(uint64(f))
+		e.Uint(uint64(f))
 		return
 	case f < 0 && f >= -(1<<63):
-		e.int(int64(f))
+		e.Int(int64(f))
 		return
 	}
-	e.buf = append(e.buf, 0xcb)
-	e.buf = binary.BigEndian.AppendUint64(e.buf, math.Float64bits(f))
+	e.Buf = append(e.Buf, 0xcb)
+	e.Buf = binary.BigEndian.AppendUint64(e.Buf, math.Float64bits(f))
 }
 
-func (e *encoder) uint(v uint64) {
+func (e *Encoder) Uint(v uint64) {
 	switch {
 	case v < 0x80:
-		e.buf = append(e.buf, byte(v))
+		e.Buf = append(e.Buf, byte(v))
 	case v < 1<<8:
-		e.buf = append(e.buf, 0xcc, byte(v))
+		e.Buf = append(e.Buf, 0xcc, byte(v))
 	case v < 1<<16:
-		e.buf = append(e.buf, 0xcd, byte(v>>8), byte(v))
+		e.Buf = append(e.Buf, 0xcd, byte(v>>8), byte(v))
 	case v < 1<<32:
-		e.buf = append(e.buf, 0xce)
-		e.buf = binary.BigEndian.AppendUint32(e.buf, uint32(v))
+		e.Buf = append(e.Buf, 0xce)
+		e.Buf = binary.BigEndian.AppendUint32(e.Buf, uint32(v))
 	default:
-		e.buf = append(e.buf, 0xcf)
-		e.buf = binary.BigEndian.AppendUint64(e.buf, v)
+		e.Buf = append(e.Buf, 0xcf)
+		e.Buf = binary.BigEndian.AppendUint64(e.Buf, v)
 	}
 }
 
-func (e *encoder) int(v int64) {
+func (e *Encoder) Int(v int64) {
 	switch {
 	case v >= 0:
-		e.uint(uint64(v))
+		e.Uint(uint64(v))
 	case v >= -32:
-		e.buf = append(e.buf, byte(v))
+		e.Buf = append(e.Buf, byte(v))
 	case v >= -1<<7:
-		e.buf = append(e.buf, 0xd0, byte(v))
+		e.Buf = append(e.Buf, 0xd0, byte(v))
 	case v >= -1<<15:
-		e.buf = append(e.buf, 0xd1, byte(v>>8), byte(v))
+		e.Buf = append(e.Buf, 0xd1, byte(v>>8), byte(v))
 	case v >= -1<<31:
-		e.buf = append(e.buf, 0xd2)
-		e.buf = binary.BigEndian.AppendUint32(e.buf, uint32(v))
+		e.Buf = append(e.Buf, 0xd2)
+		e.Buf = binary.BigEndian.AppendUint32(e.Buf, uint32(v))
 	default:
-		e.buf = append(e.buf, 0xd3)
-		e.buf = binary.BigEndian.AppendUint64(e.buf, uint64(v))
+		e.Buf = append(e.Buf, 0xd3)
+		e.Buf = binary.BigEndian.AppendUint64(e.Buf, uint64(v))
 	}
 }
 
-// arg transcodes one argument. On error, e.buf is left as it was.
-func (e *encoder) arg(a socketio.Arg) error {
-	return e.json(a.JSON, a.Attachments)
-}
-
-// json transcodes the JSON value b, whose placeholders refer to bins.
-func (e *encoder) json(b []byte, bins [][]byte) error {
+// JSON transcodes the JSON value b, whose placeholders refer to bins.
+func (e *Encoder) JSON(b []byte, bins [][]byte) error {
 	e.in, e.i, e.bins = b, 0, bins
 	e.counts, e.ci = e.counts[:0], 0
 	defer func() { e.in, e.bins = nil, nil }()
@@ -234,22 +226,22 @@ func (e *encoder) json(b []byte, bins [][]byte) error {
 		return errBadJSON
 	}
 	e.counts = s.counts
-	mark := len(e.buf)
+	mark := len(e.Buf)
 	if err := e.value(); err != nil {
-		e.buf = e.buf[:mark]
+		e.Buf = e.Buf[:mark]
 		return err
 	}
 	return nil
 }
 
 // value writes the value at e.in[e.i:], checked by the scanner.
-func (e *encoder) value() error {
+func (e *Encoder) value() error {
 	e.skipSpace()
 	b := e.in
 	switch c := b[e.i]; c {
 	case '{':
 		if num, end, ok := placeholderAt(b, e.i, len(e.bins)); ok {
-			e.bin(e.bins[num])
+			e.Bin(e.bins[num])
 			e.i = end
 			return nil
 		}
@@ -257,7 +249,7 @@ func (e *encoder) value() error {
 	case '[':
 		n := int(e.counts[e.ci])
 		e.ci++
-		e.arrayHeader(n)
+		e.ArrayHeader(n)
 		e.i++
 		for k := 0; k < n; k++ {
 			e.skipSpace()
@@ -273,13 +265,13 @@ func (e *encoder) value() error {
 	case '"':
 		e.stringLiteral()
 	case 't':
-		e.bool(true)
+		e.Bool(true)
 		e.i += 4
 	case 'f':
-		e.bool(false)
+		e.Bool(false)
 		e.i += 5
 	case 'n':
-		e.nil()
+		e.Nil()
 		e.i += 4
 	default:
 		start := e.i
@@ -295,14 +287,14 @@ func isNumberByte(c byte) bool {
 	return c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
 }
 
-func (e *encoder) skipSpace() {
+func (e *Encoder) skipSpace() {
 	for e.i < len(e.in) && isSpace(e.in[e.i]) {
 		e.i++
 	}
 }
 
 // stringLiteral writes the JSON string at e.in[e.i:].
-func (e *encoder) stringLiteral() {
+func (e *Encoder) stringLiteral() {
 	b := e.in
 	start := e.i + 1
 	j, escaped := start, false
@@ -316,15 +308,15 @@ func (e *encoder) stringLiteral() {
 	e.i = j + 1
 	body := b[start:j]
 	if escaped || !validText(body) {
-		e.str = decodeJSONString(e.str[:0], body)
+		e.str = DecodeJSONString(e.str[:0], body)
 		body = e.str
 	}
-	e.strHeader(len(body))
-	e.buf = append(e.buf, body...)
+	e.StrHeader(len(body))
+	e.Buf = append(e.Buf, body...)
 }
 
 // numberLiteral writes a JSON number as the double JSON.parse reads.
-func (e *encoder) numberLiteral(t []byte) {
+func (e *Encoder) numberLiteral(t []byte) {
 	// Most numbers are small integers: read those without strconv.
 	neg := t[0] == '-'
 	digits := t
@@ -345,7 +337,7 @@ func (e *encoder) numberLiteral(t []byte) {
 			if neg {
 				v = -v
 			}
-			e.int(v)
+			e.Int(v)
 			return
 		}
 	}
@@ -353,16 +345,16 @@ func (e *encoder) numberLiteral(t []byte) {
 	if err != nil && !errors.Is(err, strconv.ErrRange) {
 		f = math.NaN() // not reached: the scanner checked the syntax
 	}
-	e.number(f)
+	e.Number(f)
 }
 
 // object writes the object at e.in[e.i:] with its keys in JavaScript's
 // order.
-func (e *encoder) object() error {
+func (e *Encoder) object() error {
 	n := int(e.counts[e.ci])
 	e.ci++
-	start := len(e.buf)
-	e.mapHeader(n)
+	start := len(e.Buf)
+	e.MapHeader(n)
 	base := len(e.members)
 	e.i++ // '{'
 	for k := 0; k < n; k++ {
@@ -371,21 +363,21 @@ func (e *encoder) object() error {
 			e.i++
 			e.skipSpace()
 		}
-		m := span{start: len(e.buf)}
+		m := span{start: len(e.Buf)}
 		e.stringLiteral()
-		m.keyEnd = len(e.buf)
+		m.keyEnd = len(e.Buf)
 		e.skipSpace()
 		e.i++ // ':'
 		if err := e.value(); err != nil {
 			return err
 		}
-		m.end = len(e.buf)
+		m.end = len(e.Buf)
 		e.members = append(e.members, m)
 	}
 	e.skipSpace()
 	e.i++ // '}'
 	members := e.members[base:]
-	if !inJSOrder(e.buf, members) {
+	if !inJSOrder(e.Buf, members) {
 		e.reorder(start, members)
 	}
 	e.members = e.members[:base]
@@ -461,17 +453,17 @@ func arrayIndex(key []byte) (int64, bool) {
 
 // reorder rewrites the map that starts at buf[start] with its members in
 // JavaScript's order (see jsOrder).
-func (e *encoder) reorder(start int, members []span) {
+func (e *Encoder) reorder(start int, members []span) {
 	e.order = jsOrder(e.order[:0], len(members), func(i int) []byte {
-		return e.buf[members[i].start:members[i].keyEnd]
+		return e.Buf[members[i].start:members[i].keyEnd]
 	}, func(i int) []byte {
-		return msgpackStrBody(e.buf[members[i].start:members[i].keyEnd])
+		return msgpackStrBody(e.Buf[members[i].start:members[i].keyEnd])
 	}, nil)
-	e.tmp = appendMapHeader(e.tmp[:0], len(e.order))
+	e.tmp = AppendMapHeader(e.tmp[:0], len(e.order))
 	for _, i := range e.order {
-		e.tmp = append(e.tmp, e.buf[members[i].start:members[i].end]...)
+		e.tmp = append(e.tmp, e.Buf[members[i].start:members[i].end]...)
 	}
-	e.buf = append(e.buf[:start], e.tmp...)
+	e.Buf = append(e.Buf[:start], e.tmp...)
 }
 
 // jsOrder lists the members of an object (n of them, in the order they
@@ -696,3 +688,11 @@ func (s *scanner) number() error {
 	s.i = i
 	return nil
 }
+
+// PlaceholderPrefix starts every placeholder in an argument's JSON (see
+// socketio.Arg).
+const PlaceholderPrefix = placeholderPrefix
+
+// PlaceholderAt reports whether b[i:] starts with a placeholder for one
+// of nbins attachments, and returns its number and the index after it.
+func PlaceholderAt(b []byte, i, nbins int) (num, end int, ok bool) { return placeholderAt(b, i, nbins) }

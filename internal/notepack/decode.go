@@ -1,18 +1,16 @@
-package redisadapter
+package notepack
 
 import (
 	"bytes"
 	"errors"
 	"math"
 	"strconv"
-
-	"github.com/chatio/socketio-chat/socketio"
 )
 
 // msgpack → JSON: what a Node node's clients receive for a value that
 // notepack.io decodes. Node decodes the message into JavaScript values and
 // socket.io-parser encodes them for the clients, with JSON.stringify after
-// replacing each Buffer and ArrayBuffer by a placeholder. The decoder
+// replacing each Buffer and ArrayBuffer by a placeholder. The Decoder
 // writes the same JSON directly from the msgpack bytes:
 //
 //   - numbers as JavaScript writes them ("1e+21", "5e-7", -0 as 0); every
@@ -24,7 +22,7 @@ import (
 //     first, a repeated key in its first place with its last value, keys
 //     that are numbers, booleans, null or undefined named as String() names
 //     them (other keys are refused); one difference: a "__proto__" key is
-//     kept as a key, as JSON.parse keeps it (notepack.io's decoder assigns
+//     kept as a key, as JSON.parse keeps it (notepack.io's Decoder assigns
 //     it, which drops it);
 //   - bin and ext type 0 (ArrayBuffer) as placeholders and attachments;
 //   - notepack.io's undefined (fixext 1, type 0) as JSON.stringify treats
@@ -40,12 +38,12 @@ import (
 var (
 	errTruncated = errors.New("msgpack: truncated")
 	errTrailing  = errors.New("msgpack: trailing bytes")
-	errType      = errors.New("msgpack: unexpected type")
+	ErrType      = errors.New("msgpack: unexpected type")
 	errKey       = errors.New("msgpack: map key of a type not supported")
 )
 
-// decoder reads msgpack. Attachments it returns alias its input.
-type decoder struct {
+// Decoder reads msgpack. Attachments it returns alias its input.
+type Decoder struct {
 	b []byte
 	i int
 
@@ -64,23 +62,23 @@ type jmember struct {
 	undef              bool
 }
 
-func newDecoder(b []byte) *decoder { return &decoder{b: b} }
+func NewDecoder(b []byte) *Decoder { return &Decoder{b: b} }
 
 // reset makes d read b, keeping its buffers.
-func (d *decoder) reset(b []byte) {
+func (d *Decoder) Reset(b []byte) {
 	d.b, d.i = b, 0
 	d.out, d.bins = d.out[:0], nil
 	d.members, d.keys = d.members[:0], d.keys[:0]
 }
 
-func (d *decoder) need(n int) error {
+func (d *Decoder) need(n int) error {
 	if n < 0 || len(d.b)-d.i < n {
 		return errTruncated
 	}
 	return nil
 }
 
-func (d *decoder) byte() (byte, error) {
+func (d *Decoder) byte() (byte, error) {
 	if d.i >= len(d.b) {
 		return 0, errTruncated
 	}
@@ -89,7 +87,7 @@ func (d *decoder) byte() (byte, error) {
 	return c, nil
 }
 
-func (d *decoder) take(n int) ([]byte, error) {
+func (d *Decoder) take(n int) ([]byte, error) {
 	if err := d.need(n); err != nil {
 		return nil, err
 	}
@@ -98,7 +96,7 @@ func (d *decoder) take(n int) ([]byte, error) {
 	return b, nil
 }
 
-func (d *decoder) uint(size int) (uint64, error) {
+func (d *Decoder) Uint(size int) (uint64, error) {
 	b, err := d.take(size)
 	if err != nil {
 		return 0, err
@@ -111,7 +109,7 @@ func (d *decoder) uint(size int) (uint64, error) {
 }
 
 // end checks that the whole input was read, as notepack.io does.
-func (d *decoder) end() error {
+func (d *Decoder) End() error {
 	if d.i != len(d.b) {
 		return errTrailing
 	}
@@ -120,8 +118,8 @@ func (d *decoder) end() error {
 
 // length reads the length of a container, refusing one that the rest of
 // the input cannot hold (each element takes a byte at least).
-func (d *decoder) length(size, per int) (int, error) {
-	v, err := d.uint(size)
+func (d *Decoder) length(size, per int) (int, error) {
+	v, err := d.Uint(size)
 	if err != nil {
 		return 0, err
 	}
@@ -132,7 +130,7 @@ func (d *decoder) length(size, per int) (int, error) {
 }
 
 // arrayLen reads an array header.
-func (d *decoder) arrayLen() (int, error) {
+func (d *Decoder) ArrayLen() (int, error) {
 	c, err := d.byte()
 	if err != nil {
 		return 0, err
@@ -146,11 +144,11 @@ func (d *decoder) arrayLen() (int, error) {
 		return d.length(4, 1)
 	}
 	d.i--
-	return 0, errType
+	return 0, ErrType
 }
 
 // mapLen reads a map header.
-func (d *decoder) mapLen() (int, error) {
+func (d *Decoder) MapLen() (int, error) {
 	c, err := d.byte()
 	if err != nil {
 		return 0, err
@@ -164,10 +162,10 @@ func (d *decoder) mapLen() (int, error) {
 		return d.length(4, 2)
 	}
 	d.i--
-	return 0, errType
+	return 0, ErrType
 }
 
-func (d *decoder) check(n, per int) (int, error) {
+func (d *Decoder) check(n, per int) (int, error) {
 	if n*per > len(d.b)-d.i {
 		return 0, errTruncated
 	}
@@ -175,7 +173,7 @@ func (d *decoder) check(n, per int) (int, error) {
 }
 
 // isStr reports whether the next item is a string.
-func (d *decoder) isStr() bool {
+func (d *Decoder) IsStr() bool {
 	if d.i >= len(d.b) {
 		return false
 	}
@@ -184,7 +182,7 @@ func (d *decoder) isStr() bool {
 }
 
 // str reads a string item's bytes.
-func (d *decoder) str() ([]byte, error) {
+func (d *Decoder) Str() ([]byte, error) {
 	c, err := d.byte()
 	if err != nil {
 		return nil, err
@@ -194,14 +192,14 @@ func (d *decoder) str() ([]byte, error) {
 	case c >= 0xa0 && c <= 0xbf:
 		n = uint64(c & 0x1f)
 	case c == 0xd9:
-		n, err = d.uint(1)
+		n, err = d.Uint(1)
 	case c == 0xda:
-		n, err = d.uint(2)
+		n, err = d.Uint(2)
 	case c == 0xdb:
-		n, err = d.uint(4)
+		n, err = d.Uint(4)
 	default:
 		d.i--
-		return nil, errType
+		return nil, ErrType
 	}
 	if err != nil {
 		return nil, err
@@ -214,7 +212,7 @@ func (d *decoder) str() ([]byte, error) {
 
 // number reads a number item as the double JavaScript holds. ok is false,
 // and nothing is read, when the next item is not a number.
-func (d *decoder) number() (f float64, ok bool, err error) {
+func (d *Decoder) Number() (f float64, ok bool, err error) {
 	if d.i >= len(d.b) {
 		return 0, false, errTruncated
 	}
@@ -228,33 +226,33 @@ func (d *decoder) number() (f float64, ok bool, err error) {
 		return float64(int8(c)), true, nil
 	case c >= 0xcc && c <= 0xcf:
 		d.i++
-		v, err := d.uint(1 << (c - 0xcc))
+		v, err := d.Uint(1 << (c - 0xcc))
 		return float64(v), true, err
 	case c >= 0xd0 && c <= 0xd3:
 		d.i++
 		size := 1 << (c - 0xd0)
-		v, err := d.uint(size)
+		v, err := d.Uint(size)
 		shift := 64 - 8*size
 		return float64(int64(v<<shift) >> shift), true, err
 	case c == 0xca:
 		d.i++
-		v, err := d.uint(4)
+		v, err := d.Uint(4)
 		return float64(math.Float32frombits(uint32(v))), true, err
 	case c == 0xcb:
 		d.i++
-		v, err := d.uint(8)
+		v, err := d.Uint(8)
 		return math.Float64frombits(v), true, err
 	}
 	return 0, false, nil
 }
 
 // truthy reads a value as a JavaScript condition.
-func (d *decoder) truthy() (bool, error) {
-	if f, ok, err := d.number(); ok || err != nil {
+func (d *Decoder) Truthy() (bool, error) {
+	if f, ok, err := d.Number(); ok || err != nil {
 		return f != 0 && !math.IsNaN(f), err
 	}
-	if d.isStr() {
-		s, err := d.str()
+	if d.IsStr() {
+		s, err := d.Str()
 		return len(s) > 0, err
 	}
 	c := d.b[d.i]
@@ -262,30 +260,30 @@ func (d *decoder) truthy() (bool, error) {
 		d.i++
 		return c == 0xc3, nil
 	}
-	undef, err := d.skip()
+	undef, err := d.Skip()
 	return !undef, err
 }
 
 // skip reads one item, checking it, and reports whether it was undefined.
-// fields reads a map, calling field with each string key and the decoder
+// fields reads a map, calling field with each string key and the Decoder
 // at its value; field must consume the value. Entries with other keys are
 // skipped.
-func (d *decoder) fields(field func(key []byte) error) error {
-	n, err := d.mapLen()
+func (d *Decoder) Fields(field func(key []byte) error) error {
+	n, err := d.MapLen()
 	if err != nil {
 		return err
 	}
 	for range n {
-		if !d.isStr() {
-			if _, err := d.skip(); err != nil {
+		if !d.IsStr() {
+			if _, err := d.Skip(); err != nil {
 				return err
 			}
-			if _, err := d.skip(); err != nil {
+			if _, err := d.Skip(); err != nil {
 				return err
 			}
 			continue
 		}
-		key, err := d.str()
+		key, err := d.Str()
 		if err != nil {
 			return err
 		}
@@ -297,42 +295,57 @@ func (d *decoder) fields(field func(key []byte) error) error {
 }
 
 // optNumber reads a number (ok), or skips another item (not ok).
-func (d *decoder) optNumber() (f float64, ok bool, err error) {
-	if f, ok, err = d.number(); err != nil || ok {
+func (d *Decoder) OptNumber() (f float64, ok bool, err error) {
+	if f, ok, err = d.Number(); err != nil || ok {
 		return f, ok, err
 	}
-	_, err = d.skip()
+	_, err = d.Skip()
 	return 0, false, err
 }
 
-func (d *decoder) skip() (bool, error) {
+func (d *Decoder) Skip() (bool, error) {
 	mark, nbins := len(d.out), len(d.bins)
 	undef, err := d.value(0)
 	d.out, d.bins = d.out[:mark], d.bins[:nbins]
 	return undef, err
 }
 
-// arg transcodes the next item into an argument. An undefined argument is
+// Arg transcodes the next item into one argument of a packet: its JSON
+// and its attachments (which alias the input). An undefined argument is
 // null, as JSON.stringify writes it in the packet's array.
-func (d *decoder) arg() (socketio.Arg, error) {
+func (d *Decoder) Arg() (json []byte, bins [][]byte, err error) {
 	d.out, d.bins = d.out[:0], nil
 	undef, err := d.value(0)
 	if err != nil {
-		return socketio.Arg{}, err
+		return nil, nil, err
 	}
 	if undef {
 		d.out = append(d.out, "null"...)
 	}
-	a := socketio.Arg{JSON: bytes.Clone(d.out), Attachments: d.bins}
+	json, bins = bytes.Clone(d.out), d.bins
 	d.bins = nil
-	return a, nil
+	return json, bins, nil
+}
+
+// Pos is the index of the next item in the input.
+func (d *Decoder) Pos() int { return d.i }
+
+// Seek makes the decoder read from index i of its input again.
+func (d *Decoder) Seek(i int) { d.i = i }
+
+// Peek returns the first byte of the next item without reading it.
+func (d *Decoder) Peek() (byte, bool) {
+	if d.i >= len(d.b) {
+		return 0, false
+	}
+	return d.b[d.i], true
 }
 
 // value writes the JSON of the next item to d.out. For undefined it writes
 // nothing and reports it.
-func (d *decoder) value(depth int) (undef bool, err error) {
-	if f, ok, err := d.number(); ok || err != nil {
-		d.out = appendJSNumber(d.out, f)
+func (d *Decoder) value(depth int) (undef bool, err error) {
+	if f, ok, err := d.Number(); ok || err != nil {
+		d.out = AppendJSNumber(d.out, f)
 		return false, err
 	}
 	c, err := d.byte()
@@ -354,11 +367,11 @@ func (d *decoder) value(depth int) (undef bool, err error) {
 		return false, d.array(n, depth)
 	case c >= 0xa0 && c <= 0xbf || c >= 0xd9 && c <= 0xdb:
 		d.i--
-		s, err := d.str()
+		s, err := d.Str()
 		if err != nil {
 			return false, err
 		}
-		d.out = appendQuoted(d.out, s)
+		d.out = AppendQuoted(d.out, s)
 		return false, nil
 	}
 	switch c {
@@ -369,7 +382,7 @@ func (d *decoder) value(depth int) (undef bool, err error) {
 	case 0xc3:
 		d.out = append(d.out, "true"...)
 	case 0xc4, 0xc5, 0xc6:
-		n, err := d.uint(1 << (c - 0xc4))
+		n, err := d.Uint(1 << (c - 0xc4))
 		if err != nil {
 			return false, err
 		}
@@ -379,7 +392,7 @@ func (d *decoder) value(depth int) (undef bool, err error) {
 		b, _ := d.take(int(n))
 		d.placeholder(b)
 	case 0xc7, 0xc8, 0xc9:
-		n, err := d.uint(1 << (c - 0xc7))
+		n, err := d.Uint(1 << (c - 0xc7))
 		if err != nil {
 			return false, err
 		}
@@ -393,12 +406,12 @@ func (d *decoder) value(depth int) (undef bool, err error) {
 		if c == 0xc7 && int8(t) == -1 {
 			// timestamp 96: notepack.io reads 12 bytes whatever the length
 			if n != 12 {
-				return false, errType
+				return false, ErrType
 			}
-			ns, _ := d.uint(4)
-			sec, _ := d.uint(8)
+			ns, _ := d.Uint(4)
+			sec, _ := d.Uint(8)
 			secs := float64(int64(sec))
-			d.out = appendJSDate(d.out, float64(secs*1e3)+float64(ns)/1e6)
+			d.out = AppendJSDate(d.out, float64(secs*1e3)+float64(ns)/1e6)
 			return false, nil
 		}
 		return false, d.ext(int8(t), int(n), depth)
@@ -428,29 +441,29 @@ func (d *decoder) value(depth int) (undef bool, err error) {
 			d.i++
 			return true, nil // undefined
 		case c == 0xd6 && int8(t) == -1: // timestamp 32
-			sec, _ := d.uint(4)
-			d.out = appendJSDate(d.out, float64(sec)*1e3)
+			sec, _ := d.Uint(4)
+			d.out = AppendJSDate(d.out, float64(sec)*1e3)
 			return false, nil
 		case c == 0xd7 && t == 0: // notepack.io's old date: milliseconds
-			ms, _ := d.uint(8)
-			d.out = appendJSDate(d.out, float64(int64(ms)))
+			ms, _ := d.Uint(8)
+			d.out = AppendJSDate(d.out, float64(int64(ms)))
 			return false, nil
 		case c == 0xd7 && int8(t) == -1: // timestamp 64
-			hi, _ := d.uint(4)
-			lo, _ := d.uint(4)
+			hi, _ := d.Uint(4)
+			lo, _ := d.Uint(4)
 			secs := float64((hi&3)<<32 | lo)
-			d.out = appendJSDate(d.out, float64(secs*1e3)+float64(hi>>2)/1e6)
+			d.out = AppendJSDate(d.out, float64(secs*1e3)+float64(hi>>2)/1e6)
 			return false, nil
 		}
 		return false, d.ext(int8(t), n, depth)
 	default: // 0xc1, never used
-		return false, errType
+		return false, ErrType
 	}
 	return false, nil
 }
 
 // placeholder writes a placeholder for b and makes it an attachment.
-func (d *decoder) placeholder(b []byte) {
+func (d *Decoder) placeholder(b []byte) {
 	d.out = append(d.out, placeholderPrefix...)
 	d.out = appendInt(d.out, len(d.bins))
 	d.out = append(d.out, '}')
@@ -461,7 +474,7 @@ func appendInt(dst []byte, v int) []byte { return strconv.AppendInt(dst, int64(v
 
 // ext writes an extension of n bytes: binary for type 0 (an ArrayBuffer
 // in notepack.io), else [type, <binary>].
-func (d *decoder) ext(t int8, n, depth int) error {
+func (d *Decoder) ext(t int8, n, depth int) error {
 	b, err := d.take(n)
 	if err != nil {
 		return err
@@ -474,14 +487,14 @@ func (d *decoder) ext(t int8, n, depth int) error {
 		return errTooDeep
 	}
 	d.out = append(d.out, '[')
-	d.out = appendJSNumber(d.out, float64(t))
+	d.out = AppendJSNumber(d.out, float64(t))
 	d.out = append(d.out, ',')
 	d.placeholder(b)
 	d.out = append(d.out, ']')
 	return nil
 }
 
-func (d *decoder) array(n, depth int) error {
+func (d *Decoder) array(n, depth int) error {
 	if depth >= maxDepth {
 		return errTooDeep
 	}
@@ -502,7 +515,7 @@ func (d *decoder) array(n, depth int) error {
 	return nil
 }
 
-func (d *decoder) object(n, depth int) error {
+func (d *Decoder) object(n, depth int) error {
 	if depth >= maxDepth {
 		return errTooDeep
 	}
@@ -548,7 +561,7 @@ func (d *decoder) object(n, depth int) error {
 }
 
 // memberKey is a member's key as written (quoted).
-func (d *decoder) memberKey(m jmember) []byte {
+func (d *Decoder) memberKey(m jmember) []byte {
 	if m.undef {
 		return d.keys[m.start:m.keyEnd]
 	}
@@ -556,8 +569,8 @@ func (d *decoder) memberKey(m jmember) []byte {
 }
 
 // inJSOrder reports whether the members are as a JavaScript object holds
-// them (see encoder's inJSOrder).
-func (d *decoder) inJSOrder(members []jmember) bool {
+// them (see Encoder's inJSOrder).
+func (d *Decoder) inJSOrder(members []jmember) bool {
 	last, named := int64(-1), false
 	for i, m := range members {
 		key := d.memberKey(m)
@@ -595,7 +608,7 @@ func (d *decoder) inJSOrder(members []jmember) bool {
 // attachments of the object, from binsBase on, are numbered again in the
 // new order (socket.io-parser numbers them as it meets them), and those of
 // values left out are dropped.
-func (d *decoder) reorder(start, binsBase int, members []jmember) {
+func (d *Decoder) reorder(start, binsBase int, members []jmember) {
 	d.order = jsOrder(d.order[:0], len(members), func(i int) []byte {
 		return d.memberKey(members[i])
 	}, func(i int) []byte {
@@ -644,17 +657,17 @@ func (d *decoder) reorder(start, binsBase int, members []jmember) {
 }
 
 // key writes a map key as the property name JavaScript makes of it.
-func (d *decoder) key() error {
-	if d.isStr() {
-		s, err := d.str()
+func (d *Decoder) key() error {
+	if d.IsStr() {
+		s, err := d.Str()
 		if err != nil {
 			return err
 		}
-		d.out = appendQuoted(d.out, s)
+		d.out = AppendQuoted(d.out, s)
 		return nil
 	}
-	if f, ok, err := d.number(); ok || err != nil {
-		d.out = appendQuotedString(d.out, jsNumberString(f))
+	if f, ok, err := d.Number(); ok || err != nil {
+		d.out = AppendQuotedString(d.out, JSNumberString(f))
 		return err
 	}
 	c, err := d.byte()
