@@ -225,12 +225,15 @@ func (a *Admin) authenticate(s *socketio.Socket) error {
 			"remote", h.Address, "reason", err.Error())
 		return err
 	}
-	if a.login.limited(key) {
-		return errLoginLimited // not logged: the refusal that made it limited was
-	}
+	// A session id handed out at a login gets in even from an address
+	// that is limited (behind a proxy, every client shares its address):
+	// 64 random bits cannot be guessed at any rate a server answers.
 	sid, hasSID := creds.SessionID.(string)
 	if hasSID && sid != "" && a.sessions.valid(sid) {
 		return nil
+	}
+	if a.login.limited(key) {
+		return errLoginLimited // not logged: the refusal that made it limited was
 	}
 	user, _ := creds.Username.(string)
 	if password, ok := creds.Password.(string); ok {
