@@ -42,8 +42,7 @@ func TestRunRefusesBadSetup(t *testing.T) {
 		env  map[string]string
 		want []string
 	}{
-		{"missing -public", []string{"-public", filepath.Join(t.TempDir(), "www")}, nil, []string{"-public", "index.html", "repository's root"}},
-		{"-public without index.html", []string{"-public", t.TempDir()}, nil, []string{"-public", "index.html"}},
+		{"missing -public", []string{"-public", filepath.Join(t.TempDir(), "www")}, nil, []string{"-public", "no such directory", "repository's root"}},
 		{"-history mysql://", []string{"-history", "mysql://root:pw@127.0.0.1/chat"}, nil, []string{"-history mysql://", "postgres://"}},
 		{"-admin-user without -admin-ui", []string{"-admin-user", "admin"}, nil, []string{"-admin-user", "-admin-ui"}},
 		{"ADMIN_PASSWORD_HASH without ADMIN_UI", nil, map[string]string{"ADMIN_PASSWORD_HASH": "$2a$10$x"}, []string{"-admin-password-hash", "-admin-ui"}},

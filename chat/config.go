@@ -549,18 +549,18 @@ func urlScheme(v string) (string, bool) {
 }
 
 // CheckFiles reports what the server needs from the file system and does
-// not find: the page (index.html in -public). main calls it at start-up,
-// after ParseConfig, and refuses to start (exit 2) when it fails; it is
-// not part of Validate, which looks at the settings only.
+// not find: the -public directory. main calls it at start-up, after
+// ParseConfig, and refuses to start (exit 2) when it fails; it is not part
+// of Validate, which looks at the settings only. (A directory without
+// index.html is allowed: a site of other pages, as test/pages.)
 func (c *Config) CheckFiles() error {
 	if c.Conformance {
 		return nil // serves no page
 	}
-	index := filepath.Join(c.PublicDir, "index.html")
-	if st, err := os.Stat(index); err != nil || !st.Mode().IsRegular() {
+	if st, err := os.Stat(c.PublicDir); err != nil || !st.IsDir() {
 		abs, _ := filepath.Abs(c.PublicDir)
-		return fmt.Errorf("-public %q (%s): no index.html there, so / would answer 404: "+
-			"start the server from the repository's root, or point -public (PUBLIC_DIR) at the page's directory", c.PublicDir, abs)
+		return fmt.Errorf("-public %q (%s): no such directory, so / would answer 404: "+
+			"start the server from the repository's root, or point -public (PUBLIC_DIR) at the directory of index.html", c.PublicDir, abs)
 	}
 	return nil
 }

@@ -265,24 +265,26 @@ func TestConfigMangledHashHint(t *testing.T) {
 	}
 }
 
-// CheckFiles refuses a -public without index.html (the server started and
+// CheckFiles refuses a -public that does not exist (the server started and
 // answered 404 at /).
 func TestConfigCheckFiles(t *testing.T) {
 	dir := t.TempDir()
 	c := DefaultConfig()
 	c.PublicDir = filepath.Join(dir, "missing")
-	if err := c.CheckFiles(); err == nil || !strings.Contains(err.Error(), "-public") || !strings.Contains(err.Error(), "index.html") {
-		t.Errorf("missing directory: %v, want an error naming -public and index.html", err)
+	if err := c.CheckFiles(); err == nil || !strings.Contains(err.Error(), "-public") || !strings.Contains(err.Error(), "no such directory") {
+		t.Errorf("missing directory: %v, want an error naming -public", err)
 	}
-	c.PublicDir = dir
-	if err := c.CheckFiles(); err == nil {
-		t.Error("a directory without index.html: no error")
-	}
-	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("<title>chat</title>"), 0o644); err != nil {
+	file := filepath.Join(dir, "index.html")
+	if err := os.WriteFile(file, []byte("<title>chat</title>"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	c.PublicDir = file
+	if err := c.CheckFiles(); err == nil {
+		t.Error("a file as -public: no error")
+	}
+	c.PublicDir = dir
 	if err := c.CheckFiles(); err != nil {
-		t.Errorf("with index.html: %v", err)
+		t.Errorf("a directory: %v", err)
 	}
 	c.PublicDir, c.Conformance = filepath.Join(dir, "missing"), true
 	if err := c.CheckFiles(); err != nil {
