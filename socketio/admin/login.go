@@ -29,7 +29,7 @@ import (
 //     loginMaxPending bcrypt runs, whatever the brute force.
 //
 // The map of addresses is bounded (loginMaxAddresses): addresses whose
-// bucket is full again are dropped first, then any.
+// bucket is full again are dropped first, then an eighth of the others.
 
 // Errors a refused login gets (the UI shows the message).
 var (
@@ -116,20 +116,21 @@ func (g *loginGuard) refund(key string) {
 	g.tat[key] = t
 }
 
-// evict makes room for one more address: those whose bucket is full again
-// go, or, if none, one at random. Called with mu held.
+// evict makes room for more addresses: those whose bucket is full again
+// go; if that is not enough, an eighth of the others, at random (so that
+// the next inserts do not scan the map again: amortised O(1) per address
+// even when many addresses keep failing). Called with mu held.
 func (g *loginGuard) evict(now time.Time) {
 	for k, t := range g.tat {
 		if !t.After(now) {
 			delete(g.tat, k)
 		}
 	}
-	if len(g.tat) < g.max {
-		return
-	}
 	for k := range g.tat {
+		if len(g.tat) < g.max-g.max/8 {
+			return
+		}
 		delete(g.tat, k)
-		return
 	}
 }
 

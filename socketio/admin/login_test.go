@@ -3,6 +3,7 @@ package admin
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -188,18 +189,43 @@ func TestLoginAddressesBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newLoginGuard("admin", "$2a$10$hash", 2, time.Second, 1, func(_, _ []byte) error { return errors.New("no") })
 		g.max = 100
+		for i := range 100 {
+			g.take(fmt.Sprintf("10.3.0.%d", i))
+		}
+		time.Sleep(2 * time.Second)
+		g.take("192.0.2.1") // the map is full: the full buckets go first
+		if len(g.tat) != 1 {
+			t.Errorf("%d addresses kept after their buckets filled up, want 1", len(g.tat))
+		}
 		for i := range 10_000 {
 			g.take(fmt.Sprintf("10.2.%d.%d", i/250, i%250))
 			if len(g.tat) > g.max {
 				t.Fatalf("%d addresses kept, want at most %d", len(g.tat), g.max)
 			}
 		}
-		time.Sleep(2 * time.Second)
-		g.take("192.0.2.1") // the full buckets go first
-		if len(g.tat) != 1 {
-			t.Errorf("%d addresses kept after their buckets filled up, want 1", len(g.tat))
-		}
 	})
+}
+
+// The addresses remembered cost a bounded heap, whatever the number of
+// addresses that fail a login (10 000 at most: about 1 MiB).
+func TestLoginAddressesHeapBounded(t *testing.T) {
+	g := newLoginGuard("admin", "$2a$10$hash", 5, time.Hour, 1, func(_, _ []byte) error { return errors.New("no") })
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	for i := range 100_000 {
+		g.take(addressKey(fmt.Sprintf("[2001:db8:%x:%x::1]:80", i>>16, i&0xffff)))
+	}
+	grew := int64(heap()) - int64(before)
+	t.Logf("%d addresses kept, heap +%d KiB", len(g.tat), grew>>10)
+	if len(g.tat) > loginMaxAddresses || grew > 4<<20 {
+		t.Errorf("%d addresses kept, heap +%d KiB; want at most %d and 4 MiB", len(g.tat), grew>>10, loginMaxAddresses)
+	}
+	runtime.KeepAlive(g)
 }
 
 func TestAddressKey(t *testing.T) {
