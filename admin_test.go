@@ -314,6 +314,41 @@ func TestAdminUIFromAnotherOrigin(t *testing.T) {
 	}
 }
 
+// TestAdminUILoginLimited: failed logins from one address are limited (5,
+// then one per 10 s); past the limit even the right password is refused at
+// once, with a message that says why; a session id from an earlier login
+// still gets in.
+func TestAdminUILoginLimited(t *testing.T) {
+	ts := adminServer(t, nil)
+	admin := opDial(t, ts.URL, false)
+	if got := admin.connect("/admin", creds("admin", adminPassword)); !strings.HasPrefix(got, "0/admin,") {
+		t.Fatalf("admin CONNECT: %q", got)
+	}
+	session := string(admin.expectEvent("/admin", "session", nil)[0])
+	for i := range 5 {
+		c := opDial(t, ts.URL, false)
+		if got, want := c.connect("/admin", creds("admin", fmt.Sprint("guess", i))), `4/admin,{"message":"invalid credentials"}`; got != want {
+			t.Fatalf("guess %d: %q, want %q", i, got, want)
+		}
+	}
+	for _, auth := range []string{creds("admin", "guess"), creds("admin", adminPassword), `{"sessionId":"0123456789abcdef"}`} {
+		c := opDial(t, ts.URL, false)
+		if got, want := c.connect("/admin", auth), `4/admin,{"message":"too many failed logins from this address: retry later"}`; got != want {
+			t.Errorf("auth %s past the limit: %q, want %q", auth, got, want)
+		}
+	}
+	// A session id handed out at a login still gets in (behind a proxy,
+	// every client has the proxy's address).
+	if got := opDial(t, ts.URL, false).connect("/admin", `{"sessionId":`+session+`}`); !strings.HasPrefix(got, "0/admin,") {
+		t.Errorf("login with a session id from the limited address: %q", got)
+	}
+	// The chat is not affected.
+	c := opDial(t, ts.URL, false)
+	if got := c.connect("/", ""); !strings.HasPrefix(got, "0{") {
+		t.Errorf("chat CONNECT from the limited address: %q", got)
+	}
+}
+
 // TestAdminUIRefusesToStartWithoutCredentials: -admin-ui needs a user and
 // a bcrypt hash, or -admin-no-auth, as Node's instrument() needs auth.
 func TestAdminUIRefusesToStartWithoutCredentials(t *testing.T) {

@@ -466,7 +466,10 @@ func TestHostileOrigins(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ts := startTestServer(t, func(c *chat.Config) { c.CORSOrigins = tc.cors })
+			ts := startTestServer(t, func(c *chat.Config) {
+				c.CORSOrigins = tc.cors
+				c.AllowedHosts = []string{"chat.example"} // the public name, behind a proxy (below)
+			})
 			hc := &http.Client{Timeout: 10 * time.Second}
 			for _, c := range tc.checks(ts.Addr) {
 				req, _ := http.NewRequest(http.MethodGet, ts.URL+"/socket.io/?EIO=4&transport=polling", nil)

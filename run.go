@@ -32,6 +32,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stderr, "socketio-chat: %v\nRun with -h for the flags.\n", err)
 		return exitUsage
 	}
+	if err := cfg.CheckFiles(); err != nil {
+		fmt.Fprintf(stderr, "socketio-chat: %v\n", err)
+		return exitUsage
+	}
 	log := newLogger(cfg, stdout)
 	if cfg.GCPercent > 0 {
 		debug.SetGCPercent(cfg.GCPercent)

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +42,13 @@ type Config struct {
 
 	// CORSOrigins are origins allowed besides the server's own; "*" allows every origin.
 	CORSOrigins []string
+	// AllowedHosts are host names the server answers to besides IP
+	// addresses, localhost, this machine's name and the hosts of
+	// CORSOrigins: a request whose Host header is none of them is refused
+	// (DNS rebinding). ".example.com" allows the domain and its
+	// subdomains; "*" allows every Host. Behind a reverse proxy, list the
+	// public name.
+	AllowedHosts []string
 	// AllowEIO3 accepts Engine.IO v3 clients (socket.io-client 2.x). Off, as in Node.
 	AllowEIO3 bool
 	// Recovery turns on connection state recovery with this window; 0 is off, as in Node.
@@ -208,6 +217,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 
 	var (
 		cors      string
+		hosts     string
 		logLevel  string
 		envErrors []error
 	)
@@ -286,6 +296,8 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	dur(&cfg.ConnectTimeout, "connect-timeout", "CONNECT_TIMEOUT", "close sessions that join no namespace within this time")
 	cors = strings.Join(cfg.CORSOrigins, ",")
 	str(&cors, "cors-origin", "CORS_ORIGIN", "comma-separated origins allowed besides the server's own; * allows all")
+	hosts = strings.Join(cfg.AllowedHosts, ",")
+	str(&hosts, "allowed-hosts", "ALLOWED_HOSTS", "comma-separated host names this server answers to besides IP addresses, localhost, its machine name and the -cors-origin hosts (against DNS rebinding); .example.com allows subdomains; * allows all; behind a proxy, your public name")
 	boolean(&cfg.AllowEIO3, "allow-eio3", "ALLOW_EIO3", "accept Engine.IO v3 clients (socket.io-client 2.x)")
 	dur(&cfg.Recovery, "recovery", "RECOVERY", "connection state recovery window, e.g. 2m; 0 is off")
 	str(&cfg.Parser, "parser", "PARSER", "Socket.IO packet format: json (socket.io-parser), msgpack (socket.io-msgpack-parser) or auto (each client's own)")
@@ -341,6 +353,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 		return cfg, fmt.Errorf("-log-level %q: want debug, info, warn or error", logLevel)
 	}
 	cfg.CORSOrigins = splitList(cors)
+	cfg.AllowedHosts = splitList(hosts)
 	if memLimit != "" {
 		n, err := parseBytes(memLimit)
 		if err != nil {
@@ -390,6 +403,11 @@ func (c *Config) Validate() error {
 			bad("-cors-origin %q: want an origin such as https://example.com or *", o)
 		}
 	}
+	for _, h := range c.AllowedHosts {
+		if h != "*" && !validHostPattern(h) {
+			bad("-allowed-hosts %q: want host names such as chat.example.com or .example.com (no scheme, no port), or *", h)
+		}
+	}
 	if c.Recovery < 0 {
 		bad("-recovery %v: must not be negative", c.Recovery)
 	}
@@ -437,6 +455,13 @@ func (c *Config) Validate() error {
 	if c.RedisPrefix == "" {
 		bad("-redis-prefix: must not be empty")
 	}
+	if scheme, ok := urlScheme(c.History); ok {
+		switch strings.ToLower(scheme) {
+		case "postgres", "postgresql", "file":
+		default: // the rest of the URL is not shown: it may hold a password
+			bad("-history %s://…: not a store this server knows: want a SQLite file (e.g. chat.db) or a postgres:// URL", scheme)
+		}
+	}
 	if c.HistoryLast < 0 {
 		bad("-history-last %d: must not be negative", c.HistoryLast)
 	}
@@ -483,12 +508,14 @@ func (c *Config) Validate() error {
 			bad("-admin-ui: needs -admin-user and -admin-password-hash (a bcrypt hash: see docs/OPERATING.md), or -admin-no-auth to let anyone in")
 		case !c.AdminNoAuth:
 			if _, err := bcrypt.Cost([]byte(c.AdminPasswordHash)); err != nil {
-				bad("-admin-password-hash: not a bcrypt hash ($2a$, $2b$ or $2y$…): %v", err)
+				bad("-admin-password-hash: not a bcrypt hash ($2a$, $2b$ or $2y$…): %v%s", err, mangledHashHint(c.AdminPasswordHash))
 			}
 		}
 		if c.AdminUIDir == "" {
 			bad("-admin-ui-dir: must not be empty")
 		}
+	} else if set := c.adminFlagsSet(); len(set) > 0 {
+		bad("%s: the Admin UI is off: add -admin-ui (ADMIN_UI=true), or drop them", strings.Join(set, ", "))
 	}
 	if c.DrainDelay < 0 {
 		bad("-drain-delay %v: must not be negative", c.DrainDelay)
@@ -509,6 +536,93 @@ func (c *Config) Validate() error {
 		bad("-log-format %q: want text or json", c.LogFormat)
 	}
 	return errors.Join(errs...)
+}
+
+// adminFlagsSet lists the -admin-* settings that differ from their
+// defaults (they mean nothing without -admin-ui).
+func (c *Config) adminFlagsSet() []string {
+	var set []string
+	for _, f := range []struct {
+		name string
+		on   bool
+	}{
+		{"-admin-ui-dir", c.AdminUIDir != DefaultConfig().AdminUIDir},
+		{"-admin-user", c.AdminUser != ""},
+		{"-admin-password-hash", c.AdminPasswordHash != ""},
+		{"-admin-no-auth", c.AdminNoAuth},
+		{"-admin-readonly", c.AdminReadOnly},
+	} {
+		if f.on {
+			set = append(set, f.name)
+		}
+	}
+	return set
+}
+
+// mangledHashHint explains the usual ways a bcrypt hash gets damaged on
+// its way to the process, or returns "".
+func mangledHashHint(h string) string {
+	switch {
+	case len(h) >= 2 && (h[0] == '"' || h[0] == '\'') && h[len(h)-1] == h[0]:
+		return "; it is wrapped in quotes, which an env file or a compose file keeps: remove them"
+	case len(h) >= 2 && !strings.HasPrefix(h, "$") && strings.ContainsRune("aby", rune(h[0])) && h[1] >= '0' && h[1] <= '9':
+		return "; it looks like a shell expanded its $ signs ($2a$10$… in double quotes becomes a0…): " +
+			"put it in single quotes, or read it from a file (ADMIN_PASSWORD_HASH=\"$(cat hash.txt)\"); in a compose file write each $ as $$"
+	case strings.HasPrefix(h, "$2") && len(h) != 60:
+		return "; a bcrypt hash is 60 characters long: was part of it cut, or taken for variables ($…) by a shell or a compose file?"
+	}
+	return ""
+}
+
+// urlScheme returns the scheme of a value written as a URL (scheme://…).
+func urlScheme(v string) (string, bool) {
+	scheme, _, ok := strings.Cut(v, "://")
+	if !ok || scheme == "" {
+		return "", false
+	}
+	for i, r := range scheme {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && (r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.')) {
+			return "", false
+		}
+	}
+	return scheme, true
+}
+
+// CheckFiles reports what the server needs from the file system and does
+// not find: the -public directory. main calls it at start-up, after
+// ParseConfig, and refuses to start (exit 2) when it fails; it is not part
+// of Validate, which looks at the settings only. (A directory without
+// index.html is allowed: a site of other pages, as test/pages.)
+func (c *Config) CheckFiles() error {
+	if c.Conformance {
+		return nil // serves no page
+	}
+	if st, err := os.Stat(c.PublicDir); err != nil || !st.IsDir() {
+		abs, _ := filepath.Abs(c.PublicDir)
+		return fmt.Errorf("-public %q (%s): no such directory, so / would answer 404: "+
+			"start the server from the repository's root, or point -public (PUBLIC_DIR) at the directory of index.html", c.PublicDir, abs)
+	}
+	return nil
+}
+
+// validHostPattern reports whether h is a host name, or a domain with a
+// leading dot: letters, digits, hyphens, underscores and dots.
+func validHostPattern(h string) bool {
+	name := strings.TrimSuffix(strings.TrimPrefix(h, "."), ".")
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // splitList splits a comma-separated list, dropping blanks.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -114,6 +116,15 @@ func TestConfigParse(t *testing.T) {
 			func(t *testing.T, c Config) { confEq(t, "QueueBudget", c.QueueBudget, int64(1<<30)) }},
 		{"queue budget from env", nil, map[string]string{"QUEUE_BUDGET": "536870912"},
 			func(t *testing.T, c Config) { confEq(t, "QueueBudget", c.QueueBudget, int64(512<<20)) }},
+		{"allowed hosts", []string{"-allowed-hosts", "chat.example.com, .corp.example,"}, nil, func(t *testing.T, c Config) {
+			confEq(t, "AllowedHosts", c.AllowedHosts, []string{"chat.example.com", ".corp.example"})
+		}},
+		{"env ALLOWED_HOSTS", nil, map[string]string{"ALLOWED_HOSTS": "*"}, func(t *testing.T, c Config) {
+			confEq(t, "AllowedHosts", c.AllowedHosts, []string{"*"})
+		}},
+		{"SQLite history names", []string{"-history", "file:chat.db?mode=rwc"}, nil, func(t *testing.T, c Config) {
+			confEq(t, "History", c.History, "file:chat.db?mode=rwc")
+		}},
 		{"unrelated env ignored", nil, map[string]string{"HOME": "/root", "PATH": "/bin"},
 			func(t *testing.T, c Config) { confEq(t, "Config", c, DefaultConfig()) }},
 	}
@@ -176,6 +187,14 @@ func TestConfigRejects(t *testing.T) {
 		{"bad PORT", nil, map[string]string{"PORT": "http"}, []string{"-addr", ":http"}},
 		{"queue budget below one queue", []string{"-queue-budget", "1000"}, nil, []string{"-queue-budget", "-send-queue-bytes"}},
 		{"bad env queue budget", nil, map[string]string{"QUEUE_BUDGET": "1GB"}, []string{"QUEUE_BUDGET", "1GB"}},
+		{"allowed host with scheme", []string{"-allowed-hosts", "https://chat.example"}, nil, []string{"-allowed-hosts", "https://chat.example", "no scheme"}},
+		{"allowed host with port", []string{"-allowed-hosts", "chat.example:443"}, nil, []string{"-allowed-hosts", "chat.example:443"}},
+		{"bad env allowed hosts", nil, map[string]string{"ALLOWED_HOSTS": "ok.example, not a name"}, []string{"-allowed-hosts", "not a name"}},
+		{"admin user without admin UI", []string{"-admin-user", "admin"}, nil, []string{"-admin-user", "-admin-ui"}},
+		{"admin env without admin UI", nil, map[string]string{"ADMIN_PASSWORD_HASH": "$2a$10$x", "ADMIN_READONLY": "true"},
+			[]string{"-admin-password-hash", "-admin-readonly", "-admin-ui"}},
+		{"admin UI dir without admin UI", []string{"-admin-ui-dir", "ui"}, nil, []string{"-admin-ui-dir", "-admin-ui"}},
+		{"admin no auth without admin UI", []string{"-admin-no-auth"}, nil, []string{"-admin-no-auth", "-admin-ui"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -206,7 +225,7 @@ func TestConfigHelp(t *testing.T) {
 	for _, w := range []string{
 		"-addr", "PORT", "-public", "-ping-interval", "-ping-timeout", "-max-http-buffer-size",
 		"-connect-timeout", "-cors-origin", "-allow-eio3", "-recovery", "-log-format", "-log-level",
-		"ADDR", "RECOVERY", "CORS_ORIGIN", "LOG_FORMAT", "-parser", "PARSER",
+		"ADDR", "RECOVERY", "CORS_ORIGIN", "LOG_FORMAT", "-parser", "PARSER", "-allowed-hosts", "ALLOWED_HOSTS",
 	} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("usage does not mention %q:\n%s", w, out.String())
@@ -224,5 +243,75 @@ func TestQueueBudgetReachesTheEngine(t *testing.T) {
 	e := (&Server{cfg: cfg}).socketOptions().Engine
 	if e.QueueBudget != 300_000_000 || e.MaxQueuedBytes != 1_000_000 {
 		t.Errorf("engine options QueueBudget %d, MaxQueuedBytes %d; want 300000000, 1000000", e.QueueBudget, e.MaxQueuedBytes)
+	}
+}
+
+// -history takes a SQLite file or a postgres:// URL; another URL scheme is
+// refused by name, without showing the rest of the URL (it was taken for a
+// SQLite file name and failed with "unable to open database file (14)").
+func TestConfigHistorySchemes(t *testing.T) {
+	for _, dsn := range []string{"mysql://root:secret@db/chat", "sqlite:///var/lib/chat.db", "redis://secret@127.0.0.1/0", "HTTP://secret@x"} {
+		_, err := ParseConfig([]string{"-history", dsn}, confEnv(nil), io.Discard)
+		scheme, _, _ := strings.Cut(dsn, "://")
+		if err == nil || !strings.Contains(err.Error(), "-history "+scheme+"://") || !strings.Contains(err.Error(), "postgres://") ||
+			strings.Contains(err.Error(), "secret") {
+			t.Errorf("-history %s: %v; want an error naming the scheme and postgres://, without the rest", dsn, err)
+		}
+	}
+	for _, dsn := range []string{"chat.db", "/var/lib/chat/chat.db", "file:chat.db", "file:///tmp/chat.db", "postgres://db/chat", "PostgreSQL://db/chat", "./a://b.db"} {
+		if _, err := ParseConfig([]string{"-history", dsn}, confEnv(nil), io.Discard); err != nil {
+			t.Errorf("-history %s: %v", dsn, err)
+		}
+	}
+}
+
+// A bcrypt hash damaged on its way (a shell's double quotes ate its $
+// signs, quotes kept by an env file, a compose file's $ interpolation)
+// gets a hint that says how.
+func TestConfigMangledHashHint(t *testing.T) {
+	const hash = "$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
+	for _, tc := range []struct{ value, want string }{
+		{"a0", "single quotes"},           // "$2a$10$N9qo…" in a shell
+		{"b2", "single quotes"},           // "$2b$12$…"
+		{`"` + hash + `"`, "remove them"}, // ADMIN_PASSWORD_HASH="$2a$…" in an env file
+		{"'" + hash + "'", "remove them"}, //
+		{"$2a$10$", "60 characters"},      // the rest taken for a variable
+		{hash[:40], "60 characters"},      // cut
+		{"changeit", "bcrypt"},            // a password, not a hash: no guess
+	} {
+		_, err := ParseConfig([]string{"-admin-ui", "-admin-user", "admin", "-admin-password-hash", tc.value}, confEnv(nil), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "-admin-password-hash") || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("hash %q: %v; want a hint mentioning %q", tc.value, err, tc.want)
+		}
+	}
+	if _, err := ParseConfig([]string{"-admin-ui", "-admin-user", "admin", "-admin-password-hash", hash}, confEnv(nil), io.Discard); err != nil {
+		t.Errorf("a good hash: %v", err)
+	}
+}
+
+// CheckFiles refuses a -public that does not exist (the server started and
+// answered 404 at /).
+func TestConfigCheckFiles(t *testing.T) {
+	dir := t.TempDir()
+	c := DefaultConfig()
+	c.PublicDir = filepath.Join(dir, "missing")
+	if err := c.CheckFiles(); err == nil || !strings.Contains(err.Error(), "-public") || !strings.Contains(err.Error(), "no such directory") {
+		t.Errorf("missing directory: %v, want an error naming -public", err)
+	}
+	file := filepath.Join(dir, "index.html")
+	if err := os.WriteFile(file, []byte("<title>chat</title>"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.PublicDir = file
+	if err := c.CheckFiles(); err == nil {
+		t.Error("a file as -public: no error")
+	}
+	c.PublicDir = dir
+	if err := c.CheckFiles(); err != nil {
+		t.Errorf("a directory: %v", err)
+	}
+	c.PublicDir, c.Conformance = filepath.Join(dir, "missing"), true
+	if err := c.CheckFiles(); err != nil {
+		t.Errorf("-conformance serves no page: %v", err)
 	}
 }

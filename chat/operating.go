@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,9 @@ func (s *Server) operatingRoutes(mux *http.ServeMux) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		if err := s.Ready(r.Context()); err != nil {
+			// One short reason (the public port shows it); the details
+			// (a store's error names its user, database and host) go to
+			// the log.
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_, _ = fmt.Fprintf(w, "not ready: %v\n", err)
 			return
@@ -86,17 +90,20 @@ type readiness struct {
 
 	// the history store's last probe, kept for a second so that frequent
 	// probes do not load the database
-	mu       sync.Mutex
-	probed   time.Time
-	probeErr error
+	mu          sync.Mutex
+	probed      time.Time
+	probeErr    error  // errHistoryUnavailable or nil
+	probeDetail string // the store's own error, logged when it changes
 }
 
 // historyProbeEvery is how long a history store probe's result is kept.
 const historyProbeEvery = time.Second
 
+// Why /readyz answers 503, in a few words.
 var (
-	errDraining         = errors.New("draining")
-	errRedisUnavailable = errors.New("redis unavailable")
+	errDraining           = errors.New("draining")
+	errRedisUnavailable   = errors.New("redis unavailable")
+	errHistoryUnavailable = errors.New("history store unavailable")
 )
 
 // Drain makes /readyz answer 503 from now on: the process is about to
@@ -109,7 +116,9 @@ func (s *Server) Drain() {
 
 // Ready reports why the server should get no new clients, or nil: it is
 // draining, the Redis adapter does not hear the cluster, or the history
-// store does not answer.
+// store does not answer. The error is one of a few short reasons; a
+// store's own error is logged (when the store stops answering, or answers
+// with another error), not returned.
 func (s *Server) Ready(ctx context.Context) error {
 	if s.ready.draining.Load() {
 		return errDraining
@@ -118,12 +127,12 @@ func (s *Server) Ready(ctx context.Context) error {
 		return errRedisUnavailable
 	}
 	if s.history != nil {
-		return s.ready.probeHistory(ctx, s.history)
+		return s.ready.probeHistory(ctx, s.history, s.log)
 	}
 	return nil
 }
 
-func (r *readiness) probeHistory(ctx context.Context, h *chatHistory) error {
+func (r *readiness) probeHistory(ctx context.Context, h *chatHistory, log *slog.Logger) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if time.Since(r.probed) < historyProbeEvery {
@@ -132,8 +141,16 @@ func (r *readiness) probeHistory(ctx context.Context, h *chatHistory) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	_, err := h.store.LastOffset(ctx)
+	switch {
+	case err != nil && (r.probeErr == nil || r.probeDetail != err.Error()):
+		log.Warn("not ready: history store unavailable", "reason", "history store unavailable", "err", err)
+	case err == nil && r.probeErr != nil:
+		log.Info("ready: history store available again")
+	}
+	r.probeDetail = ""
 	if err != nil {
-		err = fmt.Errorf("history store unavailable: %w", err)
+		r.probeDetail = err.Error()
+		err = errHistoryUnavailable
 	}
 	r.probed, r.probeErr = time.Now(), err
 	return err

@@ -163,7 +163,7 @@ func (s *Server) routes() http.Handler {
 		}
 		s.io.ServeHTTP(w, r)
 	}))
-	return mux
+	return &hostGuard{policy: newHostPolicy(s.cfg), next: mux, sioPath: s.cfg.Path, log: s.log, metrics: s.metrics}
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
@@ -217,7 +217,7 @@ func (s *Server) onConnection(client *socketio.Socket) {
 // the store. Later calls do nothing.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
-		s.Drain()
+		s.ready.draining.Store(true) // silently: a server that never served (a failed listen) is not draining
 		if s.admin != nil {
 			s.admin.Close()
 		}

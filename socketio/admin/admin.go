@@ -1,8 +1,9 @@
 // Package admin is the server side of the Socket.IO Admin UI
 // (@socket.io/admin-ui 0.5.1, Node's instrument(io, opts)) for a socketio
 // Server: the /admin namespace and its protocol, its basic authentication
-// with a bcrypt hash and session ids, its read-only mode, and the UI's
-// files (UIHandler). A UI connected to any node of a Redis cluster sees
+// with a bcrypt hash and session ids (password checks in constant time
+// whatever the user name, failed logins limited per address, bcrypt runs
+// bounded: login.go), its read-only mode, and the UI's files (UIHandler). A UI connected to any node of a Redis cluster sees
 // every node's sockets and statistics, Go and Node.js nodes alike.
 //
 //	a, err := admin.Instrument(srv, admin.Options{
@@ -29,7 +30,6 @@ package admin
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -70,6 +70,12 @@ type Options struct {
 	// SessionDuration is how long a session id handed out at a password
 	// login stays valid. Defaults to 24h (Node's RedisStore).
 	SessionDuration time.Duration
+	// LoginBurst and LoginInterval limit failed logins per client address
+	// (its IP; its /64 for IPv6): LoginBurst failures in a row, then one
+	// more per LoginInterval; beyond, a login is refused at once, without
+	// checking its password. Default 5 and 10s.
+	LoginBurst    int
+	LoginInterval time.Duration
 	// Logger receives logins refused (warn) and operations (info).
 	// Defaults to slog.Default().
 	Logger *slog.Logger
@@ -105,8 +111,8 @@ type Admin struct {
 	features json.RawMessage
 
 	sessions sessionStore
-	bcrypt   chan struct{} // bounds the password checks running at once
-	pending  sync.Map      // *socketio.Socket → session id to hand out once connected
+	login    *loginGuard // password checks: constant time, limited per address, bounded (nil with NoAuth)
+	pending  sync.Map    // *socketio.Socket → session id to hand out once connected
 
 	stop     chan struct{}
 	stopped  chan struct{}
@@ -137,6 +143,12 @@ func Instrument(srv *socketio.Server, opts Options) (*Admin, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.LoginBurst <= 0 {
+		opts.LoginBurst = defaultLoginBurst
+	}
+	if opts.LoginInterval <= 0 {
+		opts.LoginInterval = defaultLoginInterval
+	}
 	host, _ := os.Hostname()
 	if opts.ServerID == "" {
 		opts.ServerID = host + "#" + strconv.Itoa(os.Getpid())
@@ -159,9 +171,12 @@ func Instrument(srv *socketio.Server, opts Options) (*Admin, error) {
 		hostname: host,
 		features: cfg,
 		sessions: sessionStore{max: 10_000, ttl: opts.SessionDuration, ids: map[string]time.Time{}},
-		bcrypt:   make(chan struct{}, max(1, runtime.NumCPU()/2)),
 		stop:     make(chan struct{}),
 		stopped:  make(chan struct{}),
+	}
+	if opts.Auth != nil {
+		a.login = newLoginGuard(opts.Auth.Username, opts.Auth.PasswordHash, opts.LoginBurst, opts.LoginInterval,
+			runtime.NumCPU()/2, bcrypt.CompareHashAndPassword)
 	}
 	nsp, err := srv.Namespace(opts.Namespace)
 	if err != nil {
@@ -195,7 +210,10 @@ func (a *Admin) Close() {
 func (a *Admin) ServerID() string { return a.opts.ServerID }
 
 // authenticate is the admin namespace's middleware, Node's check: a known
-// session id, or the username and a password matching the hash.
+// session id, or the username and a password matching the hash. It runs
+// on the socket's own goroutine, which waits for the password check
+// (loginGuard: one bcrypt run whatever the user name, failures limited per
+// address, bcrypt runs bounded).
 func (a *Admin) authenticate(s *socketio.Socket) error {
 	h := s.Handshake()
 	var creds struct {
@@ -205,26 +223,41 @@ func (a *Admin) authenticate(s *socketio.Socket) error {
 	}
 	_ = json.Unmarshal(h.Auth, &creds)
 	s.ForgetAuth() // the password is not kept, nor shown to other nodes
-	if sid, ok := creds.SessionID.(string); ok && sid != "" && a.sessions.valid(sid) {
+	key := addressKey(h.Address)
+	refuse := func(err error) error {
+		a.log.Warn("admin UI login refused", "sid", s.ID(), "transport", s.Conn().Transport(),
+			"remote", h.Address, "reason", err.Error())
+		return err
+	}
+	// A session id handed out at a login gets in even from an address
+	// that is limited (behind a proxy, every client shares its address):
+	// 64 random bits cannot be guessed at any rate a server answers.
+	sid, hasSID := creds.SessionID.(string)
+	if hasSID && sid != "" && a.sessions.valid(sid) {
 		return nil
 	}
-	user, _ := creds.Username.(string)
-	password, isString := creds.Password.(string)
-	want := a.opts.Auth
-	if isString && subtle.ConstantTimeCompare([]byte(user), []byte(want.Username)) == 1 {
-		a.bcrypt <- struct{}{}
-		err := bcrypt.CompareHashAndPassword([]byte(want.PasswordHash), []byte(password))
-		<-a.bcrypt
-		if err == nil {
-			a.pending.Store(s, a.sessions.add())
-			// Taken by onConnection; dropped if the socket never gets there.
-			time.AfterFunc(time.Minute, func() { a.pending.Delete(s) })
-			return nil
-		}
+	if a.login.limited(key) {
+		return errLoginLimited // not logged: the refusal that made it limited was
 	}
-	a.log.Warn("admin UI login refused", "sid", s.ID(), "transport", s.Conn().Transport(),
-		"remote", h.Address, "reason", "invalid credentials")
-	return errInvalidCredentials
+	user, _ := creds.Username.(string)
+	if password, ok := creds.Password.(string); ok {
+		if err := a.login.check(key, user, password); err != nil {
+			err = refuse(err)
+			if err == errInvalidCredentials && a.login.limited(key) {
+				a.log.Warn("admin UI logins limited", "remote", h.Address, "reason", "too many failed logins",
+					"retry_after", a.opts.LoginInterval)
+			}
+			return err
+		}
+		a.pending.Store(s, a.sessions.add())
+		// Taken by onConnection; dropped if the socket never gets there.
+		time.AfterFunc(time.Minute, func() { a.pending.Delete(s) })
+		return nil
+	}
+	if hasSID && !a.login.fail(key) { // an unknown session id may be a guess
+		return refuse(errLoginLimited)
+	}
+	return refuse(errInvalidCredentials)
 }
 
 // onConnection greets an admin socket: its session id (after the CONNECT
