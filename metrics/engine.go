@@ -25,7 +25,9 @@ var (
 	descRefused = prometheus.NewDesc("engineio_requests_refused_total",
 		"Engine.IO requests refused (handshakes, polls, posts, upgrades), by HTTP status and reason", []string{"status", "reason"}, nil)
 	descSlow = prometheus.NewDesc("engineio_slow_consumers_total",
-		"Sessions cut off because their send queue overflowed (clients that stopped reading)", nil, nil)
+		"Sessions cut off because their send queue overflowed (clients that stopped reading), or shed to keep all queues within the queue budget", nil, nil)
+	descShed = prometheus.NewDesc("engineio_queue_budget_shed_total",
+		"Sessions cut off, largest queue first, because the send queues of all sessions together passed the queue budget (-queue-budget); counted in engineio_slow_consumers_total too", nil, nil)
 	descMsgsIn = prometheus.NewDesc("engineio_messages_received_total",
 		"Engine.IO MESSAGE packets received", nil, nil)
 	descBytesIn = prometheus.NewDesc("engineio_received_bytes_total",
@@ -47,7 +49,7 @@ var queueBuckets = []float64{0, 1, 4, 16, 64, 256, 1024, 4096}
 
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnected, descSessions, descOpened, descUpgrades, descClosed,
-		descRefused, descSlow, descMsgsIn, descBytesIn, descMsgsOut, descBytesOut, descQueue, descQueueBytes, descSockets} {
+		descRefused, descSlow, descShed, descMsgsIn, descBytesIn, descMsgsOut, descBytesOut, descQueue, descQueueBytes, descSockets} {
 		ch <- d
 	}
 }
@@ -73,6 +75,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descRefused, n, strconv.Itoa(r.Status), r.Reason)
 	}
 	counter(descSlow, st.Overflows)
+	counter(descShed, st.Shed)
 	counter(descMsgsIn, st.MessagesIn)
 	counter(descBytesIn, st.BytesIn)
 	counter(descMsgsOut, st.MessagesOut)

@@ -123,9 +123,9 @@ func New(opts Options) *Metrics {
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	}, nsp)
 	m.dropped = counter("chat_events_dropped_total",
-		"Chat events dropped: over the rate limit (rate_limit), too large (too_large)", []string{"reason"})
+		"Chat events dropped, their sender told: over the rate limit (rate_limit), too large (too_large), not stored by the history (history_full, history_unavailable, history_rejected)", []string{"reason"})
 	m.refused = counter("chat_refused_total",
-		"Requests and connections refused before the engine: a foreign Origin (403 origin_not_allowed), the HTTP connection limit (0 too_many_http_connections)",
+		"Requests and connections refused before the engine: a foreign Origin (403 origin_not_allowed), a Host the server does not answer to (403 host_not_allowed), the HTTP connection limit and its health reserve (0 or 503 too_many_http_connections), the per-address limit (0 too_many_pending_per_address)",
 		[]string{"status", "reason"})
 	m.histWrites = counter("chat_history_writes_total",
 		"Chat messages written to the history store, by result (ok, error)", []string{"result"})
