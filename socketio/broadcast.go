@@ -81,9 +81,28 @@ func (b *BroadcastOperator) Emit(event string, args ...any) error {
 // lock, and to the adapter when publish is set. With recovery, the
 // broadcast gets its offset as a last argument and is logged.
 func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, publish bool) {
-	logIt := n.log != nil && !opts.Volatile
+	if publish && !opts.Local {
+		if sa := n.sessionAdapter(); sa != nil {
+			// The adapter delivers it back, in the cluster's order, with
+			// its offset there (see SessionAdapter).
+			n.srv.mu.Lock()
+			sa.Broadcast(&BroadcastPacket{Nsp: n.name, Event: event, Args: args, ID: -1, Opts: opts})
+			n.srv.mu.Unlock()
+			return
+		}
+	}
+	n.deliverAt(event, args, opts, publish, "")
+}
+
+// deliverAt is deliver with the recovery offset given by a SessionAdapter
+// (offset not empty): the broadcast then carries it and is not logged.
+func (n *Namespace) deliverAt(event string, args []Arg, opts BroadcastOptions, publish bool, offset string) {
+	logIt := n.log != nil && !opts.Volatile && offset == ""
+	withGiven := offset != "" && n.log != nil && !opts.Volatile
 	var msgs []engineio.Message
-	if !logIt {
+	if withGiven {
+		msgs = encodeEvent(n.name, -1, event, append(slices.Clip(args), Arg{JSON: appendQuote(nil, offset)}))
+	} else if !logIt {
 		msgs = encodeEvent(n.name, -1, event, args) // outside the lock
 	}
 	srv := n.srv
