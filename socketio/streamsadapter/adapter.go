@@ -217,6 +217,15 @@ func (c *Cluster) adapter(name string) *nsAdapter {
 	return c.nsps[name]
 }
 
+// streamStarted reports whether this node reads the stream from a known
+// position (streams no namespace reads are written freely).
+func (c *Cluster) streamStarted(stream string) bool {
+	c.mu.Lock()
+	r := c.readers[stream]
+	c.mu.Unlock()
+	return r == nil || r.started.Load()
+}
+
 // Stats returns the counters.
 func (c *Cluster) Stats() Stats {
 	c.mu.Lock()

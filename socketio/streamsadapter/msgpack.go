@@ -195,18 +195,18 @@ func (e *mpEncoder) jsonValue(d *json.Decoder, att [][]byte) error {
 	}
 	switch t := t.(type) {
 	case json.Delim:
-		var items []json.RawMessage
-		for d.More() {
-			var raw json.RawMessage
-			if err := d.Decode(&raw); err != nil {
+		if t == '[' {
+			var items []json.RawMessage
+			for d.More() {
+				var raw json.RawMessage
+				if err := d.Decode(&raw); err != nil {
+					return err
+				}
+				items = append(items, raw)
+			}
+			if _, err := d.Token(); err != nil {
 				return err
 			}
-			items = append(items, raw)
-		}
-		if _, err := d.Token(); err != nil {
-			return err
-		}
-		if t == '[' {
 			e.array(len(items))
 			for _, it := range items {
 				if err := e.json(it, att); err != nil {
@@ -215,16 +215,33 @@ func (e *mpEncoder) jsonValue(d *json.Decoder, att [][]byte) error {
 			}
 			return nil
 		}
-		// An object: items alternate keys and values.
-		if len(items) == 4 && string(items[0]) == `"_placeholder"` && string(items[1]) == "true" && string(items[2]) == `"num"` {
-			if i, err := strconv.Atoi(string(items[3])); err == nil && i >= 0 && i < len(att) {
+		var keys []string
+		var vals []json.RawMessage
+		for d.More() {
+			kt, err := d.Token()
+			if err != nil {
+				return err
+			}
+			k, _ := kt.(string)
+			var raw json.RawMessage
+			if err := d.Decode(&raw); err != nil {
+				return err
+			}
+			keys, vals = append(keys, k), append(vals, raw)
+		}
+		if _, err := d.Token(); err != nil {
+			return err
+		}
+		if len(keys) == 2 && keys[0] == "_placeholder" && string(vals[0]) == "true" && keys[1] == "num" {
+			if i, err := strconv.Atoi(string(vals[1])); err == nil && i >= 0 && i < len(att) {
 				e.bin(att[i])
 				return nil
 			}
 		}
-		e.map_(len(items) / 2)
-		for _, it := range items {
-			if err := e.json(it, att); err != nil {
+		e.map_(len(keys))
+		for i, k := range keys {
+			e.str(k)
+			if err := e.json(vals[i], att); err != nil {
 				return err
 			}
 		}

@@ -37,7 +37,7 @@ type nsAdapter struct {
 	ps   *redis.PubSub // the subscriber's connection, closed by Close
 
 	smu  sync.Mutex
-	live map[string]socketio.SessionState // connected sockets' sessions, refreshed before they expire
+	live map[string]struct{} // pids of the connected sockets' sessions, kept from expiring
 
 	reqMu    sync.Mutex
 	requests map[string]*request
@@ -53,7 +53,7 @@ func newNSAdapter(c *Cluster, nsp *socketio.Namespace) *nsAdapter {
 		name:     nsp.Name(),
 		uid:      newUID(),
 		done:     make(chan struct{}),
-		live:     make(map[string]socketio.SessionState),
+		live:     make(map[string]struct{}),
 		requests: make(map[string]*request),
 		acks:     make(map[string]*ackRequest),
 	}
@@ -222,15 +222,17 @@ func decodeSession(s string) (*socketio.SessionState, error) {
 // the server's order lock: it only queues.
 func (a sessionNSAdapter) PersistSession(st socketio.SessionState) {
 	a.smu.Lock()
+	defer a.smu.Unlock()
 	if st.Disconnected {
 		delete(a.live, st.PID) // saved once: it runs out after the window
 	} else {
-		a.live[st.PID] = st
+		a.live[st.PID] = struct{}{}
 	}
-	a.smu.Unlock()
 	a.persist(st)
 }
 
+// persist queues the SET of st. a.smu is held: the writes of the
+// sessions are queued in the order their changes happened.
 func (a *nsAdapter) persist(st socketio.SessionState) {
 	v, err := encodeSession(st)
 	if err != nil {
@@ -243,17 +245,21 @@ func (a *nsAdapter) persist(st socketio.SessionState) {
 // DropSession queues the DEL of a session closed for good.
 func (a sessionNSAdapter) DropSession(pid string) {
 	a.smu.Lock()
+	defer a.smu.Unlock()
 	delete(a.live, pid)
-	a.smu.Unlock()
 	a.c.out.add(item{kind: kindDel, key: a.sessionKey(pid)})
 }
 
-// refreshSessions saves the sessions of the connected sockets again every
-// third of the window, so that they outlive the node for a whole window
-// whenever it dies.
+// refreshSessions pushes back the expiry of the connected sockets'
+// sessions every third of the window (PEXPIRE, which leaves a deleted
+// session deleted), so that they outlive the node for a whole window
+// whenever it dies. It writes directly, not through the outbox: a refresh
+// missed during an outage is made up by the next one, and the outbox
+// stays for the writes whose order matters.
 func (a *nsAdapter) refreshSessions() {
 	t := time.NewTicker(max(a.window/3, 10*time.Millisecond))
 	defer t.Stop()
+	var pids []string
 	for {
 		select {
 		case <-a.ctx.Done():
@@ -261,13 +267,22 @@ func (a *nsAdapter) refreshSessions() {
 		case <-t.C:
 		}
 		a.smu.Lock()
-		list := make([]socketio.SessionState, 0, len(a.live))
-		for _, st := range a.live {
-			list = append(list, st)
+		pids = pids[:0]
+		for pid := range a.live {
+			pids = append(pids, pid)
 		}
 		a.smu.Unlock()
-		for _, st := range list {
-			a.persist(st)
+		for len(pids) > 0 && a.ctx.Err() == nil {
+			n := min(len(pids), 1000)
+			ctx, cancel := context.WithTimeout(a.ctx, 5*time.Second)
+			_, _ = a.c.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, pid := range pids[:n] {
+					p.PExpire(ctx, a.sessionKey(pid), a.window)
+				}
+				return nil
+			})
+			cancel()
+			pids = pids[n:]
 		}
 	}
 }

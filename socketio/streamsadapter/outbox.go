@@ -116,6 +116,14 @@ func (o *outbox) pop(n int) {
 	}
 }
 
+// wake makes run look at the outbox again.
+func (o *outbox) wake() {
+	select {
+	case o.signal <- struct{}{}:
+	default:
+	}
+}
+
 // drain waits, up to d, for the outbox to be empty, then stops run.
 func (o *outbox) drain(d time.Duration) {
 	deadline := time.Now().Add(d)
@@ -132,7 +140,7 @@ func (o *outbox) run() {
 	delay := c.opts.ReconnectDelay
 	var batch []item
 	for {
-		batch = o.peek(maxBatch, batch)
+		batch = o.sendable(o.peek(maxBatch, batch))
 		if len(batch) == 0 {
 			select {
 			case <-o.signal:
@@ -156,6 +164,19 @@ func (o *outbox) run() {
 			return
 		}
 	}
+}
+
+// sendable cuts batch before the first entry of a stream whose reader does
+// not know yet where it starts: an entry added before would never be read
+// by this node (its own broadcasts, when ordered, never delivered). run
+// is woken when the reader has started.
+func (o *outbox) sendable(batch []item) []item {
+	for i := range batch {
+		if batch[i].kind == kindXAdd && !o.c.streamStarted(batch[i].stream) {
+			return batch[:i]
+		}
+	}
+	return batch
 }
 
 // send writes batch in one pipeline. It returns how many items, from the

@@ -22,8 +22,9 @@ type reader struct {
 
 	batches  chan batch
 	restores chan *restore
-	ready    chan struct{} // closed when the fetcher knows where to start
+	ready    chan struct{} // closed when the fetcher knows where to start, or failed
 	readyOne atomic.Bool
+	started  atomic.Bool // the fetcher knows where to start: entries added from now on are read
 
 	// dispatcher's
 	last    entryID
@@ -78,6 +79,8 @@ func (r *reader) fetch() {
 			failing = false
 			c.stats.reconnects.Add(1)
 			c.health.set(-1, nil, nil)
+		} else {
+			c.health.set(0, nil, nil)
 		}
 		delay = c.opts.ReconnectDelay
 	}
@@ -100,6 +103,8 @@ func (r *reader) fetch() {
 			pos = res[0].ID
 		}
 		id, _ := parseID(pos)
+		r.started.Store(true)
+		c.out.wake()
 		select {
 		case r.batches <- batch{start: &id}:
 		case <-c.ctx.Done():

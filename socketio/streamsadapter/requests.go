@@ -475,7 +475,7 @@ func (a *nsAdapter) BroadcastWithAck(p *socketio.BroadcastPacket, clientCount fu
 	b, err := a.pubMessage(typeBroadcast, func(e *mpEncoder) error {
 		e.map_(3)
 		e.str("packet")
-		if err := packetMsgpack(e, p, true); err != nil {
+		if err := packetMsgpack(e, p); err != nil {
 			return err
 		}
 		e.str("requestId")

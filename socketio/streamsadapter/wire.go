@@ -23,8 +23,9 @@ import (
 //     with the fields uid, nsp, type (the message type as decimal text) and
 //     data: JSON.stringify(data), or, when data holds binary, the base64 of
 //     its msgpack;
-//   - a broadcast's data is {packet: {type: 2, data: [event, ...args], nsp},
-//     opts: {rooms, except, flags}};
+//   - a broadcast's data is {packet: {type: 2, data: [event, ...args]},
+//     opts: {rooms, except, flags}} (socket.io's packet has no nsp yet when
+//     the adapter publishes it: the entry's nsp field names the namespace);
 //   - the messages that need an answer (fetchSockets, serverSideEmit,
 //     broadcasts with acknowledgements) and their answers go through pub/sub,
 //     msgpack maps {type, data, uid, nsp} on "<prefix>#<nsp>#" (requests)
@@ -163,7 +164,9 @@ func broadcastData(p *socketio.BroadcastPacket) (string, error) {
 		var e mpEncoder
 		e.map_(2)
 		e.str("packet")
-		packetMsgpack(&e, p, false)
+		if err := packetMsgpack(&e, p); err != nil {
+			return "", err
+		}
 		e.str("opts")
 		optsMsgpack(&e, p.Opts)
 		return b64.EncodeToString(e.buf), nil
@@ -176,20 +179,16 @@ func broadcastData(p *socketio.BroadcastPacket) (string, error) {
 		}
 		b = append(append(b, ','), a.JSON...)
 	}
-	b = append(b, `],"nsp":`...)
-	b = appendJSONString(b, p.Nsp)
-	b = append(b, `},"opts":`...)
+	b = append(b, `]},"opts":`...)
 	b = optsJSON(b, p.Opts, true)
 	return string(append(b, '}')), nil
 }
 
-// packetMsgpack writes {type: 2, data: [event, ...args], nsp[, id]}.
-func packetMsgpack(e *mpEncoder, p *socketio.BroadcastPacket, withID bool) error {
-	if withID {
-		e.map_(4)
-	} else {
-		e.map_(3)
-	}
+// packetMsgpack writes {type: 2, data: [event, ...args]}: the packet of
+// socket.io's BroadcastOperator.emit, published before the adapter gives
+// it its nsp (and, with an ack, its id).
+func packetMsgpack(e *mpEncoder, p *socketio.BroadcastPacket) error {
+	e.map_(2)
 	e.str("type")
 	e.int_(2)
 	e.str("data")
@@ -199,12 +198,6 @@ func packetMsgpack(e *mpEncoder, p *socketio.BroadcastPacket, withID bool) error
 		if err := e.json(a.JSON, a.Attachments); err != nil {
 			return err
 		}
-	}
-	e.str("nsp")
-	e.str(p.Nsp)
-	if withID {
-		e.str("id")
-		e.int_(p.ID)
 	}
 	return nil
 }
