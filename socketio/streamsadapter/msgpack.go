@@ -289,8 +289,50 @@ func (d *mpDecoder) uintN(n int) (uint64, error) {
 	return v, nil
 }
 
+// object is a decoded msgpack map, its keys in their order (an argument
+// travels on with them in that order).
+type object struct {
+	keys []string
+	vals []any
+}
+
+// get is the value of key k (the last one, as JavaScript keeps), or nil.
+func (o *object) get(k string) any {
+	if o == nil {
+		return nil
+	}
+	for i := len(o.keys) - 1; i >= 0; i-- {
+		if o.keys[i] == k {
+			return o.vals[i]
+		}
+	}
+	return nil
+}
+
+func asObject(v any) *object { o, _ := v.(*object); return o }
+
+// plain turns decoded values into what encoding/json would give (objects
+// as map[string]any), []byte aside: a socket's data.
+func plain(v any) any {
+	switch v := v.(type) {
+	case *object:
+		m := make(map[string]any, len(v.keys))
+		for i, k := range v.keys {
+			m[k] = plain(v.vals[i])
+		}
+		return m
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = plain(x)
+		}
+		return out
+	}
+	return v
+}
+
 // value decodes one value: nil, bool, float64, string, []byte, []any,
-// map[string]any (as encoding/json would, bin aside).
+// *object.
 func (d *mpDecoder) value(depth int) (any, error) {
 	if depth > 64 {
 		return nil, errMsgpack
@@ -394,7 +436,7 @@ func (d *mpDecoder) mapv(n, depth int) (any, error) {
 	if n > len(d.b)-d.i {
 		return nil, errMsgpack
 	}
-	out := make(map[string]any, n)
+	out := &object{keys: make([]string, 0, n), vals: make([]any, 0, n)}
 	for range n {
 		k, err := d.value(depth + 1)
 		if err != nil {
@@ -404,7 +446,14 @@ func (d *mpDecoder) mapv(n, depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[fmt.Sprint(k)] = v
+		ks, ok := k.(string)
+		if !ok {
+			ks = fmt.Sprint(k)
+			if f, isNum := k.(float64); isNum {
+				ks = strconv.FormatFloat(f, 'f', -1, 64)
+			}
+		}
+		out.keys, out.vals = append(out.keys, ks), append(out.vals, v)
 	}
 	return out, nil
 }
@@ -420,8 +469,7 @@ func decodeMsgpack(b []byte) (any, error) {
 }
 
 // toArg turns a decoded value into an argument: JSON text, each []byte an
-// attachment behind a placeholder. Map keys come sorted (msgpack maps
-// decoded into Go maps lose their order).
+// attachment behind a placeholder, object keys in their order.
 func toArg(v any) (json.RawMessage, [][]byte, error) {
 	var att [][]byte
 	var b []byte
@@ -444,20 +492,18 @@ func toArg(v any) (json.RawMessage, [][]byte, error) {
 				}
 			}
 			b = append(b, ']')
-		case map[string]any:
-			keys := make([]string, 0, len(v))
-			for k := range v {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
+		case *object:
 			b = append(b, '{')
-			for i, k := range keys {
+			for i, k := range v.keys {
 				if i > 0 {
 					b = append(b, ',')
 				}
+				if !utf8.ValidString(k) {
+					return errMsgpack
+				}
 				kb, _ := json.Marshal(k)
 				b = append(append(b, kb...), ':')
-				if err := walk(v[k]); err != nil {
+				if err := walk(v.vals[i]); err != nil {
 					return err
 				}
 			}

@@ -207,14 +207,14 @@ func decodeSession(s string) (*socketio.SessionState, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, _ := v.(map[string]any)
-	sid, _ := m["sid"].(string)
-	pid, _ := m["pid"].(string)
+	m := asObject(v)
+	sid, _ := m.get("sid").(string)
+	pid, _ := m.get("pid").(string)
 	if sid == "" {
 		return nil, errors.New("session without sid")
 	}
-	list, _ := m["rooms"].([]any)
-	return &socketio.SessionState{SID: sid, PID: pid, Rooms: roomList(list), Data: m["data"]}, nil
+	list, _ := m.get("rooms").([]any)
+	return &socketio.SessionState{SID: sid, PID: pid, Rooms: roomList(list), Data: plain(m.get("data"))}, nil
 }
 
 // PersistSession queues the SET of st's session, with the recovery window

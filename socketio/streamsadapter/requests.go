@@ -98,11 +98,11 @@ func (a *nsAdapter) onPubSub(payload []byte) {
 		a.c.log.Debug("streams adapter: ignoring a message", "nsp", a.name, "err", err)
 		return
 	}
-	mm, _ := v.(map[string]any)
-	uid, _ := mm["uid"].(string)
-	nsp, _ := mm["nsp"].(string)
-	typ, _ := mm["type"].(float64)
-	data, _ := mm["data"].(map[string]any)
+	mm := asObject(v)
+	uid, _ := mm.get("uid").(string)
+	nsp, _ := mm.get("nsp").(string)
+	typ, _ := mm.get("type").(float64)
+	data := asObject(mm.get("data"))
 	if uid == a.uid || nsp != a.name || data == nil {
 		return
 	}
@@ -124,8 +124,8 @@ func (a *nsAdapter) onPubSub(payload []byte) {
 	}
 }
 
-func (a *nsAdapter) onServerSideEmit(m *message, data map[string]any) {
-	list, _ := data["packet"].([]any)
+func (a *nsAdapter) onServerSideEmit(m *message, data *object) {
+	list, _ := data.get("packet").([]any)
 	if len(list) == 0 {
 		return
 	}
@@ -141,7 +141,7 @@ func (a *nsAdapter) onServerSideEmit(m *message, data map[string]any) {
 		}
 		args = append(args, arg)
 	}
-	reqID, _ := data["requestId"].(string)
+	reqID, _ := data.get("requestId").(string)
 	var reply func([]socketio.Arg)
 	if reqID != "" {
 		reply = func(res []socketio.Arg) {
@@ -243,32 +243,32 @@ func lowerASCII(s string) string {
 
 // decodeHandshake reads Node's socket.handshake.
 func decodeHandshake(v any) socketio.Handshake {
-	m, _ := v.(map[string]any)
+	m := asObject(v)
 	var h socketio.Handshake
 	h.Headers = http.Header{}
-	if hs, ok := m["headers"].(map[string]any); ok {
-		for k, v := range hs {
-			if s, ok := v.(string); ok {
+	if hs := asObject(m.get("headers")); hs != nil {
+		for i, k := range hs.keys {
+			if s, ok := hs.vals[i].(string); ok {
 				h.Headers.Set(k, s)
 			}
 		}
 	}
-	h.Address, _ = m["address"].(string)
-	h.URL, _ = m["url"].(string)
-	h.XDomain, _ = m["xdomain"].(bool)
-	h.Secure, _ = m["secure"].(bool)
-	if ms, ok := m["issued"].(float64); ok {
+	h.Address, _ = m.get("address").(string)
+	h.URL, _ = m.get("url").(string)
+	h.XDomain, _ = m.get("xdomain").(bool)
+	h.Secure, _ = m.get("secure").(bool)
+	if ms, ok := m.get("issued").(float64); ok {
 		h.Time = time.UnixMilli(int64(ms))
 	}
 	h.Query = url.Values{}
-	if q, ok := m["query"].(map[string]any); ok {
-		for k, v := range q {
-			if s, ok := v.(string); ok {
+	if q := asObject(m.get("query")); q != nil {
+		for i, k := range q.keys {
+			if s, ok := q.vals[i].(string); ok {
 				h.Query.Set(k, s)
 			}
 		}
 	}
-	if auth, ok := m["auth"]; ok && auth != nil {
+	if auth := m.get("auth"); auth != nil {
 		if j, _, err := toArg(auth); err == nil {
 			h.Auth = json.RawMessage(j)
 		}
@@ -308,12 +308,12 @@ func (a *nsAdapter) onResponse(m *message) {
 	switch m.typ {
 	case typeBroadcastClientCount:
 		if r := a.acks[m.reqID]; r != nil {
-			n, _ := m.data["clientCount"].(float64)
+			n, _ := m.data.get("clientCount").(float64)
 			go r.clientCount(int(n))
 		}
 	case typeBroadcastAck:
 		if r := a.acks[m.reqID]; r != nil {
-			if arg, err := argOf(m.data["packet"]); err == nil {
+			if arg, err := argOf(m.data.get("packet")); err == nil {
 				go r.ack(arg)
 			}
 		}
@@ -322,12 +322,12 @@ func (a *nsAdapter) onResponse(m *message) {
 		if r == nil || r.closed {
 			return
 		}
-		list, _ := m.data["sockets"].([]any)
+		list, _ := m.data.get("sockets").([]any)
 		for _, s := range list {
-			sm, _ := s.(map[string]any)
-			id, _ := sm["id"].(string)
-			rooms, _ := sm["rooms"].([]any)
-			r.sockets = append(r.sockets, a.nsp.NewRemoteSocket(id, decodeHandshake(sm["handshake"]), roomList(rooms), sm["data"]))
+			sm := asObject(s)
+			id, _ := sm.get("id").(string)
+			rooms, _ := sm.get("rooms").([]any)
+			r.sockets = append(r.sockets, a.nsp.NewRemoteSocket(id, decodeHandshake(sm.get("handshake")), roomList(rooms), plain(sm.get("data"))))
 		}
 		r.want--
 		if r.want == 0 {
@@ -339,7 +339,7 @@ func (a *nsAdapter) onResponse(m *message) {
 		if r == nil || r.closed {
 			return
 		}
-		if arg, err := argOf(m.data["packet"]); err == nil {
+		if arg, err := argOf(m.data.get("packet")); err == nil {
 			r.responses = append(r.responses, arg)
 		}
 		r.want--

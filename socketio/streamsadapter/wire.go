@@ -249,7 +249,7 @@ func disconnectData(o socketio.BroadcastOptions, close bool) string {
 type message struct {
 	uid, nsp string
 	typ      int
-	data     map[string]any // decoded generically (msgpack, or JSON for rooms)
+	data     *object // a msgpack data map
 	packet   *socketio.BroadcastPacket
 	opts     socketio.BroadcastOptions
 	hasOpts  bool
@@ -330,7 +330,7 @@ func decodeEntry(fields map[string]any) (*message, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, _ := v.(map[string]any)
+	d := asObject(v)
 	if d == nil {
 		return nil, errMsgpack
 	}
@@ -371,10 +371,10 @@ func (m *message) fromJSON(b []byte) error {
 }
 
 // fromMap reads a msgpack data map.
-func (m *message) fromMap(d map[string]any) error {
+func (m *message) fromMap(d *object) error {
 	m.data = d
-	if pk, ok := d["packet"].(map[string]any); ok {
-		list, _ := pk["data"].([]any)
+	if pk := asObject(d.get("packet")); pk != nil {
+		list, _ := pk.get("data").([]any)
 		if len(list) == 0 {
 			return errors.New("no event")
 		}
@@ -390,23 +390,23 @@ func (m *message) fromMap(d map[string]any) error {
 			}
 			p.Args = append(p.Args, a)
 		}
-		if id, ok := pk["id"].(float64); ok {
+		if id, ok := pk.get("id").(float64); ok {
 			p.ID = int64(id)
 		}
 		m.packet = p
 	}
-	if o, ok := d["opts"].(map[string]any); ok {
+	if o := asObject(d.get("opts")); o != nil {
 		jo := &jsonOpts{}
-		jo.Rooms, _ = o["rooms"].([]any)
-		jo.Except, _ = o["except"].([]any)
-		jo.Flags, _ = o["flags"].(map[string]any)
+		jo.Rooms, _ = o.get("rooms").([]any)
+		jo.Except, _ = o.get("except").([]any)
+		jo.Flags, _ = plain(o.get("flags")).(map[string]any)
 		m.opts, m.hasOpts = jo.options(), true
 	}
-	if r, ok := d["rooms"].([]any); ok {
+	if r, ok := d.get("rooms").([]any); ok {
 		m.rooms = roomList(r)
 	}
-	m.close, _ = d["close"].(bool)
-	m.reqID, _ = d["requestId"].(string)
+	m.close, _ = d.get("close").(bool)
+	m.reqID, _ = d.get("requestId").(string)
 	return nil
 }
 

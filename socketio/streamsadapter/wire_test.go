@@ -94,10 +94,7 @@ func TestWireMatchesNode(t *testing.T) {
 			if !slices.EqualFunc(a.Attachments, c.p.Args[i].Attachments, bytes.Equal) {
 				t.Errorf("%s: argument %d: attachments %v, want %v", c.name, i, a.Attachments, c.p.Args[i].Attachments)
 			}
-			var x, y any
-			_ = json.Unmarshal(a.JSON, &x)
-			_ = json.Unmarshal(c.p.Args[i].JSON, &y)
-			if xb, yb := mustJSON(x), mustJSON(y); xb != yb {
+			if string(a.JSON) != string(c.p.Args[i].JSON) {
 				t.Errorf("%s: argument %d: %s, want %s", c.name, i, a.JSON, c.p.Args[i].JSON)
 			}
 		}
