@@ -107,6 +107,10 @@ func TestConfigParse(t *testing.T) {
 				confEq(t, "AllowEIO3", c.AllowEIO3, false)
 				confEq(t, "LogLevel", c.LogLevel, slog.LevelError)
 			}},
+		{"redis adapter", []string{"-redis-adapter", "streams"}, map[string]string{"REDIS_ADAPTER": "pubsub"},
+			func(t *testing.T, c Config) { confEq(t, "RedisAdapter", c.RedisAdapter, "streams") }},
+		{"env redis adapter", nil, map[string]string{"REDIS_ADAPTER": "streams"},
+			func(t *testing.T, c Config) { confEq(t, "RedisAdapter", c.RedisAdapter, "streams") }},
 		{"unrelated env ignored", nil, map[string]string{"HOME": "/root", "PATH": "/bin"},
 			func(t *testing.T, c Config) { confEq(t, "Config", c, DefaultConfig()) }},
 	}
@@ -151,6 +155,8 @@ func TestConfigRejects(t *testing.T) {
 		{"cors origin ftp", []string{"-cors-origin", "https://ok.example,ftp://example.com"}, nil, []string{"-cors-origin", "ftp://example.com"}},
 		{"bad redis URL", []string{"-redis", "http://127.0.0.1:6379"}, nil, []string{"-redis"}},
 		{"redis without scheme", []string{"-redis", "127.0.0.1:6379"}, nil, []string{"-redis"}},
+		{"bad redis adapter", []string{"-redis-adapter", "sharded-ish"}, nil, []string{"-redis-adapter", "sharded-ish"}},
+		{"bad env redis adapter", nil, map[string]string{"REDIS_ADAPTER": "stream"}, []string{"-redis-adapter", "stream"}},
 		{"bad addr", []string{"-addr", "9000"}, nil, []string{"-addr", "9000"}},
 		{"bad port", []string{"-addr", ":99999"}, nil, []string{"-addr"}},
 		{"bad path", []string{"-path", "socket.io"}, nil, []string{"-path"}},
