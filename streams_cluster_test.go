@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -63,8 +64,8 @@ func streamsStartNodeJS(t *testing.T, redisURL, prefix string, recovery time.Dur
 		t.Fatal(err)
 	}
 	logw := testlog.Writer(t)
-	cmd.Stderr = logw
 	n := &streamsNodeJS{clusterNodeJS: &clusterNodeJS{cmd: cmd, exited: make(chan struct{})}, Log: &syncBuffer{}}
+	cmd.Stderr = io.MultiWriter(logw, n.Log)
 	if n.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
@@ -286,26 +287,45 @@ func (r *streamsRedis) start(t *testing.T) {
 // started again (append-only file on); the messages sent meanwhile by the
 // clients of every node (the Go nodes keep theirs in their outbox, the
 // Node.js node in its Redis client's offline queue) reach every client of
-// every node once, in order, and the chat goes on.
+// every node once, in order, and the chat goes on. /readyz shows the
+// outage. With recovery, a Go node delivers its own broadcasts from the
+// stream: its clients get them when Redis is back, in the stream's order.
 func TestStreamsRedisRestart(t *testing.T) {
+	for _, recovery := range []time.Duration{0, 2 * time.Minute} {
+		t.Run("recovery="+recovery.String(), func(t *testing.T) { testStreamsRedisRestart(t, recovery) })
+	}
+}
+
+func testStreamsRedisRestart(t *testing.T, recovery time.Duration) {
 	r := streamsStartRedis(t)
 	prefix := clusterPrefix(t)
-	go1 := streamsGo(t, r.url, prefix, 0)
-	go2 := streamsGo(t, r.url, prefix, 0)
-	js := streamsStartNodeJS(t, r.url, prefix, 0)
+	go1 := streamsGo(t, r.url, prefix, recovery)
+	go2 := streamsGo(t, r.url, prefix, recovery)
+	js := streamsStartNodeJS(t, r.url, prefix, recovery)
 	peers := []clusterPeer{
 		clusterDial(t, "go1", go1.URL, sioWebSocket, nil),
 		clusterDial(t, "go2", go2.URL, sioWebSocket, nil),
 		clusterDial(t, "node", js.URL, sioWebSocket, nil),
 	}
 	clusterExchange(t, peers, 5, 15*time.Second)
+	if code, body := readyz(t, go1.URL); code != 200 {
+		t.Fatalf("/readyz before the outage: %d %q", code, body)
+	}
 
 	r.stop(t)
 	clusterWaitLog(t, go1, "redis unavailable", 1, 10*time.Second)
-	senders := peers
+	clusterWaitLog(t, go2, "redis unavailable", 1, 10*time.Second)
+	// Node's redis client fails the commands it wrote before it saw the
+	// connection close, and queues those after: wait until it has seen it.
+	sioEventually(t, 10*time.Second, "the Node.js node to see the outage", func() bool {
+		return strings.Contains(js.Log.String(), "redis error")
+	})
+	if code, _ := readyz(t, go1.URL); code != 503 {
+		t.Errorf("/readyz during the outage: %d, want 503", code)
+	}
 	var sent []string
 	for i := range 10 {
-		for _, p := range senders {
+		for _, p := range peers {
 			m := fmt.Sprintf("outage/%s#%02d", p.name, i)
 			if err := p.c.Emit("user-message", m); err != nil {
 				t.Fatal(err)
@@ -313,17 +333,24 @@ func TestStreamsRedisRestart(t *testing.T) {
 			sent = append(sent, m)
 		}
 	}
-	// Their own node's clients have them at once.
-	clusterWaitFor(t, peers[0], 5*time.Second, "go1's outage messages", func(got []string) bool {
-		return slices.Contains(got, "outage/go1-websocket#09")
-	})
+	if recovery == 0 {
+		// Their own node's clients have them at once.
+		clusterWaitFor(t, peers[0], 5*time.Second, "go1's outage messages", func(got []string) bool {
+			return slices.Contains(got, "outage/go1-websocket#09")
+		})
+	}
 	r.start(t)
 	clusterWaitLog(t, go1, "redis available again", 1, 10*time.Second)
 	clusterWaitLog(t, go2, "redis available again", 1, 10*time.Second)
 	for _, p := range peers {
-		clusterWaitFor(t, p, 15*time.Second, "every outage message", func(got []string) bool {
-			return len(clusterDistinct(got, "outage/")) == len(sent)
-		})
+		deadline := time.Now().Add(15 * time.Second)
+		for len(clusterDistinct(clusterTexts(p), "outage/")) < len(sent) {
+			select {
+			case <-p.c.inbox.notify:
+			case <-time.After(time.Until(deadline)):
+				t.Fatalf("%s: timed out waiting for the outage messages; has %q", p.name, streamsOnly(clusterTexts(p), "outage/"))
+			}
+		}
 	}
 	for _, p := range peers {
 		seen := map[string]int{}
@@ -345,7 +372,29 @@ func TestStreamsRedisRestart(t *testing.T) {
 			}
 		}
 	}
+	if recovery > 0 {
+		// One order: the clients of the Go nodes got the outage in the
+		// stream's order, the same for both.
+		a, b := streamsOnly(clusterTexts(peers[0]), "outage/"), streamsOnly(clusterTexts(peers[1]), "outage/")
+		if !slices.Equal(a, b) {
+			t.Errorf("go1's client and go2's client saw two orders:\n%q\n%q", a, b)
+		}
+	}
+	sioEventually(t, 5*time.Second, "/readyz 200 after the outage", func() bool {
+		code, _ := readyz(t, go1.URL)
+		return code == 200
+	})
 	clusterExchange(t, peers, 5, 15*time.Second)
+}
+
+func streamsOnly(msgs []string, prefix string) []string {
+	var out []string
+	for _, m := range msgs {
+		if strings.HasPrefix(m, prefix) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // streamsChild is one of our nodes in a child process (the test binary

@@ -25,8 +25,14 @@ var errMsgpack = errors.New("msgpack: malformed")
 // mpEncoder appends msgpack to buf.
 type mpEncoder struct{ buf []byte }
 
-func (e *mpEncoder) nil_()        { e.buf = append(e.buf, 0xc0) }
-func (e *mpEncoder) bool_(v bool) { e.buf = append(e.buf, map[bool]byte{false: 0xc2, true: 0xc3}[v]) }
+func (e *mpEncoder) nil_() { e.buf = append(e.buf, 0xc0) }
+func (e *mpEncoder) bool_(v bool) {
+	if v {
+		e.buf = append(e.buf, 0xc3)
+	} else {
+		e.buf = append(e.buf, 0xc2)
+	}
+}
 
 func (e *mpEncoder) int_(v int64) {
 	b := e.buf

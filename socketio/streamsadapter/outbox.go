@@ -2,6 +2,7 @@ package streamsadapter
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -204,7 +205,7 @@ func (o *outbox) send(batch []item) (int, error) {
 				}
 				pp.XAdd(ctx, &redis.XAddArgs{
 					Stream: it.stream, MaxLen: c.opts.MaxLen, Approx: true, ID: "*",
-					Values: []string{"uid", it.uid, "nsp", it.nsp, "type", itoa(it.typ), "data", it.data},
+					Values: []string{"uid", it.uid, "nsp", it.nsp, "type", strconv.Itoa(it.typ), "data", it.data},
 				})
 			case kindSet:
 				pp.Set(ctx, it.key, it.value, it.ttl)
@@ -243,11 +244,4 @@ func (o *outbox) send(batch []item) (int, error) {
 	ok := false
 	c.health.set(0, &ok, nil)
 	return done, nil
-}
-
-func itoa(n int) string {
-	if n >= 0 && n < 10 {
-		return string(rune('0' + n))
-	}
-	return string(rune('0'+n/10)) + string(rune('0'+n%10))
 }
