@@ -106,9 +106,16 @@ func (a *nsAdapter) onPubSub(payload []byte) {
 	if uid == a.uid || nsp != a.name || data == nil {
 		return
 	}
-	m := &message{uid: uid, nsp: nsp, typ: int(typ)}
-	if err := m.fromMap(data); err != nil && m.typ != typeServerSideEmit {
-		return
+	m := &message{uid: uid, nsp: nsp, typ: int(typ), data: data}
+	m.reqID, _ = data.get("requestId").(string)
+	switch m.typ {
+	case typeBroadcast, typeFetchSockets:
+		// data.packet is a packet, data.opts options (the other types'
+		// packet is an event's arguments or an acknowledgement).
+		if err := m.fromMap(data); err != nil {
+			a.c.log.Debug("streams adapter: ignoring a request", "nsp", a.name, "err", err)
+			return
+		}
 	}
 	switch m.typ {
 	case typeServerSideEmit:
