@@ -98,6 +98,11 @@ func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, pub
 // (offset not empty): the broadcast then carries it and is not logged.
 func (n *Namespace) deliverAt(event string, args []Arg, opts BroadcastOptions, publish bool, offset string) {
 	logIt := n.log != nil && !opts.Volatile && offset == ""
+	if logIt && n.sessionAdapter() != nil {
+		// A Local broadcast: the cluster's log does not have it, so it
+		// has no offset (as in Node), and the client's stays valid.
+		logIt = false
+	}
 	withGiven := offset != "" && n.log != nil && !opts.Volatile
 	var msgs []engineio.Message
 	if withGiven {

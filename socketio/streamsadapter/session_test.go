@@ -146,7 +146,7 @@ func (c *rawClient) next() (string, string) {
 func TestSessionSavedOnChangeAndRestoredElsewhere(t *testing.T) {
 	rc := testRedis(t)
 	name := testName()
-	_, urlA := recoveryNode(t, name, func(srv *socketio.Server) {
+	a, urlA := recoveryNode(t, name, func(srv *socketio.Server) {
 		srv.OnConnection(func(s *socketio.Socket) {
 			s.On("join", func(e *socketio.Event) { s.Join("r") })
 			s.On("data", func(e *socketio.Event) { s.SetData(map[string]any{"user": "ann"}) })
@@ -192,6 +192,19 @@ func TestSessionSavedOnChangeAndRestoredElsewhere(t *testing.T) {
 	text, offset := x.next()
 	if text != "hello" {
 		t.Fatalf("got %q", text)
+	}
+	// A Local broadcast is not in the stream: it comes without an offset
+	// (as from Node), so the client's offset stays the one of "hello".
+	if err := a.Local().Emit("m", "local"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case args := <-x.events:
+		if len(args) != 2 || string(args[1]) != `"local"` {
+			t.Fatalf("local broadcast: %q, want no offset", args)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no local broadcast")
 	}
 	_ = x.conn.Close()
 	for _, e := range []struct{ room, text string }{{"r", "in-room"}, {"other", "not-for-x"}, {"", "all"}} {
