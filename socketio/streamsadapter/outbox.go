@@ -54,6 +54,7 @@ type outbox struct {
 	q      []item
 	head   int
 	full   bool // a drop was logged since the outbox was last empty
+	empty  chan struct{} // closed when the outbox is next empty (see emptied)
 	signal chan struct{}
 	done   chan struct{} // closed when run returns
 	drainC chan struct{}
@@ -111,6 +112,10 @@ func (o *outbox) pop(n int) {
 	o.head += n
 	if o.head == len(o.q) {
 		o.q, o.head, o.full = o.q[:0], 0, false
+		if o.empty != nil {
+			close(o.empty)
+			o.empty = nil
+		}
 	} else if o.head > 1024 && o.head > len(o.q)/2 {
 		o.q = append(o.q[:0], o.q[o.head:]...)
 		o.head = 0
@@ -125,11 +130,28 @@ func (o *outbox) wake() {
 	}
 }
 
+// emptied returns a channel closed once the outbox is empty.
+func (o *outbox) emptied() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.head == len(o.q) {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	if o.empty == nil {
+		o.empty = make(chan struct{})
+	}
+	return o.empty
+}
+
 // drain waits, up to d, for the outbox to be empty, then stops run.
 func (o *outbox) drain(d time.Duration) {
-	deadline := time.Now().Add(d)
-	for o.len() > 0 && time.Now().Before(deadline) && !o.c.health.isDown() {
-		time.Sleep(5 * time.Millisecond)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-o.emptied():
+	case <-t.C:
 	}
 	close(o.drainC)
 }
