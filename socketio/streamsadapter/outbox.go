@@ -53,7 +53,7 @@ type outbox struct {
 	mu     sync.Mutex
 	q      []item
 	head   int
-	full   bool // a drop was logged since the outbox was last empty
+	full   bool          // a drop was logged since the outbox was last empty
 	empty  chan struct{} // closed when the outbox is next empty (see emptied)
 	signal chan struct{}
 	done   chan struct{} // closed when run returns
