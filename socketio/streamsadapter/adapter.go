@@ -118,7 +118,7 @@ func (o *Options) defaults() {
 type Cluster struct {
 	opts   Options
 	log    *slog.Logger
-	client *redis.Client
+	client redis.UniversalClient // a *redis.Client; a cluster client can take its place (Redis Cluster)
 	addr   string
 
 	ctx    context.Context
