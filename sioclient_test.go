@@ -78,7 +78,8 @@ type sioClient struct {
 	reconnecting  bool
 	failed        []error // failed reconnection attempts
 	beforeAttempt func()
-	pending       *sioPacket // a binary packet waiting for its attachments
+	pending       *sioPacket   // a binary packet waiting for its attachments
+	early         []*sioPacket // events received before the CONNECT answer (socket.ts, receiveBuffer)
 	acks          map[int]chan []any
 	nextAck       int
 	handlers      map[string]func(args []any) []any
@@ -249,7 +250,16 @@ func (c *sioClient) dispatch(s *rawChat, pkt *sioPacket) error {
 		}
 		attempt := c.attempt
 		c.attempt = nil
+		early := c.early
+		c.early = nil
 		c.mu.Unlock()
+		// socket.ts, onconnect: the buffered events first (a Node server
+		// sends the missed packets of a recovered session before CONNECT).
+		for _, p := range early {
+			if err := c.dispatch(s, p); err != nil {
+				return err
+			}
+		}
 		c.signalConnect()
 		if attempt != nil {
 			attempt <- nil
@@ -287,6 +297,9 @@ func (c *sioClient) dispatch(s *rawChat, pkt *sioPacket) error {
 		args = args[1:]
 		c.mu.Lock()
 		if !c.connected {
+			if c.session == s && len(c.early) < 1024 {
+				c.early = append(c.early, pkt)
+			}
 			c.mu.Unlock()
 			return nil
 		}

@@ -99,6 +99,10 @@ type Config struct {
 	Redis string
 	// RedisPrefix is the key prefix of the Redis adapter (the same as Node's @socket.io/redis-adapter).
 	RedisPrefix string
+	// RedisAdapter is how nodes share Redis: pubsub (Node's @socket.io/redis-adapter)
+	// or streams (Node's @socket.io/redis-streams-adapter: nothing lost through outages,
+	// sessions recovered on any node).
+	RedisAdapter string
 
 	// History stores every chat message: the path of a SQLite file, or a
 	// postgres:// URL that every node of a cluster shares. Empty (the
@@ -192,6 +196,7 @@ func DefaultConfig() Config {
 		EventBurst:          100,
 		MaxMessageBytes:     64 << 10,
 		RedisPrefix:         "socket.io",
+		RedisAdapter:        "pubsub",
 		HistoryLast:         100,
 		HistoryMaxCatchup:   10_000,
 		HistorySync:         "full",
@@ -314,6 +319,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	integer(&cfg.MaxMessageBytes, "max-message-bytes", "MAX_MESSAGE_BYTES", "largest chat message, bytes")
 	str(&cfg.Redis, "redis", "REDIS_URL", "Redis URL shared by several nodes, e.g. redis://127.0.0.1:6379/0; empty is one node")
 	str(&cfg.RedisPrefix, "redis-prefix", "REDIS_PREFIX", "Redis adapter key prefix, as Node's @socket.io/redis-adapter")
+	str(&cfg.RedisAdapter, "redis-adapter", "REDIS_ADAPTER", "how nodes share -redis: pubsub (as @socket.io/redis-adapter) or streams (as @socket.io/redis-streams-adapter; the stream is -redis-prefix)")
 	str(&cfg.History, "history", "HISTORY", "store the chat's messages: a SQLite file (e.g. chat.db) or a postgres:// URL shared by a cluster; empty keeps none")
 	integer(&cfg.HistoryLast, "history-last", "HISTORY_LAST", "messages sent on connect to a client without auth.serverOffset")
 	integer(&cfg.HistoryMaxCatchup, "history-max-catchup", "HISTORY_MAX_CATCHUP", "most messages sent on connect after a client's auth.serverOffset (the newest); 0 is no limit")
@@ -461,6 +467,9 @@ func (c *Config) Validate() error {
 		default: // the rest of the URL is not shown: it may hold a password
 			bad("-history %s://…: not a store this server knows: want a SQLite file (e.g. chat.db) or a postgres:// URL", scheme)
 		}
+	}
+	if c.RedisAdapter != "pubsub" && c.RedisAdapter != "streams" {
+		bad("-redis-adapter %q: want pubsub or streams", c.RedisAdapter)
 	}
 	if c.HistoryLast < 0 {
 		bad("-history-last %d: must not be negative", c.HistoryLast)

@@ -125,6 +125,10 @@ func TestConfigParse(t *testing.T) {
 		{"SQLite history names", []string{"-history", "file:chat.db?mode=rwc"}, nil, func(t *testing.T, c Config) {
 			confEq(t, "History", c.History, "file:chat.db?mode=rwc")
 		}},
+		{"redis adapter", []string{"-redis-adapter", "streams"}, map[string]string{"REDIS_ADAPTER": "pubsub"},
+			func(t *testing.T, c Config) { confEq(t, "RedisAdapter", c.RedisAdapter, "streams") }},
+		{"env redis adapter", nil, map[string]string{"REDIS_ADAPTER": "streams"},
+			func(t *testing.T, c Config) { confEq(t, "RedisAdapter", c.RedisAdapter, "streams") }},
 		{"unrelated env ignored", nil, map[string]string{"HOME": "/root", "PATH": "/bin"},
 			func(t *testing.T, c Config) { confEq(t, "Config", c, DefaultConfig()) }},
 	}
@@ -171,6 +175,8 @@ func TestConfigRejects(t *testing.T) {
 		{"cors origin ftp", []string{"-cors-origin", "https://ok.example,ftp://example.com"}, nil, []string{"-cors-origin", "ftp://example.com"}},
 		{"bad redis URL", []string{"-redis", "http://127.0.0.1:6379"}, nil, []string{"-redis"}},
 		{"redis without scheme", []string{"-redis", "127.0.0.1:6379"}, nil, []string{"-redis"}},
+		{"bad redis adapter", []string{"-redis-adapter", "sharded-ish"}, nil, []string{"-redis-adapter", "sharded-ish"}},
+		{"bad env redis adapter", nil, map[string]string{"REDIS_ADAPTER": "stream"}, []string{"-redis-adapter", "stream"}},
 		{"bad addr", []string{"-addr", "9000"}, nil, []string{"-addr", "9000"}},
 		{"bad port", []string{"-addr", ":99999"}, nil, []string{"-addr"}},
 		{"bad path", []string{"-path", "socket.io"}, nil, []string{"-path"}},

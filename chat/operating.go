@@ -126,6 +126,9 @@ func (s *Server) Ready(ctx context.Context) error {
 	if s.cluster != nil && !s.cluster.Up() {
 		return errRedisUnavailable
 	}
+	if s.streams != nil && !s.streams.Up() {
+		return errRedisUnavailable
+	}
 	if s.history != nil {
 		return s.ready.probeHistory(ctx, s.history, s.log)
 	}

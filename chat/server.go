@@ -18,6 +18,7 @@ import (
 	"github.com/chatio/socketio-chat/socketio"
 	"github.com/chatio/socketio-chat/socketio/admin"
 	"github.com/chatio/socketio-chat/socketio/redisadapter"
+	"github.com/chatio/socketio-chat/socketio/streamsadapter"
 )
 
 // Server is the tutorial's index.js in Go: static files, the client bundle,
@@ -35,6 +36,8 @@ type Server struct {
 
 	// cluster joins the other nodes through Redis (-redis); nil for one node.
 	cluster *redisadapter.Cluster
+	// streams is the Redis Streams adapter (-redis-adapter streams) instead of cluster; nil otherwise.
+	streams *streamsadapter.Cluster
 	// history stores and orders the messages (-history); nil without.
 	history *chatHistory
 
@@ -66,9 +69,18 @@ func New(cfg Config, log *slog.Logger) (_ *Server, err error) {
 		if s.cluster != nil {
 			_ = s.cluster.Close()
 		}
+		if s.streams != nil {
+			_ = s.streams.Close()
+		}
 	}()
 	opts := s.socketOptions()
-	if cfg.Redis != "" {
+	if cfg.Redis != "" && cfg.RedisAdapter == "streams" {
+		s.streams, err = streamsadapter.New(streamsadapter.Options{URL: cfg.Redis, StreamName: cfg.RedisPrefix, ChannelPrefix: cfg.RedisPrefix, Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("-redis: %w", err)
+		}
+		opts.Adapter = s.streams
+	} else if cfg.Redis != "" {
 		s.cluster, err = redisadapter.New(redisadapter.Options{URL: cfg.Redis, Prefix: cfg.RedisPrefix, Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("-redis: %w", err)
@@ -174,6 +186,9 @@ func (s *Server) IO() *socketio.Server { return s.io }
 // Cluster is the Redis adapter, or nil for one node.
 func (s *Server) Cluster() *redisadapter.Cluster { return s.cluster }
 
+// Streams is the Redis Streams adapter (-redis-adapter streams), or nil.
+func (s *Server) Streams() *streamsadapter.Cluster { return s.streams }
+
 // onConnection runs once per Socket.IO connection to the main namespace.
 func (s *Server) onConnection(client *socketio.Socket) {
 	id, remote := client.ID(), client.Handshake().Address
@@ -224,6 +239,9 @@ func (s *Server) Close() {
 		s.io.Close()
 		if s.cluster != nil {
 			_ = s.cluster.Close() // after io.Close, which closes the namespaces' adapters
+		}
+		if s.streams != nil {
+			_ = s.streams.Close() // after io.Close, as the cluster
 		}
 		if s.history != nil {
 			s.history.close() // after io.Close: no new message, the queued ones stored

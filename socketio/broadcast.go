@@ -79,8 +79,34 @@ func (b *BroadcastOperator) Emit(event string, args ...any) error {
 // lock, and to the adapter when publish is set. With recovery, the
 // broadcast gets its offset as a last argument and is logged.
 func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, publish bool) {
-	logIt := n.log != nil && !opts.Volatile
+	if publish && !opts.Local {
+		if sa := n.sessionAdapter(); sa != nil {
+			// The adapter delivers it back, in the cluster's order, with
+			// its offset there (see SessionAdapter). Handed over in the
+			// order lock's order, outside the lock, as any adapter call.
+			n.srv.mu.Lock()
+			n.outbox.add(&BroadcastPacket{Nsp: n.name, Event: event, Args: args, ID: -1, Opts: opts})
+			n.srv.mu.Unlock()
+			n.outbox.publish(sa)
+			return
+		}
+	}
+	n.deliverAt(event, args, opts, publish, "")
+}
+
+// deliverAt is deliver with the recovery offset given by a SessionAdapter
+// (offset not empty): the broadcast then carries it and is not logged.
+func (n *Namespace) deliverAt(event string, args []Arg, opts BroadcastOptions, publish bool, offset string) {
+	logIt := n.log != nil && !opts.Volatile && offset == ""
+	if logIt && n.sessionAdapter() != nil {
+		// A Local broadcast: the cluster's log does not have it, so it
+		// has no offset (as in Node), and the client's stays valid.
+		logIt = false
+	}
 	m := &multiEncoded{nsp: n.name, id: -1, event: event, args: args}
+	if offset != "" && n.log != nil && !opts.Volatile {
+		m.args = append(slices.Clip(args), Arg{JSON: appendQuote(nil, offset)})
+	}
 	if !logIt {
 		m.encodeAhead(n.srv) // outside the lock
 	}
@@ -141,25 +167,31 @@ func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, pub
 	}
 }
 
-// outbox hands a namespace's broadcasts to its adapter in the order the
-// order lock gave them, without holding that lock: the adapter is not our
-// code, and may call back into the server. The broadcaster that finds no
-// hand-off under way hands over everything queued, its own packet and those
-// queued meanwhile, one at a time; the others return at once.
+// outbox hands a namespace's broadcasts (and, for a SessionAdapter, its
+// session saves) to its adapter in the order the order lock gave them,
+// without holding that lock: the adapter is not our code, and may call back
+// into the server. The caller that finds no hand-off under way hands over
+// everything queued, its own call and those queued meanwhile, one at a
+// time; the others return at once.
 type outbox struct {
 	mu       sync.Mutex
-	q        []*BroadcastPacket
+	q        []func(NamespaceAdapter)
 	draining bool
 }
 
-// add queues p. srv.mu is held.
+// add queues the broadcast p. srv.mu is held.
 func (o *outbox) add(p *BroadcastPacket) {
+	o.addCall(func(a NamespaceAdapter) { a.Broadcast(p) })
+}
+
+// addCall queues a call of the adapter. srv.mu is held.
+func (o *outbox) addCall(fn func(NamespaceAdapter)) {
 	o.mu.Lock()
-	o.q = append(o.q, p)
+	o.q = append(o.q, fn)
 	o.mu.Unlock()
 }
 
-// publish hands what is queued to a, unless another goroutine does.
+// publish makes the queued calls on a, unless another goroutine does.
 func (o *outbox) publish(a NamespaceAdapter) {
 	o.mu.Lock()
 	if o.draining {
@@ -171,9 +203,9 @@ func (o *outbox) publish(a NamespaceAdapter) {
 		q := o.q
 		o.q = nil
 		o.mu.Unlock()
-		for i, p := range q {
+		for i, fn := range q {
 			q[i] = nil
-			a.Broadcast(p)
+			fn(a)
 		}
 		o.mu.Lock()
 	}

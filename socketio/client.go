@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -178,12 +179,18 @@ func (c *client) connect(name string, auth json.RawMessage) {
 	for attempt := 0; attempt < 2; attempt++ {
 		s := &Socket{nsp: nsp, client: c, auth: auth}
 		var saved *savedSession
-		if nsp.log != nil && pid != "" && attempt == 0 {
+		sa := nsp.sessionAdapter()
+		var st *SessionState
+		if sa != nil && pid != "" && attempt == 0 {
+			st = c.restoreFromAdapter(sa, pid, offset)
+		} else if nsp.log != nil && pid != "" && attempt == 0 {
 			c.srv.mu.Lock()
 			saved = nsp.log.usableLocked(pid, offset)
 			c.srv.mu.Unlock()
 		}
-		if saved != nil {
+		if st != nil {
+			s.id, s.pid, s.recovered, s.data = st.SID, pid, true, st.Data
+		} else if saved != nil {
 			s.id, s.pid, s.recovered, s.data = saved.sid, pid, true, saved.data
 		} else {
 			s.id = c.newSocketID(nsp)
@@ -207,8 +214,24 @@ func (c *client) connect(name string, auth json.RawMessage) {
 		if c.conn.Closed() {
 			return
 		}
-		if !c.join(s, offset) {
+		if st != nil {
+			joined := false
+			ctx, cancel := context.WithTimeout(context.Background(), restoreTimeout)
+			err := sa.ResumeSession(ctx, st, offset, func(missed []MissedPacket) bool {
+				joined = c.joinRestored(s, st, missed)
+				return joined
+			})
+			cancel()
+			if err != nil || !joined {
+				if c.conn.Closed() {
+					return
+				}
+				continue // a fresh session, as when there is none to recover
+			}
+		} else if !c.join(s, offset) {
 			continue // the session to recover went away meanwhile
+		} else if sa != nil {
+			s.persistSession()
 		}
 		c.srv.hooks.Load().onConnect(s)
 		for _, fn := range onConnect {

@@ -141,6 +141,7 @@ func (s *Socket) SetData(v any) {
 	s.mu.Lock()
 	s.data = v
 	s.mu.Unlock()
+	s.persistSession()
 }
 
 // On handles event. Handlers for the same event replace each other.
@@ -223,6 +224,7 @@ func (s *Socket) Join(rooms ...string) {
 		}
 	}
 	srv.mu.Unlock()
+	s.persistSession()
 	if report {
 		hooks.onRooms(hooks.join, s, joined)
 	}
@@ -247,6 +249,7 @@ func (s *Socket) Leave(rooms ...string) {
 		}
 	}
 	srv.mu.Unlock()
+	s.persistSession()
 	if report {
 		hooks.onRooms(hooks.leave, s, left)
 	}
@@ -280,7 +283,8 @@ func (s *Socket) emit(timeout time.Duration, event string, args []any) error {
 	}
 	if ack == nil && s.nsp.log != nil {
 		// Through the broadcast path, so that recovery keeps it.
-		s.nsp.deliver(event, a, BroadcastOptions{Rooms: []string{s.id}}, false)
+		// With a SessionAdapter, through the cluster's log, as Node does.
+		s.nsp.deliver(event, a, BroadcastOptions{Rooms: []string{s.id}}, s.nsp.sessionAdapter() != nil)
 		return nil
 	}
 	id := int64(-1)
@@ -409,8 +413,21 @@ func (s *Socket) leave(reason string, cause error) bool {
 	if s.nsp.log != nil && recoverable[reason] {
 		s.nsp.log.persistLocked(s)
 	}
+	sa := s.nsp.sessionAdapter()
+	if sa != nil && s.pid != "" {
+		if recoverable[reason] {
+			st := s.sessionStateLocked()
+			st.Disconnected = true
+			s.nsp.persistLocked(st)
+		} else {
+			s.nsp.dropLocked(s.pid)
+		}
+	}
 	s.nsp.removeLocked(s)
 	srv.mu.Unlock()
+	if sa != nil {
+		s.nsp.outbox.publish(sa)
+	}
 	s.client.remove(s)
 	return true
 }
