@@ -57,6 +57,15 @@ func (b *BroadcastOperator) Timeout(d time.Duration) *BroadcastOperator {
 	return &c
 }
 
+// Compress(false) sends the broadcast without WebSocket compression,
+// whatever its size (Node's compress(false)); compression applies only to
+// clients that negotiated it (engineio.Options.PerMessageDeflate).
+func (b *BroadcastOperator) Compress(compress bool) *BroadcastOperator {
+	c := *b
+	c.opts.NoCompress = !compress
+	return &c
+}
+
 // Emit broadcasts event to the selected sockets. The packet is encoded
 // once for all of them. With an AckFunc as last argument, every recipient
 // is asked to acknowledge, and the AckFunc receives their responses (one
@@ -100,6 +109,9 @@ func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, pub
 		msgs = encodeEvent(n.name, -1, event, withOffset)
 		n.log.appendLocked(seq, opts, msgs)
 	}
+	if opts.NoCompress {
+		uncompressed(msgs)
+	}
 	out := msgs
 	f := hooks.fanout(n)
 	if f != nil {
@@ -135,6 +147,13 @@ func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, pub
 		f.d.Done()
 	}
 	hooks.onEventSent(n, event, msgs, recipients)
+}
+
+// uncompressed marks msgs, a packet of ours, to be sent uncompressed.
+func uncompressed(msgs []engineio.Message) {
+	for i := range msgs {
+		msgs[i] = msgs[i].Uncompressed()
+	}
 }
 
 // outbox hands a namespace's broadcasts to its adapter in the order the

@@ -188,10 +188,18 @@ func (e *encoder) opts(o socketio.BroadcastOptions, withFlags bool) {
 	if o.Timeout > 0 {
 		n++
 	}
+	if o.NoCompress {
+		n++
+	}
 	e.mapHeader(n)
 	if o.Volatile {
 		e.string("volatile")
 		e.bool(true)
+	}
+	if o.NoCompress {
+		// After volatile, as io.volatile.compress(false) has it in Node.
+		e.string("compress")
+		e.bool(false)
 	}
 	if o.Timeout > 0 {
 		e.string("timeout")
@@ -372,12 +380,17 @@ func (d *decoder) rooms() ([]string, error) {
 	return unique(out), nil
 }
 
-// flags reads the flags Go knows: volatile, and timeout (in ms).
+// flags reads the flags Go knows: volatile, compress, and timeout (in ms).
 func (d *decoder) flags(o *socketio.BroadcastOptions) error {
 	return d.fields(func(key []byte) (err error) {
 		switch string(key) {
 		case "volatile":
 			o.Volatile, err = d.truthy()
+		case "compress":
+			// Only an explicit false: Node leaves the flag out, or sends
+			// true, for a broadcast that may be compressed.
+			o.NoCompress = d.i < len(d.b) && d.b[d.i] == 0xc2
+			_, err = d.skip()
 		case "timeout":
 			var f float64
 			var ok bool
