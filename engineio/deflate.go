@@ -135,9 +135,10 @@ func deflate(prefix, payload []byte) []byte {
 	_ = d.w.Flush()
 	b := bytes.TrimSuffix(d.buf.Bytes(), deflateTail)
 	out := bytes.Clone(b)
-	if d.buf.Cap() <= 64<<10 {
-		deflaterPool.Put(d)
+	if d.buf.Cap() > 64<<10 {
+		d.buf = bytes.Buffer{} // the writer (1.2 MB) is kept, not a big buffer
 	}
+	deflaterPool.Put(d)
 	return out
 }
 
