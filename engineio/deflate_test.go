@@ -733,3 +733,63 @@ func BenchmarkContextTakeoverHeap(b *testing.B) {
 		}
 	})
 }
+
+// FuzzNegotiateDeflate feeds the extension negotiation arbitrary
+// Sec-WebSocket-Extensions headers: it never panics, accepts only an offer
+// named permessage-deflate, and decides as a reference parser does.
+func FuzzNegotiateDeflate(f *testing.F) {
+	for _, s := range []string{
+		"permessage-deflate; client_max_window_bits",
+		"permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+		`permessage-deflate; client_max_window_bits="10", x-webkit-deflate-frame`,
+		"permessage-deflate; server_max_window_bits=10, permessage-deflate",
+		"permessage-deflate;;", "permessage-deflate; =", ", ,", "permessage-deflate; client_max_window_bits=+9",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, header string) {
+		h := http.Header{"Sec-Websocket-Extensions": {header}}
+		got := negotiateDeflate(h)
+		if got && !strings.Contains(header, "permessage-deflate") {
+			t.Fatalf("accepted %q, which offers no permessage-deflate", header)
+		}
+		want := false
+		for offer := range strings.SplitSeq(header, ",") {
+			want = want || refAcceptable(offer)
+		}
+		if got != want {
+			t.Fatalf("negotiateDeflate(%q) = %v, the reference says %v", header, got, want)
+		}
+	})
+}
+
+// refAcceptable is a plain restatement of the rules of
+// acceptableDeflateOffer.
+func refAcceptable(offer string) bool {
+	parts := strings.Split(offer, ";")
+	if strings.TrimSpace(parts[0]) != "permessage-deflate" {
+		return false
+	}
+	count := map[string]int{}
+	for _, p := range parts[1:] {
+		kv := strings.SplitN(strings.TrimSpace(p), "=", 2)
+		name := strings.TrimSpace(kv[0])
+		count[name]++
+		if count[name] > 1 {
+			return false
+		}
+		val := ""
+		if len(kv) == 2 {
+			val = strings.Trim(strings.TrimSpace(kv[1]), `"`)
+		}
+		bits := map[string]bool{"8": true, "9": true, "10": true, "11": true, "12": true, "13": true, "14": true, "15": true}
+		switch {
+		case (name == "server_no_context_takeover" || name == "client_no_context_takeover") && len(kv) == 1:
+		case name == "client_max_window_bits" && (len(kv) == 1 || bits[val]):
+		case name == "server_max_window_bits" && len(kv) == 2 && val == "15":
+		default:
+			return false
+		}
+	}
+	return true
+}
