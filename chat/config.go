@@ -66,6 +66,11 @@ type Config struct {
 	// (no goroutine per connection; Linux) or "goroutine" (one reader
 	// goroutine each, the portable model, kept for comparison).
 	WebSocketIO string
+	// WSCompression negotiates permessage-deflate with the WebSocket
+	// clients that offer it (off by default, as in Node); messages of
+	// WSCompressionThreshold bytes or more are sent compressed (0: all).
+	WSCompression          bool
+	WSCompressionThreshold int
 	// MaxHTTPConnections bounds the TCP connections that are not (yet)
 	// WebSocket sessions: HTTP requests, long polls, idle keep-alive
 	// connections. Connections beyond it are closed at once.
@@ -175,37 +180,38 @@ type Config struct {
 // and no environment: Node's defaults wherever Node has one.
 func DefaultConfig() Config {
 	return Config{
-		Addr:                ":9000",
-		PublicDir:           "public",
-		ClientDir:           "node_modules/socket.io-client/dist",
-		Path:                "/socket.io/",
-		PingInterval:        25 * time.Second,
-		PingTimeout:         20 * time.Second,
-		MaxHTTPBufferSize:   1_000_000,
-		ConnectTimeout:      45 * time.Second,
-		MaxConnections:      100_000,
-		MaxHTTPConnections:  10_000,
-		MaxPendingPerIP:     512,
-		WebSocketIO:         "epoll",
-		Parser:              "auto",
-		HTTPIdleTimeout:     30 * time.Second,
-		SendQueuePackets:    4096,
-		SendQueueBytes:      2 << 20,
-		QueueBudget:         128 << 20,
-		EventRate:           50,
-		EventBurst:          100,
-		MaxMessageBytes:     64 << 10,
-		RedisPrefix:         "socket.io",
-		RedisAdapter:        "pubsub",
-		HistoryLast:         100,
-		HistoryMaxCatchup:   10_000,
-		HistorySync:         "full",
-		HistoryPoll:         time.Second,
-		AdminUIDir:          "node_modules/@socket.io/admin-ui/ui/dist",
-		HistoryTrimInterval: time.Minute,
-		ShutdownGrace:       10 * time.Second,
-		LogFormat:           "text",
-		LogLevel:            slog.LevelInfo,
+		Addr:                   ":9000",
+		PublicDir:              "public",
+		ClientDir:              "node_modules/socket.io-client/dist",
+		Path:                   "/socket.io/",
+		PingInterval:           25 * time.Second,
+		PingTimeout:            20 * time.Second,
+		MaxHTTPBufferSize:      1_000_000,
+		ConnectTimeout:         45 * time.Second,
+		MaxConnections:         100_000,
+		MaxHTTPConnections:     10_000,
+		MaxPendingPerIP:        512,
+		WebSocketIO:            "epoll",
+		Parser:                 "auto",
+		WSCompressionThreshold: 1024,
+		HTTPIdleTimeout:        30 * time.Second,
+		SendQueuePackets:       4096,
+		SendQueueBytes:         2 << 20,
+		QueueBudget:            128 << 20,
+		EventRate:              50,
+		EventBurst:             100,
+		MaxMessageBytes:        64 << 10,
+		RedisPrefix:            "socket.io",
+		RedisAdapter:           "pubsub",
+		HistoryLast:            100,
+		HistoryMaxCatchup:      10_000,
+		HistorySync:            "full",
+		HistoryPoll:            time.Second,
+		AdminUIDir:             "node_modules/@socket.io/admin-ui/ui/dist",
+		HistoryTrimInterval:    time.Minute,
+		ShutdownGrace:          10 * time.Second,
+		LogFormat:              "text",
+		LogLevel:               slog.LevelInfo,
 	}
 }
 
@@ -308,6 +314,8 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	str(&cfg.Parser, "parser", "PARSER", "Socket.IO packet format: json (socket.io-parser), msgpack (socket.io-msgpack-parser) or auto (each client's own)")
 	integer(&cfg.MaxConnections, "max-connections", "MAX_CONNECTIONS", "most concurrent sessions; more get 503")
 	str(&cfg.WebSocketIO, "ws-io", "WS_IO", "how idle WebSocket connections wait: epoll (no goroutine each, Linux) or goroutine")
+	boolean(&cfg.WSCompression, "ws-compression", "WS_COMPRESSION", "negotiate WebSocket compression (permessage-deflate) with clients that offer it")
+	integer(&cfg.WSCompressionThreshold, "ws-compression-threshold", "WS_COMPRESSION_THRESHOLD", "with -ws-compression, the smallest WebSocket message sent compressed, bytes; 0 compresses all")
 	integer(&cfg.MaxHTTPConnections, "max-http-connections", "MAX_HTTP_CONNECTIONS", "most TCP connections that are not WebSocket sessions (HTTP requests, long polls, idle keep-alive); more are closed")
 	integer(&cfg.MaxPendingPerIP, "max-pending-per-ip", "MAX_PENDING_PER_IP", "most connections from one address that do not serve a session (slow or pending requests, idle keep-alive); more are closed; 0 is no limit")
 	dur(&cfg.HTTPIdleTimeout, "http-idle-timeout", "HTTP_IDLE_TIMEOUT", "close keep-alive connections idle for this long")
@@ -425,6 +433,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WebSocketIO != "epoll" && c.WebSocketIO != "goroutine" {
 		bad("-ws-io %q: want epoll or goroutine", c.WebSocketIO)
+	}
+	if c.WSCompressionThreshold < 0 {
+		bad("-ws-compression-threshold %d: must not be negative (0 compresses every message)", c.WSCompressionThreshold)
 	}
 	if c.MaxHTTPConnections <= 0 {
 		bad("-max-http-connections %d: must be positive", c.MaxHTTPConnections)

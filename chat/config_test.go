@@ -40,6 +40,8 @@ func TestConfigDefaultsAreNodes(t *testing.T) {
 		{"Redis", cfg.Redis, ""},
 		{"LogFormat", cfg.LogFormat, "text"},
 		{"LogLevel", cfg.LogLevel, slog.LevelInfo},
+		{"WSCompression", cfg.WSCompression, false}, // Node's perMessageDeflate: false
+		{"WSCompressionThreshold", cfg.WSCompressionThreshold, 1024},
 	}
 	for _, c := range checks {
 		if !reflect.DeepEqual(c.got, c.want) {
@@ -129,6 +131,16 @@ func TestConfigParse(t *testing.T) {
 			func(t *testing.T, c Config) { confEq(t, "RedisAdapter", c.RedisAdapter, "streams") }},
 		{"env redis adapter", nil, map[string]string{"REDIS_ADAPTER": "streams"},
 			func(t *testing.T, c Config) { confEq(t, "RedisAdapter", c.RedisAdapter, "streams") }},
+		{"ws compression", []string{"-ws-compression", "-ws-compression-threshold", "0"}, nil,
+			func(t *testing.T, c Config) {
+				confEq(t, "WSCompression", c.WSCompression, true)
+				confEq(t, "WSCompressionThreshold", c.WSCompressionThreshold, 0)
+			}},
+		{"ws compression from env", nil, map[string]string{"WS_COMPRESSION": "true", "WS_COMPRESSION_THRESHOLD": "256"},
+			func(t *testing.T, c Config) {
+				confEq(t, "WSCompression", c.WSCompression, true)
+				confEq(t, "WSCompressionThreshold", c.WSCompressionThreshold, 256)
+			}},
 		{"unrelated env ignored", nil, map[string]string{"HOME": "/root", "PATH": "/bin"},
 			func(t *testing.T, c Config) { confEq(t, "Config", c, DefaultConfig()) }},
 	}
@@ -192,6 +204,8 @@ func TestConfigRejects(t *testing.T) {
 		{"bad env cors origin", nil, map[string]string{"CORS_ORIGIN": "not an origin"}, []string{"-cors-origin"}},
 		{"bad PORT", nil, map[string]string{"PORT": "http"}, []string{"-addr", ":http"}},
 		{"queue budget below one queue", []string{"-queue-budget", "1000"}, nil, []string{"-queue-budget", "-send-queue-bytes"}},
+		{"negative ws compression threshold", []string{"-ws-compression-threshold", "-1"}, nil, []string{"-ws-compression-threshold", "negative"}},
+		{"bad env ws compression", nil, map[string]string{"WS_COMPRESSION": "gzip"}, []string{"WS_COMPRESSION", "gzip"}},
 		{"bad env queue budget", nil, map[string]string{"QUEUE_BUDGET": "1GB"}, []string{"QUEUE_BUDGET", "1GB"}},
 		{"allowed host with scheme", []string{"-allowed-hosts", "https://chat.example"}, nil, []string{"-allowed-hosts", "https://chat.example", "no scheme"}},
 		{"allowed host with port", []string{"-allowed-hosts", "chat.example:443"}, nil, []string{"-allowed-hosts", "chat.example:443"}},

@@ -117,7 +117,10 @@ func (s *Server) socketOptions() socketio.Options {
 			MaxQueuedBytes:   c.SendQueueBytes,
 			QueueBudget:      c.QueueBudget,
 			IOMode:           ioMode(c.WebSocketIO),
-			Logger:           s.log,
+
+			PerMessageDeflate:          c.WSCompression,
+			PerMessageDeflateThreshold: deflateThreshold(c.WSCompressionThreshold),
+			Logger:                     s.log,
 		},
 		ConnectTimeout: c.ConnectTimeout,
 		Logger:         s.log,
@@ -127,6 +130,15 @@ func (s *Server) socketOptions() socketio.Options {
 		opts.Recovery = &socketio.RecoveryOptions{MaxDisconnectionDuration: c.Recovery, SkipMiddlewares: true}
 	}
 	return opts
+}
+
+// deflateThreshold is -ws-compression-threshold as engineio takes it:
+// there 0 means its default, and negative compresses every message.
+func deflateThreshold(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 func ioMode(name string) engineio.IOMode {

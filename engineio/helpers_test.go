@@ -497,6 +497,7 @@ func (c *rawWS) writeRaw(b []byte) {
 // frame is one WebSocket frame.
 type frame struct {
 	fin     bool
+	rsv1    bool // compressed (permessage-deflate)
 	op      byte
 	payload []byte
 }
@@ -534,7 +535,7 @@ func readServerFrame(r io.Reader) (frame, error) {
 	if _, err := io.ReadFull(r, p); err != nil {
 		return frame{}, err
 	}
-	return frame{fin: h[0]&0x80 != 0, op: h[0] & 0x0f, payload: p}, nil
+	return frame{fin: h[0]&0x80 != 0, rsv1: h[0]&0x40 != 0, op: h[0] & 0x0f, payload: p}, nil
 }
 
 // clientFrame encodes a client frame: masked with key unless key is nil.

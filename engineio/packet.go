@@ -43,6 +43,7 @@ type Message struct {
 	b      []byte // text: '4' and the payload; binary: the payload
 	binary bool
 	share  uint32    // the number of queues sharing b (a broadcast's recipients); 0 or 1: not shared
+	nocomp bool      // never compressed (Uncompressed)
 	track  *Delivery // told when the message was written or dropped; nil when untracked
 }
 
@@ -70,6 +71,15 @@ func TextMessage(b []byte) Message {
 // BinaryMessage returns a binary MESSAGE packet with payload b, which it
 // does not copy.
 func BinaryMessage(b []byte) Message { return Message{b: b, binary: true} }
+
+// Uncompressed returns m, marked to be sent without compression on a
+// WebSocket that negotiated permessage-deflate (Node's
+// socket.compress(false)). Polling responses are gzipped as before
+// (Options.CompressionThreshold).
+func (m Message) Uncompressed() Message {
+	m.nocomp = true
+	return m
+}
 
 // IsBinary reports whether m is a binary message.
 func (m Message) IsBinary() bool { return m.binary }

@@ -14,6 +14,10 @@ type Stats struct {
 	msgsIn, bytesIn    atomic.Uint64
 	msgsOut, bytesOut  atomic.Uint64
 
+	deflateNegotiated         atomic.Uint64
+	deflatedMsgs              atomic.Uint64
+	deflatedIn, deflatedBytes atomic.Uint64
+
 	mu       sync.Mutex
 	refusals map[Refusal]uint64 // by HTTP status and reason
 	closes   map[string]uint64  // by reason
@@ -70,6 +74,12 @@ type StatsSnapshot struct {
 	// counted when a WebSocket flush or a poll's response takes them. The
 	// engine's own packets (PING, PONG, NOOP, OPEN, CLOSE) are not counted.
 	MessagesIn, BytesIn, MessagesOut, BytesOut uint64
+	// DeflateNegotiated counts the WebSockets that negotiated
+	// permessage-deflate (Options.PerMessageDeflate). DeflatedMessages
+	// counts the messages sent compressed, DeflatedFrom their bytes before
+	// compression and DeflatedTo after (a broadcast is counted once per
+	// recipient, though compressed once).
+	DeflateNegotiated, DeflatedMessages, DeflatedFrom, DeflatedTo uint64
 	// Closed counts closed sessions by reason.
 	Closed map[string]uint64
 }
@@ -132,9 +142,14 @@ func (st *Stats) snapshot() StatsSnapshot {
 		BytesIn:     st.bytesIn.Load(),
 		MessagesOut: st.msgsOut.Load(),
 		BytesOut:    st.bytesOut.Load(),
-		Refused:     map[int]uint64{},
-		Refusals:    map[Refusal]uint64{},
-		Closed:      map[string]uint64{},
+
+		DeflateNegotiated: st.deflateNegotiated.Load(),
+		DeflatedMessages:  st.deflatedMsgs.Load(),
+		DeflatedFrom:      st.deflatedIn.Load(),
+		DeflatedTo:        st.deflatedBytes.Load(),
+		Refused:           map[int]uint64{},
+		Refusals:          map[Refusal]uint64{},
+		Closed:            map[string]uint64{},
 	}
 	st.mu.Lock()
 	for k, v := range st.refusals {

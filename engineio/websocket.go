@@ -56,6 +56,8 @@ type wsConn struct {
 	frag       []byte // the fragments of a message being assembled
 	fragOp     byte
 	fragging   bool
+	fragZ      bool // the message being assembled is compressed
+	deflate    bool // permessage-deflate was negotiated (set before the reader starts, then read-only)
 	peerClosed bool // a close frame was received
 	discard    bool // the connection is shutting down: input is dropped
 	probing    bool // an upgrade probe: only PING "probe" and UPGRADE are expected
@@ -121,6 +123,10 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *S
 	resp := make([]byte, 0, 160)
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	resp = append(resp, acceptKey(key)...)
+	deflate := s.opts.PerMessageDeflate && negotiateDeflate(r.Header)
+	if deflate {
+		resp = append(resp, "\r\nSec-WebSocket-Extensions: "+deflateResponse...)
+	}
 	resp = append(resp, "\r\n\r\n"...)
 	_ = nc.SetWriteDeadline(time.Now().Add(s.opts.PingTimeout))
 	if _, err := nc.Write(resp); err != nil {
@@ -128,7 +134,12 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *S
 		return nil, err
 	}
 	_ = nc.SetDeadline(time.Time{})
-	c := &wsConn{sess: sess}
+	c := &wsConn{sess: sess, deflate: deflate}
+	if deflate {
+		s.stats.deflateNegotiated.Add(1)
+		s.log.Debug("websocket compression negotiated", "sid", sess.id, "transport", "websocket", "remote", r.RemoteAddr,
+			"extensions", deflateResponse)
+	}
 	if n := brw.Reader.Buffered(); n > 0 {
 		b, _ := brw.Reader.Peek(n)
 		c.partial = bytes.Clone(b)
@@ -400,9 +411,14 @@ func (c *wsConn) parseFrame(b []byte) (n, need int, ok bool) {
 	if masked {
 		hdr += 4
 	}
+	compressed := rsv == 0x40
 	switch {
-	case rsv != 0:
+	case rsv != 0 && (!compressed || !c.deflate):
 		return 0, 0, c.protocolError(closeProtocolError, "websocket: reserved bits set")
+	case compressed && op != opText && op != opBinary:
+		// RSV1 marks the first frame of a compressed message only: never a
+		// continuation, never a control frame.
+		return 0, 0, c.protocolError(closeProtocolError, "websocket: RSV1 set on a frame that is not a message's first")
 	case !masked:
 		return 0, 0, c.protocolError(closeProtocolError, "websocket: unmasked client frame")
 	case op >= opClose && (!fin || length > 125):
@@ -420,7 +436,7 @@ func (c *wsConn) parseFrame(b []byte) (n, need int, ok bool) {
 	}
 	payload := b[hdr:total]
 	maskBytes(b[hdr-4:hdr], payload)
-	return total, 0, c.onFrame(fin, op, payload)
+	return total, 0, c.onFrame(fin, op, compressed, payload)
 }
 
 // maskBytes applies the client's masking key to p, in place.
@@ -437,8 +453,9 @@ func maskBytes(key []byte, p []byte) {
 }
 
 // onFrame handles one complete frame; payload is unmasked and only valid
-// during the call.
-func (c *wsConn) onFrame(fin bool, op byte, payload []byte) bool {
+// during the call. compressed is the first frame's RSV1: the message is
+// compressed, and inflated once whole.
+func (c *wsConn) onFrame(fin bool, op byte, compressed bool, payload []byte) bool {
 	switch op {
 	case opContinuation:
 		if !c.fragging {
@@ -446,8 +463,11 @@ func (c *wsConn) onFrame(fin bool, op byte, payload []byte) bool {
 		}
 		c.frag = append(c.frag, payload...)
 		if fin {
-			msg, msgOp := c.frag, c.fragOp
-			c.frag, c.fragging = nil, false
+			msg, msgOp, z := c.frag, c.fragOp, c.fragZ
+			c.frag, c.fragging, c.fragZ = nil, false, false
+			if z {
+				return c.onCompressed(msgOp, msg)
+			}
 			return c.onMessage(msgOp, msg)
 		}
 		return true
@@ -456,9 +476,12 @@ func (c *wsConn) onFrame(fin bool, op byte, payload []byte) bool {
 			return c.protocolError(closeProtocolError, "websocket: new message inside a fragmented one")
 		}
 		if !fin {
-			c.fragging, c.fragOp = true, op
+			c.fragging, c.fragOp, c.fragZ = true, op, compressed
 			c.frag = append([]byte(nil), payload...)
 			return true
+		}
+		if compressed {
+			return c.onCompressed(op, payload)
 		}
 		return c.onMessage(op, bytes.Clone(payload))
 	case opPing:
@@ -510,6 +533,21 @@ func (c *wsConn) onFrame(fin bool, op byte, payload []byte) bool {
 func validCloseCode(code uint16) bool {
 	return code >= 1000 && code <= 1014 && code != 1004 && code != 1005 && code != 1006 ||
 		code >= 3000 && code <= 4999
+}
+
+// onCompressed inflates a compressed message (z is only valid during the
+// call) and hands it on. Its decompressed size is bounded by
+// MaxBufferSize, as an uncompressed message's: beyond, the connection is
+// failed with 1009, as ws does.
+func (c *wsConn) onCompressed(op byte, z []byte) bool {
+	msg, err := inflate(z, c.sess.srv.opts.MaxBufferSize)
+	switch {
+	case errors.Is(err, errInflateTooBig):
+		return c.protocolError(closeMessageTooBig, "websocket message over maxHttpBufferSize once decompressed: read limit exceeded")
+	case err != nil:
+		return c.protocolError(closeInvalidPayload, "websocket: "+err.Error())
+	}
+	return c.onMessage(op, msg)
 }
 
 // onMessage decodes a whole message, which it owns, into an Engine.IO
@@ -800,6 +838,10 @@ func (c *wsConn) fill() bool {
 	for _, f := range ctrl {
 		fb.frame(f.op, f.payload, nil)
 	}
+	if c.deflate {
+		c.fillDeflate(msgs, protocol, b64)
+		return true
+	}
 	for _, m := range msgs {
 		switch {
 		case !m.binary:
@@ -830,9 +872,14 @@ var v3BinaryPrefix = []byte{4}
 // frame appends a server frame (unmasked): its header, then prefix and
 // payload, as iovecs.
 func (fb *flushBuf) frame(op byte, payload, prefix []byte) {
+	fb.frameFirst(0x80|op, payload, prefix)
+}
+
+// frameFirst is frame with the header's first byte (FIN, RSV1, opcode).
+func (fb *flushBuf) frameFirst(first byte, payload, prefix []byte) {
 	n := len(payload) + len(prefix)
 	start := len(fb.hdrs)
-	fb.hdrs = append(fb.hdrs, 0x80|op)
+	fb.hdrs = append(fb.hdrs, first)
 	switch {
 	case n < 126:
 		fb.hdrs = append(fb.hdrs, byte(n))

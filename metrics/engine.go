@@ -36,6 +36,12 @@ var (
 		"Engine.IO MESSAGE packets sent (one per recipient)", nil, nil)
 	descBytesOut = prometheus.NewDesc("engineio_sent_bytes_total",
 		"Payload bytes of the MESSAGE packets sent (one copy per recipient)", nil, nil)
+	descDeflateNegotiated = prometheus.NewDesc("engineio_ws_deflate_negotiated_total",
+		"WebSocket connections that negotiated permessage-deflate (-ws-compression)", nil, nil)
+	descDeflatedMsgs = prometheus.NewDesc("engineio_ws_deflated_messages_total",
+		"WebSocket messages sent compressed (one per recipient; a broadcast is compressed once)", nil, nil)
+	descDeflatedBytes = prometheus.NewDesc("engineio_ws_deflated_bytes_total",
+		"Bytes of the WebSocket messages sent compressed, before (payload) and after (wire) compression", []string{"of"}, nil)
 	descQueue = prometheus.NewDesc("engineio_send_queue_packets",
 		"Packets waiting in each open session's send queue, sampled at the scrape", nil, nil)
 	descQueueBytes = prometheus.NewDesc("engineio_send_queue_bytes",
@@ -49,7 +55,8 @@ var queueBuckets = []float64{0, 1, 4, 16, 64, 256, 1024, 4096}
 
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnected, descSessions, descOpened, descUpgrades, descClosed,
-		descRefused, descSlow, descShed, descMsgsIn, descBytesIn, descMsgsOut, descBytesOut, descQueue, descQueueBytes, descSockets} {
+		descRefused, descSlow, descShed, descMsgsIn, descBytesIn, descMsgsOut, descBytesOut, descQueue, descQueueBytes, descSockets,
+		descDeflateNegotiated, descDeflatedMsgs, descDeflatedBytes} {
 		ch <- d
 	}
 }
@@ -80,6 +87,10 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descBytesIn, st.BytesIn)
 	counter(descMsgsOut, st.MessagesOut)
 	counter(descBytesOut, st.BytesOut)
+	counter(descDeflateNegotiated, st.DeflateNegotiated)
+	counter(descDeflatedMsgs, st.DeflatedMessages)
+	counter(descDeflatedBytes, st.DeflatedFrom, "payload")
+	counter(descDeflatedBytes, st.DeflatedTo, "wire")
 
 	buckets := make(map[float64]uint64, len(queueBuckets))
 	for _, le := range queueBuckets {

@@ -62,6 +62,9 @@ type BroadcastOptions struct {
 	Volatile bool
 	// Timeout bounds the wait for acknowledgements.
 	Timeout time.Duration
+	// NoCompress sends the broadcast without WebSocket compression (Node's
+	// compress(false); see engineio.Options.PerMessageDeflate).
+	NoCompress bool
 }
 
 // BroadcastPacket is a broadcast event as adapters carry it.

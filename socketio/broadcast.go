@@ -55,6 +55,15 @@ func (b *BroadcastOperator) Timeout(d time.Duration) *BroadcastOperator {
 	return &c
 }
 
+// Compress(false) sends the broadcast without WebSocket compression,
+// whatever its size (Node's compress(false)); compression applies only to
+// clients that negotiated it (engineio.Options.PerMessageDeflate).
+func (b *BroadcastOperator) Compress(compress bool) *BroadcastOperator {
+	c := *b
+	c.opts.NoCompress = !compress
+	return &c
+}
+
 // Emit broadcasts event to the selected sockets. The packet is encoded
 // once for all of them. With an AckFunc as last argument, every recipient
 // is asked to acknowledge, and the AckFunc receives their responses (one
@@ -123,6 +132,7 @@ func (n *Namespace) deliverAt(event string, args []Arg, opts BroadcastOptions, p
 		m.args = append(slices.Clip(args), Arg{JSON: appendQuote(nil, offset)})
 		n.log.appendLocked(seq, opts, m.get(kindJSON))
 	}
+	m.nocomp = opts.NoCompress
 	f := hooks.fanout(n)
 	if f != nil {
 		// The recipients' copies are tracked, not the recovery log's.

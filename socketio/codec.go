@@ -108,14 +108,15 @@ func encodeControlFor(k parserKind, typ int, nsp string, payload []byte) enginei
 // and the recipients of each share its messages. It belongs to the
 // goroutine that broadcasts; under the order lock when it encodes there.
 type multiEncoded struct {
-	nsp   string
-	id    int64
-	event string
-	args  []Arg
-	msgs  [numKinds][]engineio.Message
-	out   [numKinds][]engineio.Message // msgs with the last one tracked
-	track *engineio.Delivery
-	share int // the recipients selected, among whom the payload is shared
+	nsp    string
+	id     int64
+	event  string
+	args   []Arg
+	msgs   [numKinds][]engineio.Message
+	out    [numKinds][]engineio.Message // msgs with the last one tracked
+	track  *engineio.Delivery
+	share  int  // the recipients selected, among whom the payload is shared
+	nocomp bool // sent uncompressed (BroadcastOptions.NoCompress)
 }
 
 // get returns the encoding in format k.
@@ -130,14 +131,17 @@ func (m *multiEncoded) get(k parserKind) []engineio.Message {
 // encoding, marked as shared by the fan-out's recipients (for the engine's
 // queue budget) and its last message tracked when the fan-out is followed.
 func (m *multiEncoded) forRecipient(k parserKind) []engineio.Message {
-	if m.track == nil && m.share < 2 {
+	if m.track == nil && m.share < 2 && !m.nocomp {
 		return m.get(k)
 	}
 	if m.out[k] == nil {
 		out := slices.Clone(m.get(k)) // the recovery log keeps the plain ones
-		if m.share > 1 {
-			for i := range out {
+		for i := range out {
+			if m.share > 1 {
 				out[i] = out[i].Shared(m.share)
+			}
+			if m.nocomp {
+				out[i] = out[i].Uncompressed()
 			}
 		}
 		if m.track != nil {
@@ -267,4 +271,11 @@ func (c *client) wireMessage(data []byte, binary bool) bool {
 	}
 	c.handle(p)
 	return true
+}
+
+// uncompressed marks msgs, a packet of ours, to be sent uncompressed.
+func uncompressed(msgs []engineio.Message) {
+	for i := range msgs {
+		msgs[i] = msgs[i].Uncompressed()
+	}
 }

@@ -111,6 +111,10 @@ func (n *Namespace) Local() *BroadcastOperator { return n.op().Local() }
 // Volatile drops a broadcast for clients that are not ready for it.
 func (n *Namespace) Volatile() *BroadcastOperator { return n.op().Volatile() }
 
+// Compress(false) sends a broadcast without WebSocket compression (see
+// BroadcastOperator.Compress).
+func (n *Namespace) Compress(compress bool) *BroadcastOperator { return n.op().Compress(compress) }
+
 // Timeout bounds the wait for the acknowledgements of a broadcast to the
 // namespace (see BroadcastOperator.Timeout).
 func (n *Namespace) Timeout(d time.Duration) *BroadcastOperator { return n.op().Timeout(d) }

@@ -291,6 +291,10 @@ func (s *Server) Local() *BroadcastOperator { return s.Sockets().Local() }
 // not ready for it.
 func (s *Server) Volatile() *BroadcastOperator { return s.Sockets().Volatile() }
 
+// Compress(false) sends a broadcast of the main namespace without
+// WebSocket compression (see BroadcastOperator.Compress).
+func (s *Server) Compress(compress bool) *BroadcastOperator { return s.Sockets().Compress(compress) }
+
 // Timeout bounds the wait for the acknowledgements of a broadcast of the
 // main namespace (see BroadcastOperator.Timeout).
 func (s *Server) Timeout(d time.Duration) *BroadcastOperator { return s.Sockets().Timeout(d) }

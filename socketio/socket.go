@@ -258,22 +258,46 @@ func (s *Socket) Leave(rooms ...string) {
 // Emit sends event to the client. With an AckFunc as last argument, the
 // client is asked to acknowledge (see Timeout). With connection state
 // recovery on, the event is kept for recovery, as in Node.
-func (s *Socket) Emit(event string, args ...any) error { return s.emit(0, event, args) }
+func (s *Socket) Emit(event string, args ...any) error { return s.emit(0, false, event, args) }
 
 // Timeout returns an emitter whose acknowledgements fail with
 // ErrAckTimeout after d.
 func (s *Socket) Timeout(d time.Duration) *Emitter { return &Emitter{s: s, timeout: d} }
 
-// Emitter emits with options (see Socket.Timeout).
+// Compress(false) returns an emitter whose events are sent without
+// WebSocket compression, whatever their size (Node's
+// socket.compress(false)); compression applies only to clients that
+// negotiated it (engineio.Options.PerMessageDeflate).
+func (s *Socket) Compress(compress bool) *Emitter { return &Emitter{s: s, noCompress: !compress} }
+
+// Emitter emits with options (see Socket.Timeout, Socket.Compress).
 type Emitter struct {
-	s       *Socket
-	timeout time.Duration
+	s          *Socket
+	timeout    time.Duration
+	noCompress bool
+}
+
+// Timeout sets the emitter's acknowledgement timeout (see Socket.Timeout).
+func (e *Emitter) Timeout(d time.Duration) *Emitter {
+	c := *e
+	c.timeout = d
+	return &c
+}
+
+// Compress sets whether the emitter's events may be compressed (see
+// Socket.Compress).
+func (e *Emitter) Compress(compress bool) *Emitter {
+	c := *e
+	c.noCompress = !compress
+	return &c
 }
 
 // Emit is Socket.Emit with the emitter's options.
-func (e *Emitter) Emit(event string, args ...any) error { return e.s.emit(e.timeout, event, args) }
+func (e *Emitter) Emit(event string, args ...any) error {
+	return e.s.emit(e.timeout, e.noCompress, event, args)
+}
 
-func (s *Socket) emit(timeout time.Duration, event string, args []any) error {
+func (s *Socket) emit(timeout time.Duration, noCompress bool, event string, args []any) error {
 	if reservedEvents[event] || event == "connection" {
 		return fmt.Errorf("socketio: %q is a reserved event name", event)
 	}
@@ -284,7 +308,7 @@ func (s *Socket) emit(timeout time.Duration, event string, args []any) error {
 	if ack == nil && s.nsp.log != nil {
 		// Through the broadcast path, so that recovery keeps it.
 		// With a SessionAdapter, through the cluster's log, as Node does.
-		s.nsp.deliver(event, a, BroadcastOptions{Rooms: []string{s.id}}, s.nsp.sessionAdapter() != nil)
+		s.nsp.deliver(event, a, BroadcastOptions{Rooms: []string{s.id}, NoCompress: noCompress}, s.nsp.sessionAdapter() != nil)
 		return nil
 	}
 	id := int64(-1)
@@ -293,6 +317,9 @@ func (s *Socket) emit(timeout time.Duration, event string, args []any) error {
 		s.registerAck(id, ack, timeout)
 	}
 	msgs := encodeEventFor(s.client.kind(), s.nsp.name, id, event, a)
+	if noCompress {
+		uncompressed(msgs)
+	}
 	err = s.send(msgs)
 	if hooks := s.nsp.srv.hooks.Load(); hooks != nil {
 		n := 0

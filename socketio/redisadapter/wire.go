@@ -189,10 +189,18 @@ func (e *encoder) opts(o socketio.BroadcastOptions, withFlags bool) {
 	if o.Timeout > 0 {
 		n++
 	}
+	if o.NoCompress {
+		n++
+	}
 	e.MapHeader(n)
 	if o.Volatile {
 		e.String("volatile")
 		e.Bool(true)
+	}
+	if o.NoCompress {
+		// After volatile, as io.volatile.compress(false) has it in Node.
+		e.String("compress")
+		e.Bool(false)
 	}
 	if o.Timeout > 0 {
 		e.String("timeout")
@@ -373,12 +381,18 @@ func (d *decoder) rooms() ([]string, error) {
 	return unique(out), nil
 }
 
-// flags reads the flags Go knows: volatile, and timeout (in ms).
+// flags reads the flags Go knows: volatile, compress, and timeout (in ms).
 func (d *decoder) flags(o *socketio.BroadcastOptions) error {
 	return d.Fields(func(key []byte) (err error) {
 		switch string(key) {
 		case "volatile":
 			o.Volatile, err = d.Truthy()
+		case "compress":
+			// Only an explicit false: Node leaves the flag out, or sends
+			// true, for a broadcast that may be compressed.
+			b, _ := d.Peek()
+			o.NoCompress = b == 0xc2
+			_, err = d.Skip()
 		case "timeout":
 			var f float64
 			var ok bool

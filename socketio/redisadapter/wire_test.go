@@ -71,7 +71,7 @@ type wireBroadcast struct {
 	event  string
 	args   []socketio.Arg
 	opts   socketio.BroadcastOptions
-	noEnc  bool // Node's flags that Go has no word for (compress)
+	noEnc  bool // Node's flags that Go has no word for
 	admins bool // published by the /admin adapter
 }
 
@@ -88,7 +88,7 @@ var wireBroadcasts = []wireBroadcast{
 	{name: "emit-rooms-except", nsp: "/", event: "message", args: []socketio.Arg{js(`1`)},
 		opts: socketio.BroadcastOptions{Rooms: []string{"a", "b"}, Except: []string{"c"}}},
 	{name: "emit-flags", nsp: "/", event: "message", args: []socketio.Arg{js(`"v"`)},
-		opts: socketio.BroadcastOptions{Volatile: true}, noEnc: true},
+		opts: socketio.BroadcastOptions{Volatile: true, NoCompress: true}},
 	{name: "emit-volatile", nsp: "/", event: "message", args: []socketio.Arg{js(`"v"`)},
 		opts: socketio.BroadcastOptions{Volatile: true}},
 	{name: "emit-timeout", nsp: "/", event: "message", args: []socketio.Arg{js(`"t"`)},
@@ -131,7 +131,8 @@ func TestWireDecodesNodeBroadcasts(t *testing.T) {
 			}
 			checkArgs(t, p.Args, tt.args)
 			if !slices.Equal(p.Opts.Rooms, tt.opts.Rooms) || !slices.Equal(p.Opts.Except, tt.opts.Except) ||
-				p.Opts.Volatile != tt.opts.Volatile || p.Opts.Timeout != tt.opts.Timeout || p.Opts.Local {
+				p.Opts.Volatile != tt.opts.Volatile || p.Opts.Timeout != tt.opts.Timeout || p.Opts.Local ||
+				p.Opts.NoCompress != tt.opts.NoCompress {
 				t.Errorf("opts = %+v, want %+v", p.Opts, tt.opts)
 			}
 		})
