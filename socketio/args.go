@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 )
@@ -240,8 +241,17 @@ func appendValue(dst []byte, v any, bins *[][]byte) ([]byte, error) {
 		}
 		return append(dst, '}'), nil
 	}
+	if k := reflect.TypeOf(v).Kind(); k == reflect.Func || k == reflect.Chan {
+		return dst, fmt.Errorf("%w (a %T)", ErrFuncArgument, v)
+	}
 	return appendJSON(dst, v)
 }
+
+// ErrFuncArgument is ToArg's error for a func (or channel) value: it
+// cannot travel. A callback for the client's acknowledgement is an AckFunc
+// (or a func([]Arg, error)) given as the last argument of Emit; with
+// EmitWithAck, which takes Args, a callback is a compile error.
+var ErrFuncArgument = errors.New("socketio: a func or channel cannot be an event argument: to get an acknowledgement, use EmitWithAck or an AckFunc as Emit's last argument")
 
 // appendFloat writes f as JavaScript does (NaN and infinities are null
 // in JSON.stringify).

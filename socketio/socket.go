@@ -33,7 +33,9 @@ type Socket struct {
 
 	mu              sync.Mutex
 	handlers        []handler
-	anyHandlers     []func(*Event)
+	anyHandlers     []anyHandler
+	anyOutgoing     []outgoingHandler
+	nextListener    uint64
 	middlewares     []func(*Event) error
 	onDisconnect    []func(reason string, cause error)
 	onDisconnecting []func(reason string)
@@ -45,6 +47,18 @@ type Socket struct {
 type handler struct {
 	event string
 	fn    func(*Event)
+	id    uint64 // what its remove function removes
+	once  bool
+}
+
+type anyHandler struct {
+	id uint64
+	fn func(*Event)
+}
+
+type outgoingHandler struct {
+	id uint64
+	fn func(event string, args []Arg)
 }
 
 // AckFunc, given as the last argument of an emit, asks the client for an
@@ -143,24 +157,26 @@ func (s *Socket) SetData(v any) {
 	s.mu.Unlock()
 }
 
-// On handles event. Handlers for the same event replace each other.
-func (s *Socket) On(event string, fn func(*Event)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i := range s.handlers {
-		if s.handlers[i].event == event {
-			s.handlers[i].fn = fn
-			return
-		}
-	}
-	s.handlers = append(s.handlers, handler{event, fn})
+// On adds a handler for event and returns a function that removes it.
+// Handlers add up, as in Node: every handler of an event runs, in the
+// order they were added (see Off to remove them all, Once for one call).
+func (s *Socket) On(event string, fn func(*Event)) (remove func()) {
+	return s.addHandler(event, fn, false)
 }
 
-// OnAny is called for every event, before its own handler.
-func (s *Socket) OnAny(fn func(*Event)) {
+// OnAny is called for every event, before its own handlers. It returns a
+// function that removes it.
+func (s *Socket) OnAny(fn func(*Event)) (remove func()) {
 	s.mu.Lock()
-	s.anyHandlers = append(s.anyHandlers, fn)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	s.nextListener++
+	id := s.nextListener
+	s.anyHandlers = append(s.anyHandlers, anyHandler{id, fn})
+	return func() {
+		s.mu.Lock()
+		s.anyHandlers = slices.DeleteFunc(slices.Clone(s.anyHandlers), func(h anyHandler) bool { return h.id == id })
+		s.mu.Unlock()
+	}
 }
 
 // Use adds an event middleware, run for each event before the handlers.
@@ -271,17 +287,25 @@ type Emitter struct {
 func (e *Emitter) Emit(event string, args ...any) error { return e.s.emit(e.timeout, event, args) }
 
 func (s *Socket) emit(timeout time.Duration, event string, args []any) error {
-	if reservedEvents[event] || event == "connection" {
-		return fmt.Errorf("socketio: %q is a reserved event name", event)
-	}
 	a, ack, err := encodeArgs(args)
 	if err != nil {
 		return err
 	}
+	_, err = s.emitArgs(timeout, event, a, ack)
+	return err
+}
+
+// emitArgs sends an event, asking for an acknowledgement with ack; it
+// returns the acknowledgement's id.
+func (s *Socket) emitArgs(timeout time.Duration, event string, a []Arg, ack AckFunc) (int64, error) {
+	if reservedEvents[event] || event == "connection" {
+		return 0, fmt.Errorf("socketio: %q is a reserved event name", event)
+	}
+	s.notifyOutgoing(event, a)
 	if ack == nil && s.nsp.log != nil {
 		// Through the broadcast path, so that recovery keeps it.
 		s.nsp.deliver(event, a, BroadcastOptions{Rooms: []string{s.id}}, false)
-		return nil
+		return -1, nil
 	}
 	id := int64(-1)
 	if ack != nil {
@@ -289,7 +313,7 @@ func (s *Socket) emit(timeout time.Duration, event string, args []any) error {
 		s.registerAck(id, ack, timeout)
 	}
 	msgs := encodeEvent(s.nsp.name, id, event, a)
-	err = s.send(msgs)
+	err := s.send(msgs)
 	if hooks := s.nsp.srv.hooks.Load(); hooks != nil {
 		n := 0
 		if err == nil {
@@ -297,7 +321,7 @@ func (s *Socket) emit(timeout time.Duration, event string, args []any) error {
 		}
 		hooks.onEventSent(s.nsp, event, msgs, n)
 	}
-	return err
+	return id, err
 }
 
 // send queues the messages of one packet.
@@ -471,13 +495,7 @@ func (s *Socket) onEvent(p *packet) error {
 func (s *Socket) dispatch(ev *Event) {
 	s.mu.Lock()
 	mws, anys := s.middlewares, s.anyHandlers
-	var fn func(*Event)
-	for _, h := range s.handlers {
-		if h.event == ev.Name {
-			fn = h.fn
-			break
-		}
-	}
+	fns := s.takeHandlersLocked(ev.Name)
 	s.mu.Unlock()
 	for _, mw := range mws {
 		if err := mw(ev); err != nil {
@@ -493,10 +511,10 @@ func (s *Socket) dispatch(ev *Event) {
 	if !s.Connected() {
 		return // a middleware disconnected it
 	}
-	for _, f := range anys {
-		f(ev)
+	for _, h := range anys {
+		h.fn(ev)
 	}
-	if fn != nil {
+	for _, fn := range fns {
 		fn(ev)
 	}
 }
