@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -141,7 +142,8 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*Session
 	closed   bool
-	count    atomic.Int64 // sessions open or reserved by a handshake
+	gone     chan struct{} // closed once the server is closed and has no session
+	count    atomic.Int64  // sessions open or reserved by a handshake
 	// shutting is set by CloseSessions before any session is closed: from
 	// then on no session's messages reach its handler (see Session.heard),
 	// so no new broadcast competes with the closes for the locks above.
@@ -160,6 +162,7 @@ func NewServer(opts Options, connect func(*Session) SessionHandler) *Server {
 		log:      opts.Logger,
 		connect:  connect,
 		sessions: make(map[string]*Session),
+		gone:     make(chan struct{}),
 	}
 	s.io = newIOEngine(opts.IOMode)
 	return s
@@ -362,6 +365,7 @@ func (s *Server) unregister(sess *Session) {
 	if s.sessions[sess.id] == sess {
 		delete(s.sessions, sess.id)
 	}
+	s.checkGoneLocked()
 	s.mu.Unlock()
 	s.release()
 }
@@ -419,6 +423,7 @@ func (s *Server) CloseSessions(reason string) {
 	for _, sess := range s.sessions {
 		all = append(all, sess)
 	}
+	s.checkGoneLocked()
 	s.mu.Unlock()
 	workers := min(len(all), closeWorkers)
 	if workers <= 1 {
@@ -441,6 +446,31 @@ func (s *Server) CloseSessions(reason string) {
 		})
 	}
 	wg.Wait()
+}
+
+// checkGoneLocked closes gone when the server is closed and its last
+// session is gone. s.mu is held.
+func (s *Server) checkGoneLocked() {
+	if s.closed && len(s.sessions) == 0 {
+		select {
+		case <-s.gone:
+		default:
+			close(s.gone)
+		}
+	}
+}
+
+// Wait waits until the server is closed (Close, CloseSessions) and every
+// session is gone (Len is 0): its last packets delivered, or its
+// CloseTimeout passed. The handlers' OnClose may still be running. It
+// returns ctx's error if ctx ends first.
+func (s *Server) Wait(ctx context.Context) error {
+	select {
+	case <-s.gone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Stats returns counters of what the server did since it started.

@@ -34,6 +34,7 @@ var _ engineio.SessionHandler = (*client)(nil)
 // goroutine, before the handshake is answered.
 func (s *Server) newClient(conn *engineio.Session) engineio.SessionHandler {
 	c := &client{srv: s, conn: conn}
+	s.clients.add()
 	c.mu.Lock()
 	c.connectTimer = time.AfterFunc(s.opts.ConnectTimeout, c.onConnectTimeout)
 	c.mu.Unlock()
@@ -356,6 +357,7 @@ func (c *client) OnClose(reason string, err error) {
 	c.mu.Unlock()
 	c.pending = nil
 	c.closeSockets(reason, err)
+	c.srv.clients.done()
 }
 
 // OnUpgrade is told when the session moved from polling to WebSocket.

@@ -86,6 +86,7 @@ type Server struct {
 	hooks  atomic.Pointer[hookSet]
 
 	closeOnce sync.Once
+	clients   clientCount // for Shutdown
 }
 
 // NewServer returns a server with the main namespace "/".
