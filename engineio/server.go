@@ -54,6 +54,25 @@ type Options struct {
 	// AllowRequest, when set, is asked about every handshake; a non-nil
 	// error refuses it with 403 and the error's text.
 	AllowRequest func(r *http.Request) error
+	// Transports are the transports clients may use, "polling" and
+	// "websocket" (Node's transports option); a request for another is
+	// refused with CodeUnknownTransport. Empty is both.
+	Transports []string
+	// Cookie, when set, is sent with every handshake's answer, with the new
+	// session's id as its value (Node's cookie option); an empty Name is
+	// "io". Nil sends none (Node's default).
+	Cookie *http.Cookie
+	// OnConnectionError is told about every refused request (Node's
+	// "connection_error" event), on the request's goroutine, after the
+	// answer was written.
+	OnConnectionError func(*ConnectionError)
+	// InitialHeaders may change the headers of a handshake's answer
+	// (Node's "initial_headers" event), the polling response or the
+	// WebSocket's 101; Headers, those of every answer that serves a
+	// session (Node's "headers"), handshakes included, after
+	// InitialHeaders. They run on the request's goroutine.
+	InitialHeaders func(h http.Header, r *http.Request)
+	Headers        func(h http.Header, r *http.Request)
 	// IOMode chooses how idle WebSocket connections wait for data:
 	// IOModeEpoll (the default on Linux) or IOModeGoroutine.
 	IOMode IOMode
@@ -209,6 +228,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, level slog.Level
 	s.log.Log(r.Context(), level, "refused request", "sid", sid, "transport", transport, "remote", r.RemoteAddr,
 		"method", r.Method, "status", status, "reason", reason)
 	WriteError(w, status, code, message)
+	s.connectionError(r, status, code, message, reason)
 }
 
 func (s *Server) refuseCode(w http.ResponseWriter, r *http.Request, level slog.Level, sid, transport string, status, code int, reason string) {
@@ -222,7 +242,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	transport := q.Get("transport")
 	sid := q.Get("sid")
 	isWS := isWebSocketUpgrade(r)
-	if transport != "polling" && transport != "websocket" {
+	if transport != "polling" && transport != "websocket" || !s.allowsTransport(transport) {
 		s.refuseCode(w, r, slog.LevelDebug, sid, transport, http.StatusBadRequest, codeUnknownTransport,
 			fmt.Sprintf("unknown transport %q", transport))
 		return
@@ -249,6 +269,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("protocol EIO=%s for a v%d session", q.Get("EIO"), sess.protocol))
 		return
 	}
+	s.setHeaders(w.Header(), r, "")
 	switch {
 	case transport == "websocket" && isWS:
 		sess.serveUpgrade(w, r)
@@ -320,6 +341,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q url.Values,
 		protocol = 3
 	}
 	sess := newSession(s, newID(), protocol, r)
+	s.setHeaders(w.Header(), r, sess.id)
 	if transport == "websocket" {
 		c, err := s.acceptWebSocket(w, r, sess)
 		if err != nil {

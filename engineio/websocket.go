@@ -118,7 +118,9 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *S
 	resp := make([]byte, 0, 160)
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	resp = append(resp, acceptKey(key)...)
-	resp = append(resp, "\r\n\r\n"...)
+	resp = append(resp, "\r\n"...)
+	resp = appendHeaders(resp, w.Header())
+	resp = append(resp, "\r\n"...)
 	_ = nc.SetWriteDeadline(time.Now().Add(s.opts.PingTimeout))
 	if _, err := nc.Write(resp); err != nil {
 		_ = nc.Close()
