@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +38,24 @@ type Options struct {
 	// Hooks are called at the seams of the server's life, for metrics and
 	// monitoring (see Hooks); Server.AddHooks adds more. Nil is none.
 	Hooks *Hooks
+	// ServeClient serves the official browser client (ClientFiles) under
+	// the server's path, as Node's serveClient option: a page loads
+	// /socket.io/socket.io.min.js from the server it talks to. The files are
+	// read from ClientDir (DefaultClientDir when empty) by NewServer, which
+	// fails with ErrClientMissing when they are not there.
+	ServeClient bool
+	ClientDir   string
+	// Path is where the server is mounted, for ServeClient: the bundle is
+	// served at Path+"socket.io.min.js" and so on. Defaults to
+	// "/socket.io/", the clients' default path.
+	Path string
+	// CORS, when set, is the cross-origin policy of the Engine.IO requests
+	// (see CORSOptions). Nil lets every origin open sessions without CORS
+	// headers, as Node without its cors option (browsers then refuse
+	// cross-origin polling, not WebSocket).
+	CORS *CORSOptions
+	// The engine's Cookie and Transports options (Node's cookie and
+	// transports) are in Engine.
 }
 
 // RecoveryOptions configure connection state recovery.
@@ -82,6 +100,8 @@ type Server struct {
 	nsps     map[string]*Namespace
 	creating map[string]*nspInit // namespaces whose adapter is being set up
 
+	bundle *clientBundle // the browser client, with ServeClient
+
 	hookMu sync.Mutex // serializes AddHooks
 	hooks  atomic.Pointer[hookSet]
 
@@ -115,6 +135,23 @@ func NewServer(opts Options) (*Server, error) {
 		adapter: opts.Adapter,
 		nsps:    make(map[string]*Namespace),
 	}
+	if opts.Path == "" {
+		opts.Path = "/socket.io/"
+	}
+	if !strings.HasSuffix(opts.Path, "/") {
+		opts.Path += "/"
+	}
+	if opts.ServeClient {
+		dir := opts.ClientDir
+		if dir == "" {
+			dir = DefaultClientDir
+		}
+		b, err := loadClientBundle(dir)
+		if err != nil {
+			return nil, err
+		}
+		s.bundle = b
+	}
 	s.AddHooks(opts.Hooks)
 	s.eio = engineio.NewServer(opts.Engine, s.newClient)
 	if opts.MaxAttachmentBytes <= 0 {
@@ -125,9 +162,6 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	return s, nil
 }
-
-// ServeHTTP serves the Engine.IO requests of the server's clients.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.eio.ServeHTTP(w, r) }
 
 // Engine is the Engine.IO server underneath.
 func (s *Server) Engine() *engineio.Server { return s.eio }
