@@ -78,10 +78,16 @@ type BroadcastPacket struct {
 // RemoteSocket is a socket as FetchSockets returns it, on this node or
 // another. Its methods act on the socket wherever it is.
 type RemoteSocket struct {
-	ID        string
+	// ID is the socket's id.
+	ID string
+	// Handshake describes its connection.
 	Handshake Handshake
-	Rooms     []string
-	Data      any
+	// Rooms are the rooms it is in, its own first.
+	Rooms []string
+	// Data is the socket's data as its node has it: the Go value given to
+	// SetData on this node, a json.RawMessage from another node. Read it
+	// with DecodeData to get the same on every node.
+	Data any
 
 	nsp *Namespace
 }

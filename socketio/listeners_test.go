@@ -2,6 +2,7 @@ package socketio
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -219,5 +220,40 @@ func TestFuncArgumentRefused(t *testing.T) {
 	s := startIO(t, Options{}, nil)
 	if err := s.Emit("x", 1, func(args []Arg) {}); !errors.Is(err, ErrFuncArgument) {
 		t.Errorf("Emit with a mistyped callback = %v, want ErrFuncArgument", err)
+	}
+}
+
+// TestRemoteSocketDecodeData: DecodeData gives the same value for a socket
+// of this node (a Go value in Data) and one of another node (JSON text).
+func TestRemoteSocketDecodeData(t *testing.T) {
+	type user struct {
+		Name string `json:"name"`
+		Age  int    `json:"age"`
+	}
+	s := startIO(t, Options{}, func(io *Server) {
+		io.OnConnection(func(so *Socket) { so.SetData(user{"ann", 7}) })
+	})
+	connected(t, s, wsTransport, "/", "")
+	local, err := s.FetchSockets(context.Background())
+	if err != nil || len(local) != 1 {
+		t.Fatalf("FetchSockets = %v, %v", local, err)
+	}
+	remote := s.Sockets().NewRemoteSocket("x", Handshake{}, nil, json.RawMessage(`{"name":"ann","age":7}`))
+	for _, rs := range []*RemoteSocket{local[0], remote} {
+		var u user
+		var m map[string]any
+		if err := rs.DecodeData(&u); err != nil || u != (user{"ann", 7}) {
+			t.Errorf("DecodeData of %T = %+v, %v", rs.Data, u, err)
+		}
+		if err := rs.DecodeData(&m); err != nil || m["name"] != "ann" || m["age"] != 7.0 {
+			t.Errorf("DecodeData of %T into a map = %v, %v", rs.Data, m, err)
+		}
+	}
+	var u user
+	if err := (&RemoteSocket{}).DecodeData(&u); err != nil || u != (user{}) {
+		t.Errorf("no data: %+v, %v", u, err)
+	}
+	if err := (&RemoteSocket{Data: func() {}}).DecodeData(&u); err == nil {
+		t.Error("a func as data decoded")
 	}
 }
