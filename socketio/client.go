@@ -160,12 +160,13 @@ func (c *client) remove(s *Socket) {
 // with respect to broadcasts) recovery, membership, the CONNECT answer and
 // the missed packets; then the connection handlers.
 func (c *client) connect(name string, auth json.RawMessage) {
-	nsp := c.srv.namespace(name)
+	nsp := c.srv.connectNamespace(name, auth)
 	if nsp == nil {
 		_ = c.conn.Send(encodeControl(typeConnectError, name, errorPayload(errInvalidNamespace, c.conn.Protocol())))
 		c.srv.hooks.Load().onConnectError(nil, errInvalidNamespace)
 		return
 	}
+	defer nsp.connectDone()
 	onConnect, middlewares := nsp.handlers()
 	pid, offset := recoveryAuth(auth)
 	ranMiddlewares := false

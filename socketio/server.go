@@ -49,6 +49,10 @@ type Options struct {
 	// served at Path+"socket.io.min.js" and so on. Defaults to
 	// "/socket.io/", the clients' default path.
 	Path string
+	// CleanupEmptyChildNamespaces removes a child of a dynamic namespace
+	// (see ParentNamespace) when its last socket leaves, as Node's option of
+	// that name; the next CONNECT creates it again.
+	CleanupEmptyChildNamespaces bool
 	// CORS, when set, is the cross-origin policy of the Engine.IO requests
 	// (see CORSOptions). Nil lets every origin open sessions without CORS
 	// headers, as Node without its cors option (browsers then refuse
@@ -99,6 +103,9 @@ type Server struct {
 	nspMu    sync.RWMutex
 	nsps     map[string]*Namespace
 	creating map[string]*nspInit // namespaces whose adapter is being set up
+
+	parentMu sync.Mutex
+	parents  []*ParentNamespace // dynamic namespaces, in the order of creation
 
 	bundle *clientBundle // the browser client, with ServeClient
 
@@ -185,7 +192,7 @@ func (s *Server) Of(name string) *Namespace {
 	}
 	s.log.Error("socketio: the cluster adapter refused the namespace; it serves this node only",
 		"nsp", canonicalNsp(name), "err", err)
-	n, _ = s.of(canonicalNsp(name), true)
+	n, _ = s.of(canonicalNsp(name), true, nil)
 	return n
 }
 
@@ -198,7 +205,7 @@ func (s *Server) Of(name string) *Namespace {
 // meanwhile, and concurrent calls for the same name wait for that one
 // set-up and share its result.
 func (s *Server) Namespace(name string) (*Namespace, error) {
-	return s.of(canonicalNsp(name), false)
+	return s.of(canonicalNsp(name), false, nil)
 }
 
 func canonicalNsp(name string) string {
@@ -217,8 +224,9 @@ type nspInit struct {
 
 // of returns the namespace name, creating it when it does not exist, with
 // the server's adapter (or, for Of's fallback, the single node's), set up
-// without nspMu held.
-func (s *Server) of(name string, single bool) (*Namespace, error) {
+// without nspMu held. A namespace it creates is a child of parent, when
+// not nil.
+func (s *Server) of(name string, single bool, parent *ParentNamespace) (*Namespace, error) {
 	s.nspMu.RLock()
 	n := s.nsps[name]
 	s.nspMu.RUnlock()
@@ -250,6 +258,7 @@ func (s *Server) of(name string, single bool) (*Namespace, error) {
 		s.nspMu.Unlock()
 
 		n := newNamespace(s, name)
+		n.parent = parent
 		var na NamespaceAdapter = memoryNamespace{}
 		var err error
 		if !single {

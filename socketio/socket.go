@@ -436,6 +436,7 @@ func (s *Socket) leave(reason string, cause error) bool {
 	s.nsp.removeLocked(s)
 	srv.mu.Unlock()
 	s.client.remove(s)
+	s.nsp.cleanupIfEmpty()
 	return true
 }
 
