@@ -255,12 +255,11 @@ func (c *client) connectPacket(s *Socket) engineio.Message {
 	if c.conn.Protocol() == 3 {
 		return encodeControl(typeConnect, s.nsp.name, nil)
 	}
-	b := append([]byte(`{"sid":`), appendQuote(nil, s.id)...)
-	if s.pid != "" {
-		b = append(b, `,"pid":`...)
-		b = appendQuote(b, s.pid)
-	}
-	return encodeControl(typeConnect, s.nsp.name, append(b, '}'))
+	b, _ := json.Marshal(struct {
+		SID string `json:"sid"`
+		PID string `json:"pid,omitempty"`
+	}{s.id, s.pid}) // cannot fail: two strings
+	return encodeControl(typeConnect, s.nsp.name, b)
 }
 
 // newSocketID is a fresh socket id: random for Socket.IO v5 (the session

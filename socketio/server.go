@@ -2,6 +2,7 @@ package socketio
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -142,11 +143,11 @@ func NewServer(opts Options) (*Server, error) {
 		adapter: opts.Adapter,
 		nsps:    make(map[string]*Namespace),
 	}
-	if opts.Path == "" {
-		opts.Path = "/socket.io/"
+	if s.opts.Path == "" {
+		s.opts.Path = "/socket.io/"
 	}
-	if !strings.HasSuffix(opts.Path, "/") {
-		opts.Path += "/"
+	if !strings.HasSuffix(s.opts.Path, "/") {
+		s.opts.Path += "/"
 	}
 	if opts.ServeClient {
 		dir := opts.ClientDir
@@ -449,7 +450,10 @@ func errorPayload(err error, protocol int) []byte {
 	}
 	b, err2 := appendValue(nil, obj, new([][]byte))
 	if err2 != nil {
-		return fmt.Appendf(nil, `{"message":%s}`, appendQuote(nil, msg))
+		b, _ = json.Marshal(struct {
+			Message string `json:"message"`
+		}{msg}) // cannot fail: a string
+		return b
 	}
 	return b
 }
