@@ -22,13 +22,14 @@ const (
 // constants; a refusal by AllowRequest has its error's text), Reason says
 // in words why, and Status is the HTTP status of the answer.
 type ConnectionError struct {
-	Request *http.Request
-	Code    int
-	Message string
-	Reason  string
-	Status  int
+	Request *http.Request // the refused request
+	Code    int           // Node's code, one of the Code constants
+	Message string        // Node's message for Code, or AllowRequest's error
+	Reason  string        // why, in words, as the server's log says it
+	Status  int           // the HTTP status of the answer
 }
 
+// Error is the message and the reason.
 func (e *ConnectionError) Error() string { return e.Message + ": " + e.Reason }
 
 // connectionError tells Options.OnConnectionError about a refusal.

@@ -66,9 +66,9 @@ type BroadcastOptions struct {
 
 // BroadcastPacket is a broadcast event as adapters carry it.
 type BroadcastPacket struct {
-	Nsp   string
-	Event string
-	Args  []Arg
+	Nsp   string // the namespace's name
+	Event string // the event's name
+	Args  []Arg  // the event's arguments
 	// ID is the acknowledgement id of a broadcast with acknowledgements,
 	// -1 otherwise.
 	ID   int64
@@ -122,8 +122,12 @@ func (n *Namespace) NextAckID() int64 { return n.nextAckID() }
 // MemoryAdapter is the adapter of a single node: nothing leaves it.
 type MemoryAdapter struct{}
 
+// Namespace returns the adapter of a single node's namespace, which does
+// nothing.
 func (MemoryAdapter) Namespace(*Namespace) (NamespaceAdapter, error) { return memoryNamespace{}, nil }
-func (MemoryAdapter) Close() error                                   { return nil }
+
+// Close does nothing.
+func (MemoryAdapter) Close() error { return nil }
 
 type memoryNamespace struct{}
 

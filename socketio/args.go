@@ -21,8 +21,8 @@ import (
 // key order, number spelling and escapes), placeholders aside; emitting it
 // sends exactly that on.
 type Arg struct {
-	JSON        json.RawMessage
-	Attachments [][]byte
+	JSON        json.RawMessage // the argument's JSON text, placeholders included
+	Attachments [][]byte        // the binary attachments the placeholders refer to
 }
 
 // placeholderPrefix starts every placeholder in an Arg's JSON. It cannot

@@ -423,10 +423,11 @@ var ErrSlowConsumer = errors.New("socketio: send queue full (slow consumer)")
 // ConnectError refuses a connection from a namespace middleware; the
 // client receives Message and Data in its CONNECT_ERROR packet.
 type ConnectError struct {
-	Message string
-	Data    any
+	Message string // the error's message, err.message on the client
+	Data    any    // err.data on the client (nil: none), encoded as an emit's argument
 }
 
+// Error is the message the client receives.
 func (e *ConnectError) Error() string { return e.Message }
 
 // errorPayload is the JSON of a CONNECT_ERROR for err.

@@ -101,13 +101,13 @@ func (s *Socket) Connected() bool {
 
 // Handshake describes the connection, as Node's socket.handshake.
 type Handshake struct {
-	Headers http.Header
-	Time    time.Time
-	Address string
-	XDomain bool
-	Secure  bool
-	URL     string
-	Query   url.Values
+	Headers http.Header // the handshake request's headers
+	Time    time.Time   // when the session was opened
+	Address string      // the client's address (the request's RemoteAddr)
+	XDomain bool        // whether the request had an Origin header (cross-domain)
+	Secure  bool        // whether the request came over TLS
+	URL     string      // the handshake request's URI
+	Query   url.Values  // its query parameters
 	// Auth is the client's auth payload (a JSON object), or nil.
 	Auth json.RawMessage
 }
