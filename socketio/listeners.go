@@ -134,10 +134,7 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...Arg) ([]
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case r := <-ch:
-		return r.args, r.err
-	case <-ctx.Done():
+	forget := func() {
 		s.mu.Lock()
 		p := s.acks[id]
 		delete(s.acks, id)
@@ -145,6 +142,23 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...Arg) ([]
 		if p != nil && p.timer != nil {
 			p.timer.Stop()
 		}
+	}
+	if !s.Connected() {
+		// Disconnected before the ack was registered (its disconnection
+		// failed the acks it had, not this one) or after (it failed it).
+		select {
+		case r := <-ch:
+			return r.args, r.err
+		default:
+			forget()
+			return nil, ErrDisconnected
+		}
+	}
+	select {
+	case r := <-ch:
+		return r.args, r.err
+	case <-ctx.Done():
+		forget()
 		return nil, ctxAckError(ctx)
 	}
 }

@@ -150,6 +150,11 @@ func TestSocketEmitWithAck(t *testing.T) {
 	if r := recv(t, results); !errors.Is(r.err, ErrDisconnected) {
 		t.Fatalf("after Disconnect: %v, want ErrDisconnected", r.err)
 	}
+	// On a socket disconnected already: at once, not when ctx ends.
+	ask(context.Background())
+	if r := recv(t, results); !errors.Is(r.err, ErrDisconnected) {
+		t.Fatalf("on a disconnected socket: %v, want ErrDisconnected", r.err)
+	}
 }
 
 // TestBroadcastEmitWithAck: one response per recipient; ctx's deadline
