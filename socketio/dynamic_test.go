@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -119,5 +120,33 @@ func TestCleanupEmptyChildNamespaces(t *testing.T) {
 		if s.Of("/room-1") != first {
 			t.Error("without cleanup, the child was replaced")
 		}
+	}
+}
+
+// TestCleanupRacesConnect: a CONNECT to a child while its last socket
+// leaves never lands in a removed namespace: the new socket is reached by
+// the parent's broadcasts, every time.
+func TestCleanupRacesConnect(t *testing.T) {
+	var parent *ParentNamespace
+	s := startIO(t, Options{CleanupEmptyChildNamespaces: true}, func(io *Server) {
+		parent = io.OfRegexp(regexp.MustCompile(`^/room-\d+$`))
+	})
+	b := dial(t, s, wsTransport)
+	for i := range 30 {
+		a := dial(t, s, wsTransport) // a new one each time: it may get the round's broadcast
+		a.connect("/room-1", "")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			a.send("1/room-1,")
+		}()
+		b.connect("/room-1", "")
+		<-done
+		if err := parent.Emit("round", i); err != nil {
+			t.Fatal(err)
+		}
+		b.expect(`2/room-1,["round",` + strconv.Itoa(i) + `]`)
+		b.send("1/room-1,")
+		waitFor(t, "the child removed", func() bool { return len(parent.Children()) == 0 })
 	}
 }
