@@ -5,15 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
 // addHandler appends a handler of event and returns its remove function.
 func (s *Socket) addHandler(event string, fn func(*Event), once bool) func() {
+	id := listenerIDs.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.nextListener++
-	id := s.nextListener
 	s.handlers = append(s.handlers, handler{event: event, fn: fn, id: id, once: once})
 	return func() { s.removeHandler(id) }
 }
@@ -59,44 +59,59 @@ func (s *Socket) Off(event string) {
 }
 
 // OffAny removes every OnAny handler.
-func (s *Socket) OffAny() {
-	s.mu.Lock()
-	s.anyHandlers = nil
-	s.mu.Unlock()
-}
+func (s *Socket) OffAny() { s.updateAnys(func(a *anyListeners) { a.in = nil }) }
 
 // OnAnyOutgoing adds a handler called for every event the server emits to
 // this socket with Socket.Emit or EmitWithAck (not for broadcasts, as in
 // Node), with its name and arguments, before it is queued, on the emitter's
 // goroutine. It returns a function that removes it.
 func (s *Socket) OnAnyOutgoing(fn func(event string, args []Arg)) (remove func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nextListener++
-	id := s.nextListener
-	s.anyOutgoing = append(s.anyOutgoing, outgoingHandler{id, fn})
+	id := listenerIDs.Add(1)
+	s.updateAnys(func(a *anyListeners) { a.out = append(slices.Clip(a.out), outgoingHandler{id, fn}) })
 	return func() {
-		s.mu.Lock()
-		s.anyOutgoing = slices.DeleteFunc(slices.Clone(s.anyOutgoing), func(h outgoingHandler) bool { return h.id == id })
-		s.mu.Unlock()
+		s.updateAnys(func(a *anyListeners) {
+			a.out = slices.DeleteFunc(slices.Clone(a.out), func(h outgoingHandler) bool { return h.id == id })
+		})
 	}
 }
 
 // OffAnyOutgoing removes every OnAnyOutgoing handler.
-func (s *Socket) OffAnyOutgoing() {
-	s.mu.Lock()
-	s.anyOutgoing = nil
-	s.mu.Unlock()
-}
+func (s *Socket) OffAnyOutgoing() { s.updateAnys(func(a *anyListeners) { a.out = nil }) }
 
 // notifyOutgoing runs the OnAnyOutgoing handlers, with no lock held.
 func (s *Socket) notifyOutgoing(event string, args []Arg) {
 	s.mu.Lock()
-	hs := s.anyOutgoing
+	a := s.anys
 	s.mu.Unlock()
-	for _, h := range hs {
+	if a == nil {
+		return
+	}
+	for _, h := range a.out {
 		h.fn(event, args)
 	}
+}
+
+// anyListeners are a socket's OnAny and OnAnyOutgoing handlers, apart from
+// Socket so that the sockets without any (most) do not pay for them.
+type anyListeners struct {
+	in  []anyHandler
+	out []outgoingHandler
+}
+
+// listenerIDs numbers the handlers, for their remove functions.
+var listenerIDs atomic.Uint64
+
+// updateAnys replaces s.anys by a copy changed by fn (readers keep the
+// one they took).
+func (s *Socket) updateAnys(fn func(*anyListeners)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var a anyListeners
+	if s.anys != nil {
+		a = *s.anys
+	}
+	fn(&a)
+	s.anys = &a
 }
 
 // Args turns Go values into Args (see ToArg), for EmitWithAck:

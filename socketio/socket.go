@@ -33,9 +33,7 @@ type Socket struct {
 
 	mu              sync.Mutex
 	handlers        []handler
-	anyHandlers     []anyHandler
-	anyOutgoing     []outgoingHandler
-	nextListener    uint64
+	anys            *anyListeners // nil until OnAny or OnAnyOutgoing; replaced, never changed
 	middlewares     []func(*Event) error
 	onDisconnect    []func(reason string, cause error)
 	onDisconnecting []func(reason string)
@@ -167,15 +165,12 @@ func (s *Socket) On(event string, fn func(*Event)) (remove func()) {
 // OnAny is called for every event, before its own handlers. It returns a
 // function that removes it.
 func (s *Socket) OnAny(fn func(*Event)) (remove func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nextListener++
-	id := s.nextListener
-	s.anyHandlers = append(s.anyHandlers, anyHandler{id, fn})
+	id := listenerIDs.Add(1)
+	s.updateAnys(func(a *anyListeners) { a.in = append(slices.Clip(a.in), anyHandler{id, fn}) })
 	return func() {
-		s.mu.Lock()
-		s.anyHandlers = slices.DeleteFunc(slices.Clone(s.anyHandlers), func(h anyHandler) bool { return h.id == id })
-		s.mu.Unlock()
+		s.updateAnys(func(a *anyListeners) {
+			a.in = slices.DeleteFunc(slices.Clone(a.in), func(h anyHandler) bool { return h.id == id })
+		})
 	}
 }
 
@@ -495,7 +490,11 @@ func (s *Socket) onEvent(p *packet) error {
 // dispatch runs the middlewares and handlers of an event.
 func (s *Socket) dispatch(ev *Event) {
 	s.mu.Lock()
-	mws, anys := s.middlewares, s.anyHandlers
+	mws := s.middlewares
+	var anys []anyHandler
+	if s.anys != nil {
+		anys = s.anys.in
+	}
 	fns := s.takeHandlersLocked(ev.Name)
 	s.mu.Unlock()
 	for _, mw := range mws {
