@@ -19,12 +19,13 @@ const (
 
 // ConnectionError describes a refused request, as Node's engine.io
 // "connection_error" event does: Code and Message are Node's (see the Code
-// constants; a refusal by AllowRequest has its error's text), Reason says
-// in words why, and Status is the HTTP status of the answer.
+// constants; Message is always Node's message for Code, as in Node, while
+// the answer's body may say more, such as AllowRequest's error), Reason
+// says in words why, and Status is the HTTP status of the answer.
 type ConnectionError struct {
 	Request *http.Request // the refused request
 	Code    int           // Node's code, one of the Code constants
-	Message string        // Node's message for Code, or AllowRequest's error
+	Message string        // Node's message for Code ("Forbidden", …)
 	Reason  string        // why, in words, as the server's log says it
 	Status  int           // the HTTP status of the answer
 }
@@ -35,6 +36,9 @@ func (e *ConnectionError) Error() string { return e.Message + ": " + e.Reason }
 // connectionError tells Options.OnConnectionError about a refusal.
 func (s *Server) connectionError(r *http.Request, status, code int, message, reason string) {
 	if fn := s.opts.OnConnectionError; fn != nil {
+		if code >= 0 && code < len(errorMessages) {
+			message = errorMessages[code]
+		}
 		fn(&ConnectionError{Request: r, Code: code, Message: message, Reason: reason, Status: status})
 	}
 }

@@ -26,7 +26,8 @@ import (
 // option {origin: true, credentials: true}), and its preflights are
 // answered. Any other origin is refused with 403 and Engine.IO's code 4
 // ("Origin not allowed"), WebSocket included, which browsers do not
-// protect with CORS.
+// protect with CORS; the refusal is told to OnRefused and to the engine's
+// OnConnectionError.
 type CORSOptions struct {
 	// Origins are the allowed origins besides the server's own, such as
 	// "https://app.example.com"; "*" allows every origin.
@@ -179,6 +180,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			engineio.WriteError(w, http.StatusForbidden, engineio.CodeForbidden, "Origin not allowed")
 			if p.OnRefused != nil {
 				p.OnRefused(r)
+			}
+			if fn := s.opts.Engine.OnConnectionError; fn != nil {
+				fn(&engineio.ConnectionError{Request: r, Code: engineio.CodeForbidden, Message: "Forbidden",
+					Reason: "origin not allowed", Status: http.StatusForbidden})
 			}
 			return
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/chatio/socketio-chat/engineio"
 )
 
 const testClientDir = "../node_modules/socket.io-client/dist"
@@ -50,8 +52,12 @@ func TestServeClientOption(t *testing.T) {
 // with CORS headers, preflights answered); another origin is refused with
 // 403 and Engine.IO's code 4, and told to OnRefused.
 func TestCORSOption(t *testing.T) {
-	var refused atomic.Int32
-	s := startIO(t, Options{CORS: &CORSOptions{
+	var refused, told atomic.Int32
+	s := startIO(t, Options{Engine: engineio.Options{OnConnectionError: func(e *engineio.ConnectionError) {
+		if e.Code == engineio.CodeForbidden {
+			told.Add(1)
+		}
+	}}, CORS: &CORSOptions{
 		Origins:   []string{"https://app.example.com"},
 		OnRefused: func(*http.Request) { refused.Add(1) },
 	}}, nil)
@@ -80,7 +86,7 @@ func TestCORSOption(t *testing.T) {
 	if r := get("GET", ""); r.StatusCode != 200 {
 		t.Errorf("no origin: %d", r.StatusCode)
 	}
-	if r := get("GET", "https://evil.example.com"); r.StatusCode != 403 || refused.Load() != 1 {
-		t.Errorf("other origin: %d, %d refusals told", r.StatusCode, refused.Load())
+	if r := get("GET", "https://evil.example.com"); r.StatusCode != 403 || refused.Load() != 1 || told.Load() != 1 {
+		t.Errorf("other origin: %d, %d refusals told, %d connection errors", r.StatusCode, refused.Load(), told.Load())
 	}
 }
