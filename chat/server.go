@@ -31,7 +31,6 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	io      *socketio.Server
-	bundle  *clientBundle
 	handler http.Handler
 
 	// cluster joins the other nodes through Redis (-redis); nil for one node.
@@ -54,11 +53,7 @@ type Server struct {
 // New builds the server and every route main serves. It fails when the
 // client bundle is missing, naming the set-up command.
 func New(cfg Config, log *slog.Logger) (_ *Server, err error) {
-	bundle, err := loadClientBundle(cfg.ClientDir)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{cfg: cfg, log: log, bundle: bundle}
+	s := &Server{cfg: cfg, log: log}
 	defer func() {
 		if err == nil {
 			return
@@ -124,6 +119,13 @@ func (s *Server) socketOptions() socketio.Options {
 		},
 		ConnectTimeout: c.ConnectTimeout,
 		Logger:         s.log,
+		ServeClient:    true,
+		Path:           c.Path,
+		ClientDir:      c.ClientDir,
+		CORS: &socketio.CORSOptions{
+			Origins:   c.CORSOrigins,
+			OnRefused: func(*http.Request) { s.metrics.Refused(http.StatusForbidden, "origin_not_allowed") },
+		},
 	}
 	opts.Parser, _ = socketio.ParserByName(c.Parser) // checked by Validate
 	if c.Recovery > 0 {
@@ -169,24 +171,9 @@ func (s *Server) routes() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	s.operatingRoutes(mux)
-	policy := originPolicy{allowed: s.cfg.CORSOrigins}
-	mux.Handle(s.cfg.Path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if f, ok := s.bundle.lookup(r.URL.Path, s.cfg.Path); ok {
-			f.ServeHTTP(w, r) // as Node's serveClient: ETag of the client version, max-age=0, gzip
-			return
-		}
-		if !policy.allows(r) {
-			s.metrics.Refused(http.StatusForbidden, "origin_not_allowed")
-			s.log.Warn("refused cross-origin request", "sid", r.URL.Query().Get("sid"), "transport", r.URL.Query().Get("transport"),
-				"remote", r.RemoteAddr, "reason", "origin not allowed", "origin", r.Header.Get("Origin"), "method", r.Method, "status", http.StatusForbidden)
-			engineio.WriteError(w, http.StatusForbidden, 4, "Origin not allowed")
-			return
-		}
-		if allowCORS(w, r) {
-			return // a preflight, answered
-		}
-		s.io.ServeHTTP(w, r)
-	}))
+	// The client bundle (Node's serveClient) and the origin policy are the
+	// library's: socketio.Options.ServeClient and CORS (socketOptions).
+	mux.Handle(s.cfg.Path, s.io)
 	return &hostGuard{policy: newHostPolicy(s.cfg), next: mux, sioPath: s.cfg.Path, log: s.log, metrics: s.metrics}
 }
 

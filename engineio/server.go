@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -76,6 +77,25 @@ type Options struct {
 	// AllowRequest, when set, is asked about every handshake; a non-nil
 	// error refuses it with 403 and the error's text.
 	AllowRequest func(r *http.Request) error
+	// Transports are the transports clients may use, "polling" and
+	// "websocket" (Node's transports option); a request for another is
+	// refused with CodeUnknownTransport. Empty is both.
+	Transports []string
+	// Cookie, when set, is sent with every handshake's answer, with the new
+	// session's id as its value (Node's cookie option); an empty Name is
+	// "io". Nil sends none (Node's default).
+	Cookie *http.Cookie
+	// OnConnectionError is told about every refused request (Node's
+	// "connection_error" event), on the request's goroutine, after the
+	// answer was written.
+	OnConnectionError func(*ConnectionError)
+	// InitialHeaders may change the headers of a handshake's answer
+	// (Node's "initial_headers" event), the polling response or the
+	// WebSocket's 101; Headers, those of every answer that serves a
+	// session (Node's "headers"), handshakes included, after
+	// InitialHeaders. They run on the request's goroutine.
+	InitialHeaders func(h http.Header, r *http.Request)
+	Headers        func(h http.Header, r *http.Request)
 	// IOMode chooses how idle WebSocket connections wait for data:
 	// IOModeEpoll (the default on Linux) or IOModeGoroutine.
 	IOMode IOMode
@@ -170,7 +190,8 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*Session
 	closed   bool
-	count    atomic.Int64 // sessions open or reserved by a handshake
+	gone     chan struct{} // closed once the server is closed and has no session
+	count    atomic.Int64  // sessions open or reserved by a handshake
 	// shutting is set by CloseSessions before any session is closed: from
 	// then on no session's messages reach its handler (see Session.heard),
 	// so no new broadcast competes with the closes for the locks above.
@@ -199,6 +220,7 @@ func NewServer(opts Options, connect func(*Session) SessionHandler) *Server {
 		log:      opts.Logger,
 		connect:  connect,
 		sessions: make(map[string]*Session),
+		gone:     make(chan struct{}),
 	}
 	s.io = newIOEngine(opts.IOMode)
 	if opts.PerMessageDeflate {
@@ -248,6 +270,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, level slog.Level
 	s.log.Log(r.Context(), level, "refused request", "sid", sid, "transport", transport, "remote", r.RemoteAddr,
 		"method", r.Method, "status", status, "reason", reason)
 	WriteError(w, status, code, message)
+	s.connectionError(r, status, code, message, reason)
 }
 
 func (s *Server) refuseCode(w http.ResponseWriter, r *http.Request, level slog.Level, sid, transport string, status, code int, reason string) {
@@ -261,7 +284,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	transport := q.Get("transport")
 	sid := q.Get("sid")
 	isWS := isWebSocketUpgrade(r)
-	if transport != "polling" && transport != "websocket" {
+	if transport != "polling" && transport != "websocket" || !s.allowsTransport(transport) {
 		s.refuseCode(w, r, slog.LevelDebug, sid, transport, http.StatusBadRequest, codeUnknownTransport,
 			fmt.Sprintf("unknown transport %q", transport))
 		return
@@ -288,6 +311,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("protocol EIO=%s for a v%d session", q.Get("EIO"), sess.protocol))
 		return
 	}
+	s.setHeaders(w.Header(), r, "")
 	switch {
 	case transport == "websocket" && isWS:
 		sess.serveUpgrade(w, r)
@@ -359,6 +383,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q url.Values,
 		protocol = 3
 	}
 	sess := newSession(s, newID(), protocol, r)
+	s.setHeaders(w.Header(), r, sess.id)
 	if transport == "websocket" {
 		c, err := s.acceptWebSocket(w, r, sess)
 		if err != nil {
@@ -404,6 +429,7 @@ func (s *Server) unregister(sess *Session) {
 	if s.sessions[sess.id] == sess {
 		delete(s.sessions, sess.id)
 	}
+	s.checkGoneLocked()
 	s.mu.Unlock()
 	s.release()
 }
@@ -461,6 +487,7 @@ func (s *Server) CloseSessions(reason string) {
 	for _, sess := range s.sessions {
 		all = append(all, sess)
 	}
+	s.checkGoneLocked()
 	s.mu.Unlock()
 	workers := min(len(all), closeWorkers)
 	if workers <= 1 {
@@ -483,6 +510,31 @@ func (s *Server) CloseSessions(reason string) {
 		})
 	}
 	wg.Wait()
+}
+
+// checkGoneLocked closes gone when the server is closed and its last
+// session is gone. s.mu is held.
+func (s *Server) checkGoneLocked() {
+	if s.closed && len(s.sessions) == 0 {
+		select {
+		case <-s.gone:
+		default:
+			close(s.gone)
+		}
+	}
+}
+
+// Wait waits until the server is closed (Close, CloseSessions) and every
+// session is gone (Len is 0): its last packets delivered, or its
+// CloseTimeout passed. The handlers' OnClose may still be running. It
+// returns ctx's error if ctx ends first.
+func (s *Server) Wait(ctx context.Context) error {
+	select {
+	case <-s.gone:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Stats returns counters of what the server did since it started.

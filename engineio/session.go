@@ -155,7 +155,7 @@ func (s *Session) Queued() (packets int, bytes int64) {
 // WebSocket of a session opened over WebSocket, nil for polling.
 func (s *Session) open(c *wsConn) {
 	upgrades := []string{}
-	if c == nil && !s.srv.opts.DisableUpgrades {
+	if c == nil && !s.srv.opts.DisableUpgrades && s.srv.allowsTransport("websocket") {
 		upgrades = []string{"websocket"}
 	}
 	o := s.srv.opts

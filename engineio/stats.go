@@ -26,8 +26,8 @@ type Stats struct {
 // Refusal is a kind of refused request: its HTTP status and a reason from a
 // small fixed set (see RefusalReasons).
 type Refusal struct {
-	Status int
-	Reason string
+	Status int    // the HTTP status of the answer
+	Reason string // one of RefusalReasons
 }
 
 // RefusalReasons are the reasons a Refusal can have: the Engine.IO error

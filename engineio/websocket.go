@@ -127,7 +127,9 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *S
 	if deflate {
 		resp = append(resp, "\r\nSec-WebSocket-Extensions: "+deflateResponse...)
 	}
-	resp = append(resp, "\r\n\r\n"...)
+	resp = append(resp, "\r\n"...)
+	resp = appendHeaders(resp, w.Header())
+	resp = append(resp, "\r\n"...)
 	_ = nc.SetWriteDeadline(time.Now().Add(s.opts.PingTimeout))
 	if _, err := nc.Write(resp); err != nil {
 		_ = nc.Close()

@@ -69,9 +69,9 @@ type BroadcastOptions struct {
 
 // BroadcastPacket is a broadcast event as adapters carry it.
 type BroadcastPacket struct {
-	Nsp   string
-	Event string
-	Args  []Arg
+	Nsp   string // the namespace's name
+	Event string // the event's name
+	Args  []Arg  // the event's arguments
 	// ID is the acknowledgement id of a broadcast with acknowledgements,
 	// -1 otherwise.
 	ID   int64
@@ -81,10 +81,16 @@ type BroadcastPacket struct {
 // RemoteSocket is a socket as FetchSockets returns it, on this node or
 // another. Its methods act on the socket wherever it is.
 type RemoteSocket struct {
-	ID        string
+	// ID is the socket's id.
+	ID string
+	// Handshake describes its connection.
 	Handshake Handshake
-	Rooms     []string
-	Data      any
+	// Rooms are the rooms it is in, its own first.
+	Rooms []string
+	// Data is the socket's data as its node has it: the Go value given to
+	// SetData on this node, a json.RawMessage from another node. Read it
+	// with DecodeData to get the same on every node.
+	Data any
 
 	nsp *Namespace
 }
@@ -119,8 +125,12 @@ func (n *Namespace) NextAckID() int64 { return n.nextAckID() }
 // MemoryAdapter is the adapter of a single node: nothing leaves it.
 type MemoryAdapter struct{}
 
+// Namespace returns the adapter of a single node's namespace, which does
+// nothing.
 func (MemoryAdapter) Namespace(*Namespace) (NamespaceAdapter, error) { return memoryNamespace{}, nil }
-func (MemoryAdapter) Close() error                                   { return nil }
+
+// Close does nothing.
+func (MemoryAdapter) Close() error { return nil }
 
 type memoryNamespace struct{}
 

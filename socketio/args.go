@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"reflect"
 	"slices"
 	"strconv"
 )
@@ -20,8 +21,8 @@ import (
 // key order, number spelling and escapes), placeholders aside; emitting it
 // sends exactly that on.
 type Arg struct {
-	JSON        json.RawMessage
-	Attachments [][]byte
+	JSON        json.RawMessage // the argument's JSON text, placeholders included
+	Attachments [][]byte        // the binary attachments the placeholders refer to
 }
 
 // placeholderPrefix starts every placeholder in an Arg's JSON. It cannot
@@ -240,8 +241,17 @@ func appendValue(dst []byte, v any, bins *[][]byte) ([]byte, error) {
 		}
 		return append(dst, '}'), nil
 	}
+	if k := reflect.TypeOf(v).Kind(); k == reflect.Func || k == reflect.Chan {
+		return dst, fmt.Errorf("%w (a %T)", ErrFuncArgument, v)
+	}
 	return appendJSON(dst, v)
 }
+
+// ErrFuncArgument is ToArg's error for a func (or channel) value: it
+// cannot travel. A callback for the client's acknowledgement is an AckFunc
+// (or a func([]Arg, error)) given as the last argument of Emit; with
+// EmitWithAck, which takes Args, a callback is a compile error.
+var ErrFuncArgument = errors.New("socketio: a func or channel cannot be an event argument: to get an acknowledgement, use EmitWithAck or an AckFunc as Emit's last argument")
 
 // appendFloat writes f as JavaScript does (NaN and infinities are null
 // in JSON.stringify).

@@ -39,6 +39,7 @@ var _ engineio.SessionHandler = (*client)(nil)
 func (s *Server) newClient(conn *engineio.Session) engineio.SessionHandler {
 	c := &client{srv: s, conn: conn}
 	c.initWire()
+	s.clients.add()
 	c.mu.Lock()
 	c.connectTimer = time.AfterFunc(s.opts.ConnectTimeout, c.onConnectTimeout)
 	c.mu.Unlock()
@@ -167,12 +168,13 @@ func (c *client) remove(s *Socket) {
 // with respect to broadcasts) recovery, membership, the CONNECT answer and
 // the missed packets; then the connection handlers.
 func (c *client) connect(name string, auth json.RawMessage) {
-	nsp := c.srv.namespace(name)
+	nsp := c.srv.connectNamespace(name, auth)
 	if nsp == nil {
 		_ = c.conn.Send(encodeControlFor(c.kind(), typeConnectError, name, errorPayload(errInvalidNamespace, c.conn.Protocol())))
 		c.srv.hooks.Load().onConnectError(nil, errInvalidNamespace)
 		return
 	}
+	defer nsp.connectDone()
 	onConnect, middlewares := nsp.handlers()
 	pid, offset := recoveryAuth(auth)
 	ranMiddlewares := false
@@ -283,12 +285,11 @@ func (c *client) connectPacket(s *Socket) engineio.Message {
 	if c.conn.Protocol() == 3 {
 		return encodeControlFor(c.kind(), typeConnect, s.nsp.name, nil)
 	}
-	b := append([]byte(`{"sid":`), appendQuote(nil, s.id)...)
-	if s.pid != "" {
-		b = append(b, `,"pid":`...)
-		b = appendQuote(b, s.pid)
-	}
-	return encodeControlFor(c.kind(), typeConnect, s.nsp.name, append(b, '}'))
+	b, _ := json.Marshal(struct {
+		SID string `json:"sid"`
+		PID string `json:"pid,omitempty"`
+	}{s.id, s.pid}) // cannot fail: two strings
+	return encodeControlFor(c.kind(), typeConnect, s.nsp.name, b)
 }
 
 // newSocketID is a fresh socket id: random for Socket.IO v5 (the session
@@ -387,6 +388,7 @@ func (c *client) OnClose(reason string, err error) {
 	c.pending = nil
 	c.endWire()
 	c.closeSockets(reason, err)
+	c.srv.clients.done()
 }
 
 // OnUpgrade is told when the session moved from polling to WebSocket.

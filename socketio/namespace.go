@@ -2,6 +2,7 @@ package socketio
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,8 +17,10 @@ type Namespace struct {
 	srv     *Server
 	name    string
 	adapter NamespaceAdapter
-	single  bool   // adapter is the single node's: nothing to publish
-	outbox  outbox // broadcasts for the adapter, in order
+	single  bool             // adapter is the single node's: nothing to publish
+	outbox  outbox           // broadcasts for the adapter, in order
+	parent  *ParentNamespace // for a child of a dynamic namespace
+	child   childState       // used when parent is set
 
 	hmu          sync.RWMutex
 	onConnect    []func(*Socket)
@@ -87,10 +90,18 @@ func (n *Namespace) OnServerSideEmit(event string, fn func(*Event)) {
 	n.hmu.Unlock()
 }
 
+// handlers returns the connection handlers and middlewares of the
+// namespace, its parent's first.
 func (n *Namespace) handlers() ([]func(*Socket), []func(*Socket) error) {
 	n.hmu.RLock()
-	defer n.hmu.RUnlock()
-	return n.onConnect, n.middlewares
+	onConnect, middlewares := n.onConnect, n.middlewares
+	n.hmu.RUnlock()
+	if n.parent != nil {
+		pc, pm := n.parent.handlers()
+		onConnect = append(slices.Clip(pc), onConnect...)
+		middlewares = append(slices.Clip(pm), middlewares...)
+	}
+	return onConnect, middlewares
 }
 
 // Emit broadcasts event to every socket of the namespace, on every node.

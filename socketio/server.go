@@ -2,10 +2,11 @@ package socketio
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,28 @@ type Options struct {
 	// JSONParser (nil, the default), MsgpackParser, or AutoParser for
 	// clients of both.
 	Parser Parser
+	// ServeClient serves the official browser client (ClientFiles) under
+	// the server's path, as Node's serveClient option: a page loads
+	// /socket.io/socket.io.min.js from the server it talks to. The files are
+	// read from ClientDir (DefaultClientDir when empty) by NewServer, which
+	// fails with ErrClientMissing when they are not there.
+	ServeClient bool
+	ClientDir   string
+	// Path is where the server is mounted, for ServeClient: the bundle is
+	// served at Path+"socket.io.min.js" and so on. Defaults to
+	// "/socket.io/", the clients' default path.
+	Path string
+	// CleanupEmptyChildNamespaces removes a child of a dynamic namespace
+	// (see ParentNamespace) when its last socket leaves, as Node's option of
+	// that name; the next CONNECT creates it again.
+	CleanupEmptyChildNamespaces bool
+	// CORS, when set, is the cross-origin policy of the Engine.IO requests
+	// (see CORSOptions). Nil lets every origin open sessions without CORS
+	// headers, as Node without its cors option (browsers then refuse
+	// cross-origin polling, not WebSocket).
+	CORS *CORSOptions
+	// The engine's Cookie and Transports options (Node's cookie and
+	// transports) are in Engine.
 }
 
 // RecoveryOptions configure connection state recovery.
@@ -87,10 +110,16 @@ type Server struct {
 	nsps     map[string]*Namespace
 	creating map[string]*nspInit // namespaces whose adapter is being set up
 
+	parentMu sync.Mutex
+	parents  []*ParentNamespace // dynamic namespaces, in the order of creation
+
+	bundle *clientBundle // the browser client, with ServeClient
+
 	hookMu sync.Mutex // serializes AddHooks
 	hooks  atomic.Pointer[hookSet]
 
 	closeOnce sync.Once
+	clients   clientCount // for Shutdown
 }
 
 // NewServer returns a server with the main namespace "/".
@@ -119,6 +148,23 @@ func NewServer(opts Options) (*Server, error) {
 		adapter: opts.Adapter,
 		nsps:    make(map[string]*Namespace),
 	}
+	if s.opts.Path == "" {
+		s.opts.Path = "/socket.io/"
+	}
+	if !strings.HasSuffix(s.opts.Path, "/") {
+		s.opts.Path += "/"
+	}
+	if opts.ServeClient {
+		dir := opts.ClientDir
+		if dir == "" {
+			dir = DefaultClientDir
+		}
+		b, err := loadClientBundle(dir)
+		if err != nil {
+			return nil, err
+		}
+		s.bundle = b
+	}
 	s.AddHooks(opts.Hooks)
 	s.eio = engineio.NewServer(opts.Engine, s.newClient)
 	if opts.MaxAttachmentBytes <= 0 {
@@ -129,9 +175,6 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	return s, nil
 }
-
-// ServeHTTP serves the Engine.IO requests of the server's clients.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.eio.ServeHTTP(w, r) }
 
 // Engine is the Engine.IO server underneath.
 func (s *Server) Engine() *engineio.Server { return s.eio }
@@ -155,7 +198,7 @@ func (s *Server) Of(name string) *Namespace {
 	}
 	s.log.Error("socketio: the cluster adapter refused the namespace; it serves this node only",
 		"nsp", canonicalNsp(name), "err", err)
-	n, _ = s.of(canonicalNsp(name), true)
+	n, _ = s.of(canonicalNsp(name), true, nil)
 	return n
 }
 
@@ -168,7 +211,7 @@ func (s *Server) Of(name string) *Namespace {
 // meanwhile, and concurrent calls for the same name wait for that one
 // set-up and share its result.
 func (s *Server) Namespace(name string) (*Namespace, error) {
-	return s.of(canonicalNsp(name), false)
+	return s.of(canonicalNsp(name), false, nil)
 }
 
 func canonicalNsp(name string) string {
@@ -187,8 +230,9 @@ type nspInit struct {
 
 // of returns the namespace name, creating it when it does not exist, with
 // the server's adapter (or, for Of's fallback, the single node's), set up
-// without nspMu held.
-func (s *Server) of(name string, single bool) (*Namespace, error) {
+// without nspMu held. A namespace it creates is a child of parent, when
+// not nil.
+func (s *Server) of(name string, single bool, parent *ParentNamespace) (*Namespace, error) {
 	s.nspMu.RLock()
 	n := s.nsps[name]
 	s.nspMu.RUnlock()
@@ -220,6 +264,7 @@ func (s *Server) of(name string, single bool) (*Namespace, error) {
 		s.nspMu.Unlock()
 
 		n := newNamespace(s, name)
+		n.parent = parent
 		var na NamespaceAdapter = memoryNamespace{}
 		var err error
 		if !single {
@@ -387,10 +432,11 @@ var ErrSlowConsumer = errors.New("socketio: send queue full (slow consumer)")
 // ConnectError refuses a connection from a namespace middleware; the
 // client receives Message and Data in its CONNECT_ERROR packet.
 type ConnectError struct {
-	Message string
-	Data    any
+	Message string // the error's message, err.message on the client
+	Data    any    // err.data on the client (nil: none), encoded as an emit's argument
 }
 
+// Error is the message the client receives.
 func (e *ConnectError) Error() string { return e.Message }
 
 // errorPayload is the JSON of a CONNECT_ERROR for err.
@@ -414,7 +460,10 @@ func errorPayload(err error, protocol int) []byte {
 	}
 	b, err2 := appendValue(nil, obj, new([][]byte))
 	if err2 != nil {
-		return fmt.Appendf(nil, `{"message":%s}`, appendQuote(nil, msg))
+		b, _ = json.Marshal(struct {
+			Message string `json:"message"`
+		}{msg}) // cannot fail: a string
+		return b
 	}
 	return b
 }

@@ -33,7 +33,7 @@ type Socket struct {
 
 	mu              sync.Mutex
 	handlers        []handler
-	anyHandlers     []func(*Event)
+	anys            *anyListeners // nil until OnAny or OnAnyOutgoing; replaced, never changed
 	middlewares     []func(*Event) error
 	onDisconnect    []func(reason string, cause error)
 	onDisconnecting []func(reason string)
@@ -45,6 +45,18 @@ type Socket struct {
 type handler struct {
 	event string
 	fn    func(*Event)
+	id    uint64 // what its remove function removes
+	once  bool
+}
+
+type anyHandler struct {
+	id uint64
+	fn func(*Event)
+}
+
+type outgoingHandler struct {
+	id uint64
+	fn func(event string, args []Arg)
 }
 
 // AckFunc, given as the last argument of an emit, asks the client for an
@@ -87,13 +99,13 @@ func (s *Socket) Connected() bool {
 
 // Handshake describes the connection, as Node's socket.handshake.
 type Handshake struct {
-	Headers http.Header
-	Time    time.Time
-	Address string
-	XDomain bool
-	Secure  bool
-	URL     string
-	Query   url.Values
+	Headers http.Header // the handshake request's headers
+	Time    time.Time   // when the session was opened
+	Address string      // the client's address (the request's RemoteAddr)
+	XDomain bool        // whether the request had an Origin header (cross-domain)
+	Secure  bool        // whether the request came over TLS
+	URL     string      // the handshake request's URI
+	Query   url.Values  // its query parameters
 	// Auth is the client's auth payload (a JSON object), or nil.
 	Auth json.RawMessage
 }
@@ -144,24 +156,23 @@ func (s *Socket) SetData(v any) {
 	s.persistSession()
 }
 
-// On handles event. Handlers for the same event replace each other.
-func (s *Socket) On(event string, fn func(*Event)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i := range s.handlers {
-		if s.handlers[i].event == event {
-			s.handlers[i].fn = fn
-			return
-		}
-	}
-	s.handlers = append(s.handlers, handler{event, fn})
+// On adds a handler for event and returns a function that removes it.
+// Handlers add up, as in Node: every handler of an event runs, in the
+// order they were added (see Off to remove them all, Once for one call).
+func (s *Socket) On(event string, fn func(*Event)) (remove func()) {
+	return s.addHandler(event, fn, false)
 }
 
-// OnAny is called for every event, before its own handler.
-func (s *Socket) OnAny(fn func(*Event)) {
-	s.mu.Lock()
-	s.anyHandlers = append(s.anyHandlers, fn)
-	s.mu.Unlock()
+// OnAny is called for every event, before its own handlers. It returns a
+// function that removes it.
+func (s *Socket) OnAny(fn func(*Event)) (remove func()) {
+	id := listenerIDs.Add(1)
+	s.updateAnys(func(a *anyListeners) { a.in = append(slices.Clip(a.in), anyHandler{id, fn}) })
+	return func() {
+		s.updateAnys(func(a *anyListeners) {
+			a.in = slices.DeleteFunc(slices.Clone(a.in), func(h anyHandler) bool { return h.id == id })
+		})
+	}
 }
 
 // Use adds an event middleware, run for each event before the handlers.
@@ -298,18 +309,26 @@ func (e *Emitter) Emit(event string, args ...any) error {
 }
 
 func (s *Socket) emit(timeout time.Duration, noCompress bool, event string, args []any) error {
-	if reservedEvents[event] || event == "connection" {
-		return fmt.Errorf("socketio: %q is a reserved event name", event)
-	}
 	a, ack, err := encodeArgs(args)
 	if err != nil {
 		return err
 	}
+	_, err = s.emitArgs(timeout, noCompress, event, a, ack)
+	return err
+}
+
+// emitArgs sends an event, asking for an acknowledgement with ack; it
+// returns the acknowledgement's id.
+func (s *Socket) emitArgs(timeout time.Duration, noCompress bool, event string, a []Arg, ack AckFunc) (int64, error) {
+	if reservedEvents[event] || event == "connection" {
+		return 0, fmt.Errorf("socketio: %q is a reserved event name", event)
+	}
+	s.notifyOutgoing(event, a)
 	if ack == nil && s.nsp.log != nil {
 		// Through the broadcast path, so that recovery keeps it.
 		// With a SessionAdapter, through the cluster's log, as Node does.
 		s.nsp.deliver(event, a, BroadcastOptions{Rooms: []string{s.id}, NoCompress: noCompress}, s.nsp.sessionAdapter() != nil)
-		return nil
+		return -1, nil
 	}
 	id := int64(-1)
 	if ack != nil {
@@ -320,7 +339,7 @@ func (s *Socket) emit(timeout time.Duration, noCompress bool, event string, args
 	if noCompress {
 		uncompressed(msgs)
 	}
-	err = s.send(msgs)
+	err := s.send(msgs)
 	if hooks := s.nsp.srv.hooks.Load(); hooks != nil {
 		n := 0
 		if err == nil {
@@ -328,7 +347,7 @@ func (s *Socket) emit(timeout time.Duration, noCompress bool, event string, args
 		}
 		hooks.onEventSent(s.nsp, event, msgs, n)
 	}
-	return err
+	return id, err
 }
 
 // send queues the messages of one packet.
@@ -456,6 +475,7 @@ func (s *Socket) leave(reason string, cause error) bool {
 		s.nsp.outbox.publish(sa)
 	}
 	s.client.remove(s)
+	s.nsp.cleanupIfEmpty()
 	return true
 }
 
@@ -514,14 +534,12 @@ func (s *Socket) onEvent(p *packet) error {
 // dispatch runs the middlewares and handlers of an event.
 func (s *Socket) dispatch(ev *Event) {
 	s.mu.Lock()
-	mws, anys := s.middlewares, s.anyHandlers
-	var fn func(*Event)
-	for _, h := range s.handlers {
-		if h.event == ev.Name {
-			fn = h.fn
-			break
-		}
+	mws := s.middlewares
+	var anys []anyHandler
+	if s.anys != nil {
+		anys = s.anys.in
 	}
+	fns := s.takeHandlersLocked(ev.Name)
 	s.mu.Unlock()
 	for _, mw := range mws {
 		if err := mw(ev); err != nil {
@@ -537,10 +555,10 @@ func (s *Socket) dispatch(ev *Event) {
 	if !s.Connected() {
 		return // a middleware disconnected it
 	}
-	for _, f := range anys {
-		f(ev)
+	for _, h := range anys {
+		h.fn(ev)
 	}
-	if fn != nil {
+	for _, fn := range fns {
 		fn(ev)
 	}
 }

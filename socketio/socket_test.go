@@ -208,7 +208,8 @@ func TestEventsAndAcksFromClient(t *testing.T) {
 					}
 				})
 			}
-			so.On("chat", func(e *Event) { // replaces the handler above
+			so.Off("chat") // handlers add up: the one above is removed
+			so.On("chat", func(e *Event) {
 				events <- got{"replaced " + e.Name, string(e.Arg(0).JSON) + "|" + string(e.Arg(5).JSON), e.WantsAck()}
 			})
 		})

@@ -83,8 +83,8 @@ type Options struct {
 
 // BasicAuth is the username and bcrypt password hash the UI must present.
 type BasicAuth struct {
-	Username     string
-	PasswordHash string
+	Username     string // as the UI's login form sends it
+	PasswordHash string // bcrypt, such as "$2b$10$…"
 }
 
 // Features the UI is offered (Node's Feature enum), in Node's order.
