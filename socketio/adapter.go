@@ -8,12 +8,13 @@ import (
 // Adapter joins a server to the other nodes of a cluster (Node's adapter,
 // e.g. @socket.io/redis-adapter). The server keeps its rooms and delivers
 // to its own clients itself; the adapter carries what must reach the other
-// nodes, and hands what they send to the namespace's Local and Deliver
-// methods. MemoryAdapter, the default, is a single node.
+// nodes, and hands what they send to the namespace's LocalNamespace.
+// MemoryAdapter, the default, is a single node.
 type Adapter interface {
-	// Namespace returns the adapter of a new namespace. It is called once
-	// per namespace, before the namespace serves clients.
-	Namespace(nsp *Namespace) (NamespaceAdapter, error)
+	// Namespace returns the adapter of a new namespace, given what other
+	// nodes may do on this node's side of it. It is called once per
+	// namespace, before the namespace serves clients.
+	Namespace(nsp LocalNamespace) (NamespaceAdapter, error)
 	// Close releases the adapter, after the namespaces' adapters.
 	Close() error
 }
@@ -109,25 +110,18 @@ func (r *RemoteSocket) Leave(rooms ...string) { r.nsp.To(r.ID).SocketsLeave(room
 // Disconnect disconnects the socket (and closes its session with close).
 func (r *RemoteSocket) Disconnect(close bool) { r.nsp.To(r.ID).DisconnectSockets(close) }
 
-// NewRemoteSocket describes a socket of another node, for adapters.
-func (n *Namespace) NewRemoteSocket(id string, h Handshake, rooms []string, data any) *RemoteSocket {
+// newRemoteSocket describes a socket of this node or another.
+func (n *Namespace) newRemoteSocket(id string, h Handshake, rooms []string, data any) *RemoteSocket {
 	return &RemoteSocket{ID: id, Handshake: h, Rooms: rooms, Data: data, nsp: n}
 }
 
-// NextAckID returns a new acknowledgement id of the namespace. An adapter
-// that hands another node's broadcast with acknowledgements to
-// LocalBroadcastWithAck gives it an id of this node (each node numbers the
-// acks of its own sockets, as in Node), so that it cannot collide with the
-// acks the namespace is already waiting for.
-// (Added for socketio/redisadapter.)
-func (n *Namespace) NextAckID() int64 { return n.nextAckID() }
 
 // MemoryAdapter is the adapter of a single node: nothing leaves it.
 type MemoryAdapter struct{}
 
 // Namespace returns the adapter of a single node's namespace, which does
 // nothing.
-func (MemoryAdapter) Namespace(*Namespace) (NamespaceAdapter, error) { return memoryNamespace{}, nil }
+func (MemoryAdapter) Namespace(LocalNamespace) (NamespaceAdapter, error) { return memoryNamespace{}, nil }
 
 // Close does nothing.
 func (MemoryAdapter) Close() error { return nil }

@@ -75,10 +75,10 @@ func (n *Namespace) sessionAdapter() SessionAdapter {
 	return sa
 }
 
-// DeliverAt hands a broadcast of the cluster (another node's, or this
+// deliverRemoteAt hands a broadcast of the cluster (another node's, or this
 // node's own back from the cluster's log) to the local sockets it
 // selects, with offset as its recovery offset. SessionAdapters call it.
-func (n *Namespace) DeliverAt(p *BroadcastPacket, offset string) {
+func (n *Namespace) deliverRemoteAt(p *BroadcastPacket, offset string) {
 	n.deliverAt(p.Event, p.Args, p.Opts, false, offset)
 }
 

@@ -223,10 +223,10 @@ func (o *outbox) publish(a NamespaceAdapter) {
 	o.mu.Unlock()
 }
 
-// Deliver hands a broadcast from another node to the local sockets it
+// deliverRemote hands a broadcast from another node to the local sockets it
 // selects, exactly as a broadcast of this node (in the same order as
 // them, with a recovery offset when recovery is on). Adapters call it.
-func (n *Namespace) Deliver(p *BroadcastPacket) {
+func (n *Namespace) deliverRemote(p *BroadcastPacket) {
 	n.deliver(p.Event, p.Args, p.Opts, false)
 }
 
@@ -285,7 +285,7 @@ func (b *BroadcastOperator) emitWithAck(event string, args []Arg, ack AckFunc) e
 	if !b.opts.Local {
 		n.adapter.BroadcastWithAck(p, onCount, onAck)
 	}
-	n.LocalBroadcastWithAck(p, onCount, onAck)
+	n.localBroadcastWithAck(p, onCount, onAck)
 	go func() {
 		count := 1
 		if !b.opts.Local {
@@ -304,10 +304,10 @@ func (b *BroadcastOperator) emitWithAck(event string, args []Arg, ack AckFunc) e
 	return nil
 }
 
-// LocalBroadcastWithAck sends p to the local sockets it selects, each
+// localBroadcastWithAck sends p to the local sockets it selects, each
 // asked to acknowledge with p.ID; clientCount is called with their number,
 // ack with each response. Adapters call it for other nodes' broadcasts.
-func (n *Namespace) LocalBroadcastWithAck(p *BroadcastPacket, clientCount func(int), ack func(Arg)) {
+func (n *Namespace) localBroadcastWithAck(p *BroadcastPacket, clientCount func(int), ack func(Arg)) {
 	m := &multiEncoded{nsp: n.name, id: p.ID, event: p.Event, args: p.Args}
 	m.encodeAhead(n.srv)
 	var targets []*Socket
@@ -335,7 +335,7 @@ func (n *Namespace) LocalBroadcastWithAck(p *BroadcastPacket, clientCount func(i
 
 // FetchSockets returns the selected sockets, on every node.
 func (b *BroadcastOperator) FetchSockets(ctx context.Context) ([]*RemoteSocket, error) {
-	out := b.nsp.LocalFetchSockets(b.opts)
+	out := b.nsp.localFetchSockets(b.opts)
 	if b.opts.Local {
 		return out, nil
 	}
@@ -343,8 +343,8 @@ func (b *BroadcastOperator) FetchSockets(ctx context.Context) ([]*RemoteSocket, 
 	return append(out, remote...), err
 }
 
-// LocalFetchSockets describes the local sockets selected by opts.
-func (n *Namespace) LocalFetchSockets(opts BroadcastOptions) []*RemoteSocket {
+// localFetchSockets describes the local sockets selected by opts.
+func (n *Namespace) localFetchSockets(opts BroadcastOptions) []*RemoteSocket {
 	sockets := n.localSockets(opts)
 	out := make([]*RemoteSocket, 0, len(sockets))
 	for _, s := range sockets {
@@ -355,14 +355,14 @@ func (n *Namespace) LocalFetchSockets(opts BroadcastOptions) []*RemoteSocket {
 
 // SocketsJoin makes the selected sockets join rooms, on every node.
 func (b *BroadcastOperator) SocketsJoin(rooms ...string) {
-	b.nsp.LocalAddSockets(b.opts, rooms)
+	b.nsp.localAddSockets(b.opts, rooms)
 	if !b.opts.Local {
 		b.nsp.adapter.AddSockets(b.opts, rooms)
 	}
 }
 
-// LocalAddSockets makes the local sockets selected by opts join rooms.
-func (n *Namespace) LocalAddSockets(opts BroadcastOptions, rooms []string) {
+// localAddSockets makes the local sockets selected by opts join rooms.
+func (n *Namespace) localAddSockets(opts BroadcastOptions, rooms []string) {
 	for _, s := range n.localSockets(opts) {
 		s.Join(rooms...)
 	}
@@ -370,14 +370,14 @@ func (n *Namespace) LocalAddSockets(opts BroadcastOptions, rooms []string) {
 
 // SocketsLeave makes the selected sockets leave rooms, on every node.
 func (b *BroadcastOperator) SocketsLeave(rooms ...string) {
-	b.nsp.LocalDelSockets(b.opts, rooms)
+	b.nsp.localDelSockets(b.opts, rooms)
 	if !b.opts.Local {
 		b.nsp.adapter.DelSockets(b.opts, rooms)
 	}
 }
 
-// LocalDelSockets makes the local sockets selected by opts leave rooms.
-func (n *Namespace) LocalDelSockets(opts BroadcastOptions, rooms []string) {
+// localDelSockets makes the local sockets selected by opts leave rooms.
+func (n *Namespace) localDelSockets(opts BroadcastOptions, rooms []string) {
 	for _, s := range n.localSockets(opts) {
 		s.Leave(rooms...)
 	}
@@ -385,22 +385,22 @@ func (n *Namespace) LocalDelSockets(opts BroadcastOptions, rooms []string) {
 
 // DisconnectSockets disconnects the selected sockets, on every node.
 func (b *BroadcastOperator) DisconnectSockets(close bool) {
-	b.nsp.LocalDisconnectSockets(b.opts, close)
+	b.nsp.localDisconnectSockets(b.opts, close)
 	if !b.opts.Local {
 		b.nsp.adapter.DisconnectSockets(b.opts, close)
 	}
 }
 
-// LocalDisconnectSockets disconnects the local sockets selected by opts.
-func (n *Namespace) LocalDisconnectSockets(opts BroadcastOptions, close bool) {
+// localDisconnectSockets disconnects the local sockets selected by opts.
+func (n *Namespace) localDisconnectSockets(opts BroadcastOptions, close bool) {
 	for _, s := range n.localSockets(opts) {
 		s.Disconnect(close)
 	}
 }
 
-// LocalServerSideEmit runs this node's handler of a server-side event from
+// localServerSideEmit runs this node's handler of a server-side event from
 // another node; reply, when not nil, receives the handler's Ack.
-func (n *Namespace) LocalServerSideEmit(event string, args []Arg, reply func([]Arg)) {
+func (n *Namespace) localServerSideEmit(event string, args []Arg, reply func([]Arg)) {
 	n.hmu.RLock()
 	fn := n.serverEvents[event]
 	n.hmu.RUnlock()

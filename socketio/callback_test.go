@@ -246,19 +246,22 @@ type cbAdapter struct {
 	got []string
 }
 
-func (a *cbAdapter) Namespace(n *Namespace) (NamespaceAdapter, error) { return &cbNS{a: a, n: n}, nil }
+func (a *cbAdapter) Namespace(l LocalNamespace) (NamespaceAdapter, error) {
+	return &cbNS{a: a, n: l.Namespace(), l: l}, nil
+}
 func (a *cbAdapter) Close() error                                     { return nil }
 
 type cbNS struct {
 	memoryNamespace
 	a *cbAdapter
 	n *Namespace
+	l LocalNamespace
 }
 
 func (c *cbNS) Broadcast(p *BroadcastPacket) {
 	_ = c.n.Len()
 	_ = c.n.Rooms()
-	_ = c.n.LocalFetchSockets(BroadcastOptions{})
+	_ = c.l.FetchSockets(BroadcastOptions{})
 	c.a.mu.Lock()
 	c.a.got = append(c.a.got, string(p.Args[0].JSON))
 	c.a.mu.Unlock()
@@ -349,7 +352,8 @@ type slowAdapter struct {
 	fail  map[string]error
 }
 
-func (a *slowAdapter) Namespace(n *Namespace) (NamespaceAdapter, error) {
+func (a *slowAdapter) Namespace(l LocalNamespace) (NamespaceAdapter, error) {
+	n := l.Namespace()
 	a.mu.Lock()
 	a.calls[n.Name()]++
 	ch, err := a.block[n.Name()], a.fail[n.Name()]

@@ -48,7 +48,7 @@ type Hooks struct {
 	EventReceived func(s *Socket, event string, size int)
 	// EventSent is called once per event this node emits, after it was
 	// queued for its local recipients: a broadcast of this node or of
-	// another (Namespace.Deliver), or Socket.Emit (recipients is then 1,
+	// another (LocalNamespace.Deliver), or Socket.Emit (recipients is then 1,
 	// or 0 when the socket is gone). size is one packet's JSON payload in
 	// bytes, attachments included, as for EventReceived (with recovery,
 	// the offset argument counts). It runs on the emitter's goroutine.

@@ -243,7 +243,7 @@ func TestRemoteSocketDecodeData(t *testing.T) {
 	if err != nil || len(local) != 1 {
 		t.Fatalf("FetchSockets = %v, %v", local, err)
 	}
-	remote := s.Sockets().NewRemoteSocket("x", Handshake{}, nil, json.RawMessage(`{"name":"ann","age":7}`))
+	remote := s.Sockets().newRemoteSocket("x", Handshake{}, nil, json.RawMessage(`{"name":"ann","age":7}`))
 	for _, rs := range []*RemoteSocket{local[0], remote} {
 		var u user
 		var m map[string]any

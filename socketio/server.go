@@ -268,7 +268,7 @@ func (s *Server) of(name string, single bool, parent *ParentNamespace) (*Namespa
 		var na NamespaceAdapter = memoryNamespace{}
 		var err error
 		if !single {
-			na, err = s.adapter.Namespace(n)
+			na, err = s.adapter.Namespace(localNamespace{n})
 		}
 		if err == nil && na == nil {
 			err = fmt.Errorf("socketio: the adapter returned no adapter for namespace %q", name)

@@ -40,9 +40,10 @@ func tag(s *socketio.Socket, transport string) {
 	}
 }
 
-// local describes a socket of this node as FetchSockets would.
+// local describes a socket of this node as FetchSockets would, for
+// serialize (which reads only its fields).
 func local(s *socketio.Socket) *socketio.RemoteSocket {
-	return s.Namespace().NewRemoteSocket(s.ID(), s.Handshake(), s.Rooms(), s.Data())
+	return &socketio.RemoteSocket{ID: s.ID(), Handshake: s.Handshake(), Rooms: s.Rooms(), Data: s.Data()}
 }
 
 // serializedSocket is a socket as the UI reads it (Node's serialize).

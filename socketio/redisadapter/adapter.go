@@ -24,11 +24,12 @@ import (
 // wait for the cluster itself: server-side events and disconnections (their
 // handlers) run on a second goroutine (runTasks), one at a time, in order.
 type nsAdapter struct {
-	c    *Cluster
-	nsp  *socketio.Namespace
-	name string
-	uid  string
-	ch   channels
+	c     *Cluster
+	nsp   *socketio.Namespace
+	local socketio.LocalNamespace // what the other nodes do on this node
+	name  string
+	uid   string
+	ch    channels
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -54,10 +55,12 @@ var _ socketio.NamespaceAdapter = (*nsAdapter)(nil)
 // dropped (and logged).
 const taskQueue = 1024
 
-func newNSAdapter(c *Cluster, nsp *socketio.Namespace) *nsAdapter {
+func newNSAdapter(c *Cluster, local socketio.LocalNamespace) *nsAdapter {
+	nsp := local.Namespace()
 	a := &nsAdapter{
 		c:        c,
 		nsp:      nsp,
+		local:    local,
 		name:     nsp.Name(),
 		uid:      newUID(),
 		done:     make(chan struct{}),
@@ -237,7 +240,7 @@ func (a *nsAdapter) onBroadcast(channel, payload string) {
 	p.ID = -1
 	p.Opts.Local = false
 	a.c.stats.received.Add(1)
-	a.nsp.Deliver(p)
+	a.local.Deliver(p)
 }
 
 // runTasks runs the requests that run application code, in order.

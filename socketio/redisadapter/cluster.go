@@ -176,13 +176,13 @@ func New(opts Options) (*Cluster, error) {
 // to StartupWait until Redis has confirmed the subscriptions, so that a
 // server does not accept clients before it hears the cluster. The socketio
 // server calls it.
-func (c *Cluster) Namespace(nsp *socketio.Namespace) (socketio.NamespaceAdapter, error) {
+func (c *Cluster) Namespace(local socketio.LocalNamespace) (socketio.NamespaceAdapter, error) {
 	select {
 	case <-c.stop:
 		return nil, errors.New("redis adapter: closed")
 	default:
 	}
-	a := newNSAdapter(c, nsp)
+	a := newNSAdapter(c, local)
 	c.mu.Lock()
 	c.nsps[a] = struct{}{}
 	c.mu.Unlock()

@@ -371,7 +371,7 @@ func (a *nsAdapter) socketFromWire(raw json.RawMessage) (*socketio.RemoteSocket,
 	if len(w.Data) > 0 {
 		data = json.RawMessage(bytes.Clone(w.Data))
 	}
-	return a.nsp.NewRemoteSocket(id, h, rooms, data), nil
+	return a.local.NewRemoteSocket(id, h, rooms, data), nil
 }
 
 // Reading JSON fields (checked by encoding/json) as JavaScript does.

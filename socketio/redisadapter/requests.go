@@ -265,7 +265,7 @@ func (a *nsAdapter) onRequest(channel string, msg []byte) {
 			return
 		}
 		var ids []string
-		for _, s := range a.nsp.LocalFetchSockets(socketio.BroadcastOptions{Rooms: req.rooms}) {
+		for _, s := range a.local.FetchSockets(socketio.BroadcastOptions{Rooms: req.rooms}) {
 			ids = append(ids, s.ID)
 		}
 		a.publishResponse(listResponse(req.requestID, "sockets", ids))
@@ -283,7 +283,7 @@ func (a *nsAdapter) onRequest(channel string, msg []byte) {
 		if ours() || req.opts == nil {
 			return
 		}
-		a.publishResponse(fetchResponse(req.requestID, a.nsp.LocalFetchSockets(*req.opts)))
+		a.publishResponse(fetchResponse(req.requestID, a.local.FetchSockets(*req.opts)))
 	case reqServerSideEmit:
 		if req.uid == a.uid || !req.hasEvent {
 			return
@@ -305,12 +305,12 @@ func (a *nsAdapter) onRoomRequest(req *request) {
 		opts := socketio.BroadcastOptions{Rooms: req.opts.Rooms, Except: req.opts.Except}
 		switch req.typ {
 		case reqRemoteJoin:
-			a.nsp.LocalAddSockets(opts, req.rooms)
+			a.local.AddSockets(opts, req.rooms)
 		case reqRemoteLeave:
-			a.nsp.LocalDelSockets(opts, req.rooms)
+			a.local.DelSockets(opts, req.rooms)
 		default:
 			closeConn := req.close
-			a.task("disconnect", func() { a.nsp.LocalDisconnectSockets(opts, closeConn) })
+			a.task("disconnect", func() { a.local.DisconnectSockets(opts, closeConn) })
 		}
 		return
 	}
@@ -343,7 +343,7 @@ func (a *nsAdapter) onServerSideEmit(req *request) {
 		}
 	}
 	event, args := req.event, req.data
-	a.task("server-side event "+event, func() { a.nsp.LocalServerSideEmit(event, args, reply) })
+	a.task("server-side event "+event, func() { a.local.ServerSideEmit(event, args, reply) })
 }
 
 // onBroadcastWithAck delivers another node's broadcast with
@@ -357,9 +357,9 @@ func (a *nsAdapter) onBroadcastWithAck(req *request) {
 	// Node hands the request's rooms and exceptions on, not its flags; the
 	// timeout is kept here so that unanswered acks do not linger.
 	p.Opts = socketio.BroadcastOptions{Rooms: req.opts.Rooms, Except: req.opts.Except, Timeout: req.opts.Timeout}
-	p.ID = a.nsp.NextAckID()
+	p.ID = a.local.NextAckID()
 	id := req.requestID
-	a.nsp.LocalBroadcastWithAck(p, func(n int) {
+	a.local.BroadcastWithAck(p, func(n int) {
 		a.publishResponse(clientCountResponse(id, n))
 	}, func(arg socketio.Arg) {
 		b, err := ackResponse(id, arg)

@@ -398,12 +398,12 @@ func TestWireSocketsRoundTrip(t *testing.T) {
 	}
 	defer srv.Close()
 	issued := time.UnixMilli(1700000000123)
-	in := srv.Sockets().NewRemoteSocket("sid1", socketio.Handshake{
+	in := &socketio.RemoteSocket{ID: "sid1", Handshake: socketio.Handshake{
 		Headers: http.Header{"Cookie": {"a=1", "b=2"}, "User-Agent": {"go"}, "Set-Cookie": {"x=1"}},
 		Time:    issued, Address: "10.0.0.1:4567", XDomain: true, Secure: true,
 		URL: "/socket.io/?EIO=4&transport=websocket&q=1&q=2", Query: map[string][]string{"q": {"1", "2"}, "EIO": {"4"}},
 		Auth: json.RawMessage(`{"token":"\ud800"}`),
-	}, []string{"sid1", "room1"}, map[string]any{"name": "ann", "bin": []byte{1}})
+	}, Rooms: []string{"sid1", "room1"}, Data: map[string]any{"name": "ann", "bin": []byte{1}}}
 	b := fetchResponse("r1", []*socketio.RemoteSocket{in})
 	var v struct {
 		RequestID string `json:"requestId"`

@@ -180,11 +180,11 @@ func New(opts Options) (*Cluster, error) {
 // Namespace builds the adapter of a namespace, starts reading its stream
 // and subscribing to its channels, and waits up to StartupWait for the
 // stream. The socketio server calls it.
-func (c *Cluster) Namespace(nsp *socketio.Namespace) (socketio.NamespaceAdapter, error) {
+func (c *Cluster) Namespace(local socketio.LocalNamespace) (socketio.NamespaceAdapter, error) {
 	if c.closed.Load() {
 		return nil, errors.New("streams adapter: closed")
 	}
-	a := newNSAdapter(c, nsp)
+	a := newNSAdapter(c, local)
 	c.mu.Lock()
 	c.nsps[a.name] = a
 	r := c.readers[a.stream]

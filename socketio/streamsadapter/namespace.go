@@ -18,6 +18,7 @@ import (
 type nsAdapter struct {
 	c       *Cluster
 	nsp     *socketio.Namespace
+	local   socketio.LocalNamespace // what the other nodes do on this node
 	name    string
 	uid     string
 	stream  string
@@ -46,10 +47,12 @@ type nsAdapter struct {
 
 var _ socketio.NamespaceAdapter = (*nsAdapter)(nil)
 
-func newNSAdapter(c *Cluster, nsp *socketio.Namespace) *nsAdapter {
+func newNSAdapter(c *Cluster, local socketio.LocalNamespace) *nsAdapter {
+	nsp := local.Namespace()
 	a := &nsAdapter{
 		c:        c,
 		nsp:      nsp,
+		local:    local,
 		name:     nsp.Name(),
 		uid:      newUID(),
 		done:     make(chan struct{}),
@@ -141,22 +144,22 @@ func (a *nsAdapter) onEntry(m *message, id string) {
 		p.ID = -1
 		a.c.stats.received.Add(1)
 		if a.window > 0 {
-			a.nsp.DeliverAt(p, id)
+			a.local.DeliverAt(p, id)
 		} else {
-			a.nsp.Deliver(p)
+			a.local.Deliver(p)
 		}
 	case typeSocketsJoin:
 		if !own {
-			a.nsp.LocalAddSockets(m.opts, m.rooms)
+			a.local.AddSockets(m.opts, m.rooms)
 		}
 	case typeSocketsLeave:
 		if !own {
-			a.nsp.LocalDelSockets(m.opts, m.rooms)
+			a.local.DelSockets(m.opts, m.rooms)
 		}
 	case typeDisconnectSockets:
 		if !own {
 			// Disconnect handlers are application code: off the dispatcher.
-			go a.nsp.LocalDisconnectSockets(m.opts, m.close)
+			go a.local.DisconnectSockets(m.opts, m.close)
 		}
 	}
 }

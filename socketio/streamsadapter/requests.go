@@ -166,11 +166,11 @@ func (a *nsAdapter) onServerSideEmit(m *message, data *object) {
 		}
 	}
 	// The handler is application code: off the subscriber.
-	go a.nsp.LocalServerSideEmit(ev, args, reply)
+	go a.local.ServerSideEmit(ev, args, reply)
 }
 
 func (a *nsAdapter) onFetchSockets(m *message) {
-	sockets := a.nsp.LocalFetchSockets(m.opts)
+	sockets := a.local.FetchSockets(m.opts)
 	a.respond(m.uid, typeFetchSocketsResponse, func(e *mpEncoder) error {
 		e.map_(2)
 		e.str("requestId")
@@ -286,9 +286,9 @@ func decodeHandshake(v any) socketio.Handshake {
 func (a *nsAdapter) onBroadcastWithAck(m *message) {
 	p := m.packet
 	p.Opts = m.opts
-	p.ID = a.nsp.NextAckID()
+	p.ID = a.local.NextAckID()
 	reqID, uid := m.reqID, m.uid
-	a.nsp.LocalBroadcastWithAck(p, func(n int) {
+	a.local.BroadcastWithAck(p, func(n int) {
 		a.respond(uid, typeBroadcastClientCount, func(e *mpEncoder) error {
 			e.map_(2)
 			e.str("requestId")
@@ -334,7 +334,7 @@ func (a *nsAdapter) onResponse(m *message) {
 			sm := asObject(s)
 			id, _ := sm.get("id").(string)
 			rooms, _ := sm.get("rooms").([]any)
-			r.sockets = append(r.sockets, a.nsp.NewRemoteSocket(id, decodeHandshake(sm.get("handshake")), roomList(rooms), plain(sm.get("data"))))
+			r.sockets = append(r.sockets, a.local.NewRemoteSocket(id, decodeHandshake(sm.get("handshake")), roomList(rooms), plain(sm.get("data"))))
 		}
 		r.want--
 		if r.want == 0 {
