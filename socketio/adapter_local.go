@@ -11,7 +11,7 @@ package socketio
 type LocalNamespace interface {
 	// Namespace is the namespace itself (its name, rooms, sockets).
 	Namespace() *Namespace
-	// deliverRemote hands a broadcast from another node to the local sockets it
+	// Deliver hands a broadcast from another node to the local sockets it
 	// selects, exactly as a broadcast of this node (in one order with
 	// them, with a recovery offset when recovery is on).
 	Deliver(p *BroadcastPacket)
