@@ -26,10 +26,13 @@ type scanner struct {
 	// container, in the order of their opening brackets.
 	count  bool
 	counts []int32
-	// leaf, if set, is asked at each '{' whether an object there is to be
-	// taken whole (and not counted), and where it ends.
-	leaf func(b []byte, i int) (end int, ok bool)
 }
+
+// A leaf, if not nil, is asked at each '{' whether an object there is to
+// be taken whole (and not counted), and where it ends. It is passed down
+// the scan rather than kept in the scanner, so that a closure given to
+// Count does not escape.
+type leaf = func(b []byte, i int) (end int, ok bool)
 
 // space marks the whitespace JSON allows between tokens.
 var space = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
@@ -56,7 +59,7 @@ func SkipSpace(b []byte, i int) int {
 // at most.
 func Valid(b []byte) error {
 	s := scanner{b: b}
-	return s.whole()
+	return s.whole(nil)
 }
 
 // SplitArray checks that b is one JSON array and returns its elements
@@ -76,7 +79,7 @@ func SplitArray(b []byte) ([][]byte, error) {
 		for {
 			s.i = SkipSpace(b, s.i)
 			start := s.i
-			if err := s.value(); err != nil {
+			if err := s.value(nil); err != nil {
 				return nil, err
 			}
 			elems = append(elems, b[start:s.i])
@@ -108,8 +111,8 @@ func SplitArray(b []byte) ([][]byte, error) {
 // is asked at each '{' whether the object there is to be taken whole, as
 // one value without a count, and where it ends.
 func Count(b []byte, counts []int32, leaf func(b []byte, i int) (end int, ok bool)) ([]int32, error) {
-	s := scanner{b: b, count: true, counts: counts, leaf: leaf}
-	err := s.whole()
+	s := scanner{b: b, count: true, counts: counts}
+	err := s.whole(leaf)
 	return s.counts, err
 }
 
@@ -118,7 +121,7 @@ func Count(b []byte, counts []int32, leaf func(b []byte, i int) (end int, ok boo
 // MaxDepth on its own.
 func SkipValue(b []byte, i int) (int, error) {
 	s := scanner{b: b, i: i}
-	err := s.value()
+	err := s.value(nil)
 	return s.i, err
 }
 
@@ -130,9 +133,9 @@ func SkipString(b []byte, i int) (int, error) {
 	return s.i, err
 }
 
-func (s *scanner) whole() error {
+func (s *scanner) whole(leaf leaf) error {
 	s.i = SkipSpace(s.b, s.i)
-	if err := s.value(); err != nil {
+	if err := s.value(leaf); err != nil {
 		return err
 	}
 	if SkipSpace(s.b, s.i) != len(s.b) {
@@ -142,7 +145,7 @@ func (s *scanner) whole() error {
 }
 
 // value scans one value at s.i.
-func (s *scanner) value() error {
+func (s *scanner) value(leaf leaf) error {
 	if s.i >= len(s.b) {
 		return ErrSyntax
 	}
@@ -150,15 +153,15 @@ func (s *scanner) value() error {
 	case '"':
 		return s.str()
 	case '{':
-		if s.leaf != nil {
-			if end, ok := s.leaf(s.b, s.i); ok {
+		if leaf != nil {
+			if end, ok := leaf(s.b, s.i); ok {
 				s.i = end
 				return nil
 			}
 		}
-		return s.object()
+		return s.object(leaf)
 	case '[':
-		return s.array()
+		return s.array(leaf)
 	case 't':
 		return s.literal("true")
 	case 'f':
@@ -204,7 +207,7 @@ func (s *scanner) close(idx int, n int32) {
 	}
 }
 
-func (s *scanner) array() error {
+func (s *scanner) array(leaf leaf) error {
 	idx, err := s.open()
 	if err != nil {
 		return err
@@ -217,7 +220,7 @@ func (s *scanner) array() error {
 	}
 	for n := int32(1); ; n++ {
 		s.i = SkipSpace(b, s.i)
-		if err := s.value(); err != nil {
+		if err := s.value(leaf); err != nil {
 			return err
 		}
 		s.i = SkipSpace(b, s.i)
@@ -236,7 +239,7 @@ func (s *scanner) array() error {
 	}
 }
 
-func (s *scanner) object() error {
+func (s *scanner) object(leaf leaf) error {
 	idx, err := s.open()
 	if err != nil {
 		return err
@@ -260,7 +263,7 @@ func (s *scanner) object() error {
 			return ErrSyntax
 		}
 		s.i = SkipSpace(b, s.i+1)
-		if err := s.value(); err != nil {
+		if err := s.value(leaf); err != nil {
 			return err
 		}
 		s.i = SkipSpace(b, s.i)

@@ -21,47 +21,58 @@ const (
 // character for a pair or ill-formed bytes, the surrogate for a lone one.
 func nextChar[T ~string | ~[]byte](s T, i int) (r rune, size, kind int) {
 	c := s[i]
-	need, lo, hi := 0, byte(0x80), byte(0xBF) // continuation bytes; the second's range
-	switch {
-	case c < 0xC2:
+	l := leads[c]
+	if l.need == 0 {
 		return utf8.RuneError, 1, charInvalid
-	case c <= 0xDF:
-		need = 1
-	case c == 0xE0:
-		need, lo = 2, 0xA0
-	case c == 0xED:
+	}
+	if c == 0xED {
 		if h, ok := surrogateAt(s, i); ok {
 			if h < 0xDC00 {
-				if l, ok := surrogateAt(s, i+3); ok && l >= 0xDC00 {
-					return 0x10000 + (h-0xD800)<<10 + (l - 0xDC00), 6, charPair
+				if lo, ok := surrogateAt(s, i+3); ok && lo >= 0xDC00 {
+					return 0x10000 + (h-0xD800)<<10 + (lo - 0xDC00), 6, charPair
 				}
 			}
 			return h, 3, charSurrogate
 		}
-		need, hi = 2, 0x9F
-	case c <= 0xEF:
-		need = 2
-	case c == 0xF0:
-		need, lo = 3, 0x90
-	case c <= 0xF3:
-		need = 3
-	case c == 0xF4:
-		need, hi = 3, 0x8F
-	default:
-		return utf8.RuneError, 1, charInvalid
 	}
 	n := 1
-	if i+1 < len(s) && s[i+1] >= lo && s[i+1] <= hi {
+	if i+1 < len(s) && s[i+1]-l.lo <= l.hi-l.lo {
 		n = 2
-		for n <= need && i+n < len(s) && s[i+n]&0xC0 == 0x80 {
+		for n <= int(l.need) && i+n < len(s) && s[i+n]&0xC0 == 0x80 {
 			n++
 		}
 	}
-	if n == need+1 {
+	if n == int(l.need)+1 {
 		return 0, n, charValid
 	}
 	return utf8.RuneError, n, charInvalid
 }
+
+// lead describes a UTF-8 lead byte: the number of continuation bytes it
+// needs (0: not a lead byte) and the range of the first one.
+type lead struct{ need, lo, hi byte }
+
+var leads = func() (t [256]lead) {
+	for c := 0xC2; c <= 0xF4; c++ {
+		switch {
+		case c <= 0xDF:
+			t[c] = lead{1, 0x80, 0xBF}
+		case c == 0xE0:
+			t[c] = lead{2, 0xA0, 0xBF}
+		case c == 0xED: // not a surrogate (WTF-8 surrogates aside)
+			t[c] = lead{2, 0x80, 0x9F}
+		case c <= 0xEF:
+			t[c] = lead{2, 0x80, 0xBF}
+		case c == 0xF0:
+			t[c] = lead{3, 0x90, 0xBF}
+		case c <= 0xF3:
+			t[c] = lead{3, 0x80, 0xBF}
+		default: // F4
+			t[c] = lead{3, 0x80, 0x8F}
+		}
+	}
+	return t
+}()
 
 // surrogateAt reads a surrogate written as three bytes at s[i:].
 func surrogateAt[T ~string | ~[]byte](s T, i int) (rune, bool) {

@@ -199,3 +199,82 @@ func FuzzQuote(f *testing.F) {
 		}
 	})
 }
+
+// decodeOracle reads b as UTF-8 the slow way, by Unicode's definition:
+// a valid sequence as is; otherwise U+FFFD for the longest prefix of a
+// valid sequence found there (at least one byte).
+func decodeOracle(b []byte) string {
+	var out []byte
+	for i := 0; i < len(b); {
+		if r, size := utf8.DecodeRune(b[i:]); r != utf8.RuneError || size > 1 {
+			out = append(out, b[i:i+size]...)
+			i += size
+			continue
+		}
+		k := 1
+		for n := 3; n > 1; n-- {
+			if i+n <= len(b) && prefixOfValid(b[i:i+n]) {
+				k = n
+				break
+			}
+		}
+		out = utf8.AppendRune(out, utf8.RuneError)
+		i += k
+	}
+	return string(out)
+}
+
+// prefixOfValid reports whether some valid UTF-8 sequence starts with p:
+// the second byte of a sequence is the only one whose range varies.
+func prefixOfValid(p []byte) bool {
+	for _, second := range []byte{0x80, 0x90, 0xA0} {
+		for total := len(p) + 1; total <= 4; total++ {
+			seq := append([]byte(nil), p...)
+			for len(seq) < total {
+				if len(seq) == 1 {
+					seq = append(seq, second)
+				} else {
+					seq = append(seq, 0x80)
+				}
+			}
+			if r, size := utf8.DecodeRune(seq); (r != utf8.RuneError || size > 1) && size == len(seq) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasWTF8Surrogate reports whether b holds ED A0..BF xx, which the
+// package reads as a surrogate.
+func hasWTF8Surrogate(b []byte) bool {
+	for i := range b {
+		if _, ok := surrogateAt(b, i); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// FuzzJSString: ill-formed bytes read as U+FFFD per maximal subpart, as a
+// slow decoder written from Unicode's definition reads them.
+func FuzzJSString(f *testing.F) {
+	for _, tt := range jsStringTests {
+		f.Add([]byte(tt.in))
+	}
+	for _, tt := range quoteTests {
+		f.Add([]byte(tt.in))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got := JSString(b)
+		if !ValidWTF8([]byte(got)) {
+			t.Fatalf("JSString(%q) = %q: not WTF-8", b, got)
+		}
+		if hasWTF8Surrogate(b) {
+			return
+		}
+		if want := decodeOracle(b); got != want {
+			t.Fatalf("JSString(%q) = %q, want %q", b, got, want)
+		}
+	})
+}
