@@ -25,6 +25,8 @@ type nodeCase struct {
 //	        WTF-8 (lone surrogates as three bytes)
 //	valid:  whether JSON.parse(buf.toString("utf8")) accepts it
 //	string: buf.toString("utf8") as hex of its WTF-8
+//	msgpack: notepack.io's decoding of a msgpack str of the bytes, as hex
+//	        of its WTF-8 ("no notepack.io" without node_modules)
 const nodeScript = `
 const B = h => Buffer.from(h, "hex").toString("utf8");
 const wtf8 = s => {
@@ -47,6 +49,12 @@ process.stdin.on("data", d => input += d).on("end", () => {
     case "parse": return wtf8(JSON.parse(s()));
     case "valid": try { JSON.parse(s()); return "true"; } catch { return "false"; }
     case "string": return wtf8(s());
+    case "msgpack": {
+      let np;
+      try { np = require("notepack.io"); } catch { return "no notepack.io"; }
+      const b = Buffer.from(c.hex, "hex");
+      return wtf8(np.decode(Buffer.concat([Buffer.from([0xd9, b.length]), b])));
+    }
     }
     throw new Error("op " + c.op);
   });
