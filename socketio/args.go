@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+
+	"github.com/chatio/socketio-chat/internal/jsontext"
 )
 
 // Arg is one argument of an event or acknowledgement, as it travels: JSON
@@ -322,13 +324,21 @@ func canonicalArg(b []byte, bins [][]byte) (Arg, error) {
 // keeps), anywhere but inside a placeholder (whose other members Node
 // drops without looking at them).
 func findPlaceholders(b []byte, i, nbins int, spans *[]placeholderSpan) error {
-	s := scanner{b: b, i: i}
-	return s.walkPlaceholders(nbins, spans)
+	w := placeholderWalker{b: b, i: i}
+	return w.walk(nbins, spans)
 }
 
-// walkPlaceholders scans one value. An illegal placeholder is reported
+// placeholderWalker walks JSON text that the scanner checked.
+type placeholderWalker struct {
+	b []byte
+	i int
+}
+
+func (s *placeholderWalker) skipSpace() { s.i = jsontext.SkipSpace(s.b, s.i) }
+
+// walk scans one value. An illegal placeholder is reported
 // once the value is scanned, so that an enclosing placeholder can drop it.
-func (s *scanner) walkPlaceholders(nbins int, spans *[]placeholderSpan) error {
+func (s *placeholderWalker) walk(nbins int, spans *[]placeholderSpan) error {
 	s.skipSpace()
 	if s.i >= len(s.b) {
 		return errJSON
@@ -343,7 +353,7 @@ func (s *scanner) walkPlaceholders(nbins int, spans *[]placeholderSpan) error {
 				s.i++
 				return illegal
 			}
-			if err := s.walkPlaceholders(nbins, spans); err != nil {
+			if err := s.walk(nbins, spans); err != nil {
 				if !errors.Is(err, errIllegalAttachments) {
 					return err
 				}
@@ -367,9 +377,11 @@ func (s *scanner) walkPlaceholders(nbins int, spans *[]placeholderSpan) error {
 				break
 			}
 			kStart := s.i
-			if _, err := s.str(); err != nil {
+			end, err := jsontext.SkipString(s.b, s.i)
+			if err != nil {
 				return err
 			}
+			s.i = end
 			key, _ := unquote(s.b[kStart:s.i])
 			s.skipSpace()
 			s.i++ // ':'
@@ -377,7 +389,7 @@ func (s *scanner) walkPlaceholders(nbins int, spans *[]placeholderSpan) error {
 			vStart := s.i
 			// Every member is walked: when the object is no placeholder,
 			// Node looks for placeholders in "_placeholder" and "num" too.
-			if err := s.walkPlaceholders(nbins, spans); err != nil {
+			if err := s.walk(nbins, spans); err != nil {
 				if !errors.Is(err, errIllegalAttachments) {
 					return err
 				}
@@ -407,7 +419,9 @@ func (s *scanner) walkPlaceholders(nbins int, spans *[]placeholderSpan) error {
 		}
 		return illegal
 	default:
-		return s.value()
+		end, err := jsontext.SkipValue(s.b, s.i)
+		s.i = end
+		return err
 	}
 }
 

@@ -228,7 +228,7 @@ func TestToArg(t *testing.T) {
 		{"non-ascii raw", "é😀", `"é😀"`, nil},
 		{"lone high surrogate (WTF-8)", "\xed\xa0\x80x", `"\ud800x"`, nil},
 		{"lone low surrogate (WTF-8)", "\xed\xbf\xbf", `"\udfff"`, nil},
-		{"invalid byte", "a\xffb", `"a\ufffdb"`, nil},
+		{"invalid byte as U+FFFD, as Node reads it", "a\xffb", "\"a\uFFFDb\"", nil},
 		{"float integral", 1.0, `1`, nil},
 		{"float", 0.1, `0.1`, nil},
 		{"float big", 1e21, `1e+21`, nil},

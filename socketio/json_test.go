@@ -50,8 +50,13 @@ func TestAppendQuote(t *testing.T) {
 		{"\u2028", "\"\u2028\""},
 		{"\xed\xa0\x80", `"\ud800"`},
 		{"\xed\xbf\xbfz", `"\udfffz"`},
-		{"\xed\xa0", `"\ufffd\ufffd"`}, // a truncated surrogate: two stray bytes
-		{"\xff\xfe", `"\ufffd\ufffd"`},
+		// Ill-formed bytes: U+FFFD per maximal subpart, written as is, as
+		// JSON.stringify(buf.toString("utf8")) in Node (internal/jsontext
+		// has the table checked against node).
+		{"\xed\xa0", "\"\uFFFD\uFFFD\""}, // a truncated surrogate: two stray bytes
+		{"\xff\xfe", "\"\uFFFD\uFFFD\""},
+		{"\xf0\x9f\x98", "\"\uFFFD\""},      // a truncated 😀: one subpart
+		{"\xed\xa0\xbd\xed\xb8\x80", `"😀"`}, // a WTF-8 surrogate pair is one character
 		{"😀", `"😀"`},
 	}
 	for _, tt := range tests {
@@ -213,4 +218,65 @@ func FuzzJSON(f *testing.F) {
 			checkQuoteRoundTrip(t, b)
 		}
 	})
+}
+
+// benchEvent is a chat event as a client sends it.
+var benchEvent = []byte(`["chat message",{"from":"alice","text":"hello, everyone","at":1712345678901,"tags":["a","b"],"reply":null}]`)
+
+// benchLarge is a larger event: text with escapes and non-ASCII
+// characters, numbers, nesting.
+var benchLarge = func() []byte {
+	var b strings.Builder
+	b.WriteString(`["history",[`)
+	for i := range 40 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"id":1712345678901,"from":"bob","text":"Grüße \"quoted\" \\ line\nnext — 日本語 😀 \u00e9","score":-12.5e-3,"ok":true,"seen":[1,2,3]}`)
+	}
+	b.WriteString(`]]`)
+	return []byte(b.String())
+}()
+
+func BenchmarkScanJSONEvent(b *testing.B) {
+	b.SetBytes(int64(len(benchEvent)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := splitArray(benchEvent); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkScanJSONLarge(b *testing.B) {
+	b.SetBytes(int64(len(benchLarge)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := splitArray(benchLarge); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+var (
+	benchQuoteASCII   = "hello, everyone: this is a chat message of ordinary length"
+	benchQuoteUnicode = "Grüße — 日本語 😀 \"quoted\"\n and a tab\t."
+)
+
+func BenchmarkQuoteASCII(b *testing.B) {
+	buf := make([]byte, 0, 256)
+	b.SetBytes(int64(len(benchQuoteASCII)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendQuote(buf[:0], benchQuoteASCII)
+	}
+}
+
+func BenchmarkQuoteUnicode(b *testing.B) {
+	buf := make([]byte, 0, 256)
+	b.SetBytes(int64(len(benchQuoteUnicode)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = appendQuote(buf[:0], benchQuoteUnicode)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/chatio/socketio-chat/engineio"
+	"github.com/chatio/socketio-chat/internal/jsontext"
 )
 
 // Socket.IO packet types (protocol v5).
@@ -173,12 +174,8 @@ func (p *packet) validate() error {
 }
 
 func isObject(b []byte) bool {
-	for _, c := range b {
-		if !isSpace(c) {
-			return c == '{'
-		}
-	}
-	return false
+	i := jsontext.SkipSpace(b, 0)
+	return i < len(b) && b[i] == '{'
 }
 
 // eventName is the name of an event packet: its first argument, a string

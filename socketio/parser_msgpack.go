@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/chatio/socketio-chat/engineio"
+	"github.com/chatio/socketio-chat/internal/jsontext"
 	"github.com/chatio/socketio-chat/internal/notepack"
 )
 
@@ -66,7 +67,7 @@ func decodeMsgpackPacket(b []byte) (*packet, error) {
 				return err
 			}
 			s, err := d.Str()
-			nsp, nspOK = notepack.JSString(s), true
+			nsp, nspOK = jsontext.JSString(s), true
 			return err
 		case "id":
 			mark := d.Pos()

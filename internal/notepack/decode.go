@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math"
 	"strconv"
+
+	"github.com/chatio/socketio-chat/internal/jsontext"
 )
 
 // msgpack → JSON: what a Node node's clients receive for a value that
@@ -17,7 +19,7 @@ import (
 //     msgpack integer is a double in JavaScript, so integers beyond 2^53
 //     lose their last digits as they do in Node;
 //   - strings read as Node reads UTF-8 (ill-formed bytes as U+FFFD), WTF-8
-//     surrogates aside (see jstext.go), escaped as JSON.stringify escapes;
+//     surrogates aside (see internal/jsontext), escaped as JSON.stringify escapes;
 //   - maps as the JavaScript object notepack.io builds: array-index keys
 //     first, a repeated key in its first place with its last value, keys
 //     that are numbers, booleans, null or undefined named as String() names
@@ -371,7 +373,7 @@ func (d *Decoder) value(depth int) (undef bool, err error) {
 		if err != nil {
 			return false, err
 		}
-		d.out = AppendQuoted(d.out, s)
+		d.out = jsontext.AppendQuote(d.out, s)
 		return false, nil
 	}
 	switch c {
@@ -663,11 +665,11 @@ func (d *Decoder) key() error {
 		if err != nil {
 			return err
 		}
-		d.out = AppendQuoted(d.out, s)
+		d.out = jsontext.AppendQuote(d.out, s)
 		return nil
 	}
 	if f, ok, err := d.Number(); ok || err != nil {
-		d.out = AppendQuotedString(d.out, JSNumberString(f))
+		d.out = jsontext.AppendQuote(d.out, JSNumberString(f))
 		return err
 	}
 	c, err := d.byte()

@@ -7,6 +7,9 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"unicode/utf8"
+
+	"github.com/chatio/socketio-chat/internal/jsontext"
 )
 
 // JSON → msgpack: an argument as a Node node would publish it. A Node node
@@ -23,18 +26,15 @@ import (
 //     as notepack.io does (except that integers beyond the 64-bit range,
 //     which notepack.io writes modulo 2^64, stay float 64);
 //   - strings are UTF-8 (ill-formed raw bytes as U+FFFD, as Node reads the
-//     client's text), lone surrogate escapes WTF-8 (see jstext.go);
+//     client's text), lone surrogate escapes WTF-8 (see internal/jsontext);
 //   - placeholders become msgpack bin with the attachment's bytes.
 
 // maxDepth bounds the nesting of arrays and objects inside one argument, in
-// both directions (socketio.MaxDepth, also 128, counts the packet's
-// array too).
-const maxDepth = 128
+// both directions (socketio.MaxDepth, the same, counts the packet's array
+// too).
+const maxDepth = jsontext.MaxDepth
 
-var (
-	errBadJSON = errors.New("invalid JSON")
-	errTooDeep = errors.New("nested too deeply")
-)
+var errTooDeep = errors.New("nested too deeply")
 
 // placeholderPrefix starts every placeholder in an Arg's JSON (see
 // socketio.Arg); it cannot occur inside a JSON string.
@@ -137,8 +137,8 @@ func (e *Encoder) StrHeader(n int) {
 func (e *Encoder) String(s string) { e.bytesAsString([]byte(s)) }
 
 func (e *Encoder) bytesAsString(b []byte) {
-	if !validText(b) {
-		e.str = AppendJSString(e.str[:0], b)
+	if !utf8.Valid(b) {
+		e.str = jsontext.AppendJSString(e.str[:0], b)
 		b = e.str
 	}
 	e.StrHeader(len(b))
@@ -216,16 +216,18 @@ func (e *Encoder) JSON(b []byte, bins [][]byte) error {
 	defer func() { e.in, e.bins = nil, nil }()
 	// First pass: check the JSON and count the children of each
 	// container, so that the second can write msgpack headers up front.
-	s := scanner{b: b, nbins: len(bins), counts: e.counts}
-	s.skipSpace()
-	if err := s.value(0); err != nil {
+	var leaf func([]byte, int) (int, bool)
+	if nbins := len(bins); nbins > 0 {
+		leaf = func(b []byte, i int) (int, bool) {
+			_, end, ok := placeholderAt(b, i, nbins)
+			return end, ok
+		}
+	}
+	counts, err := jsontext.Count(b, e.counts, leaf)
+	e.counts = counts
+	if err != nil {
 		return err
 	}
-	s.skipSpace()
-	if s.i != len(b) {
-		return errBadJSON
-	}
-	e.counts = s.counts
 	mark := len(e.Buf)
 	if err := e.value(); err != nil {
 		e.Buf = e.Buf[:mark]
@@ -287,11 +289,7 @@ func isNumberByte(c byte) bool {
 	return c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
 }
 
-func (e *Encoder) skipSpace() {
-	for e.i < len(e.in) && isSpace(e.in[e.i]) {
-		e.i++
-	}
-}
+func (e *Encoder) skipSpace() { e.i = jsontext.SkipSpace(e.in, e.i) }
 
 // stringLiteral writes the JSON string at e.in[e.i:].
 func (e *Encoder) stringLiteral() {
@@ -307,8 +305,8 @@ func (e *Encoder) stringLiteral() {
 	}
 	e.i = j + 1
 	body := b[start:j]
-	if escaped || !validText(body) {
-		e.str = DecodeJSONString(e.str[:0], body)
+	if escaped || !utf8.Valid(body) {
+		e.str = jsontext.AppendUnquoted(e.str[:0], body)
 		body = e.str
 	}
 	e.StrHeader(len(body))
@@ -508,185 +506,6 @@ func jsOrder(order []int32, n int, key, name func(int) []byte, dropped func(int)
 		}
 	}
 	return order
-}
-
-// scanner checks JSON text strictly (RFC 8259, as JSON.parse does) and
-// counts the children of its containers.
-type scanner struct {
-	b      []byte
-	i      int
-	nbins  int
-	counts []int32
-}
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-func (s *scanner) skipSpace() {
-	for s.i < len(s.b) && isSpace(s.b[s.i]) {
-		s.i++
-	}
-}
-
-func (s *scanner) value(depth int) error {
-	if s.i >= len(s.b) {
-		return errBadJSON
-	}
-	switch c := s.b[s.i]; {
-	case c == '{':
-		if _, end, ok := placeholderAt(s.b, s.i, s.nbins); ok {
-			s.i = end
-			return nil
-		}
-		return s.container(depth, '}', true)
-	case c == '[':
-		return s.container(depth, ']', false)
-	case c == '"':
-		return s.str()
-	case c == 't':
-		return s.literal("true")
-	case c == 'f':
-		return s.literal("false")
-	case c == 'n':
-		return s.literal("null")
-	case c == '-' || (c >= '0' && c <= '9'):
-		return s.number()
-	}
-	return errBadJSON
-}
-
-func (s *scanner) container(depth int, closer byte, object bool) error {
-	if depth >= maxDepth {
-		return errTooDeep
-	}
-	idx := len(s.counts)
-	s.counts = append(s.counts, 0)
-	s.i++
-	s.skipSpace()
-	if s.i < len(s.b) && s.b[s.i] == closer {
-		s.i++
-		return nil
-	}
-	n := int32(0)
-	for {
-		s.skipSpace()
-		if object {
-			if s.i >= len(s.b) || s.b[s.i] != '"' {
-				return errBadJSON
-			}
-			if err := s.str(); err != nil {
-				return err
-			}
-			s.skipSpace()
-			if s.i >= len(s.b) || s.b[s.i] != ':' {
-				return errBadJSON
-			}
-			s.i++
-			s.skipSpace()
-		}
-		if err := s.value(depth + 1); err != nil {
-			return err
-		}
-		n++
-		s.skipSpace()
-		if s.i >= len(s.b) {
-			return errBadJSON
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-			continue
-		case closer:
-			s.i++
-			s.counts[idx] = n
-			return nil
-		}
-		return errBadJSON
-	}
-}
-
-func (s *scanner) literal(lit string) error {
-	if !bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
-		return errBadJSON
-	}
-	s.i += len(lit)
-	return nil
-}
-
-func (s *scanner) str() error {
-	s.i++ // '"'
-	for s.i < len(s.b) {
-		switch c := s.b[s.i]; {
-		case c == '"':
-			s.i++
-			return nil
-		case c == '\\':
-			if s.i+1 >= len(s.b) {
-				return errBadJSON
-			}
-			switch s.b[s.i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i += 2
-			case 'u':
-				if s.i+6 > len(s.b) || !isHex4(s.b[s.i+2:s.i+6]) {
-					return errBadJSON
-				}
-				s.i += 6
-			default:
-				return errBadJSON
-			}
-		case c < 0x20:
-			return errBadJSON
-		default:
-			s.i++
-		}
-	}
-	return errBadJSON
-}
-
-func isHex4(b []byte) bool {
-	for _, c := range b {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
-
-func (s *scanner) number() error {
-	b, i := s.b, s.i
-	if b[i] == '-' {
-		i++
-	}
-	digits := func() int {
-		start := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		return i - start
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case digits() == 0:
-		return errBadJSON
-	}
-	if i < len(b) && b[i] == '.' {
-		i++
-		if digits() == 0 {
-			return errBadJSON
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if digits() == 0 {
-			return errBadJSON
-		}
-	}
-	s.i = i
-	return nil
 }
 
 // PlaceholderPrefix starts every placeholder in an argument's JSON (see

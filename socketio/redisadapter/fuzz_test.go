@@ -6,6 +6,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/chatio/socketio-chat/internal/jsontext"
 	"github.com/chatio/socketio-chat/internal/notepack"
 	"github.com/chatio/socketio-chat/socketio"
 )
@@ -106,7 +107,7 @@ func FuzzBroadcast(f *testing.F) {
 }
 
 // validWTF8 reports whether s is UTF-8 with lone surrogates at most.
-func validWTF8(s string) bool { return notepack.ValidWTF8([]byte(s)) }
+func validWTF8(s string) bool { return jsontext.ValidWTF8([]byte(s)) }
 
 func FuzzRequest(f *testing.F) {
 	f.Add([]byte(`{"uid":"x","requestId":"r","type":6,"data":["ping",1,{"a":"\ud800"}]}`))

@@ -1,6 +1,7 @@
 package redisadapter
 
 import (
+	"github.com/chatio/socketio-chat/internal/jsontext"
 	"github.com/chatio/socketio-chat/internal/notepack"
 	"github.com/chatio/socketio-chat/socketio"
 )
@@ -37,11 +38,11 @@ type encoder struct {
 // arg transcodes one argument. On error, Buf is left as it was.
 func (e *encoder) arg(a socketio.Arg) error { return e.JSON(a.JSON, a.Attachments) }
 
-// JavaScript text helpers (see internal/notepack).
+// JavaScript text helpers (see internal/jsontext and internal/notepack).
 var (
-	appendQuotedString = notepack.AppendQuotedString
+	appendQuotedString = jsontext.AppendQuote[string]
 	jsDateString       = notepack.JSDateString
-	decodeJSONString   = notepack.DecodeJSONString
+	decodeJSONString   = jsontext.AppendUnquoted
 	jsNumberString     = notepack.JSNumberString
-	jsString           = notepack.JSString
+	jsString           = jsontext.JSString
 )

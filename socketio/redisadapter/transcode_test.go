@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chatio/socketio-chat/internal/jsontext"
 	"github.com/chatio/socketio-chat/internal/notepack"
 	"github.com/chatio/socketio-chat/socketio"
 )
@@ -358,7 +359,7 @@ func TestJSString(t *testing.T) {
 		{"\x00\x1f\"\\\u2028\x7f", `"\u0000\u001f\"\\` + "\u2028\x7f" + `"`},
 	}
 	for _, tt := range tests {
-		if got := string(notepack.AppendQuoted(nil, []byte(tt.in))); got != tt.want {
+		if got := string(jsontext.AppendQuote(nil, tt.in)); got != tt.want {
 			t.Errorf("%q: got %s, want %s", tt.in, got, tt.want)
 		}
 	}
