@@ -18,6 +18,9 @@ import (
 func goSetup(name string) func(*socketio.Server) {
 	return func(srv *socketio.Server) {
 		srv.OnConnection(func(s *socketio.Socket) {
+			s.On("user-message", func(ev *socketio.Event) {
+				_ = srv.Of("/").Emit("message", json.RawMessage(ev.Arg(0).JSON))
+			})
 			s.On("join", func(ev *socketio.Event) {
 				var room string
 				_ = json.Unmarshal(ev.Arg(0).JSON, &room)

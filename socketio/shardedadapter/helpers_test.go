@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -24,6 +25,22 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	rediscluster.StopShared()
 	os.Exit(code)
+}
+
+// testSingleRedis is the URL of the test command's Redis (scripts/setup.sh
+// --test starts one); without it the test is skipped, or fails under CI=true.
+func testSingleRedis(t testing.TB) string {
+	t.Helper()
+	const addr = "127.0.0.1:6379"
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no Redis on %s: %v", addr, err)
+		}
+		t.Skipf("no Redis on %s: %v", addr, err)
+	}
+	_ = c.Close()
+	return "redis://" + addr
 }
 
 // testPrefix is a channel prefix of its own for each test: tests share the
