@@ -99,6 +99,10 @@ type Config struct {
 	Redis string
 	// RedisPrefix is the key prefix of the Redis adapter (the same as Node's @socket.io/redis-adapter).
 	RedisPrefix string
+	// RedisAdapter is the cluster adapter with -redis: pubsub (Node's
+	// createAdapter) or sharded (createShardedAdapter, Redis 7 sharded
+	// pub/sub). See docs/CLUSTER.md.
+	RedisAdapter string
 
 	// History stores every chat message: the path of a SQLite file, or a
 	// postgres:// URL that every node of a cluster shares. Empty (the
@@ -192,6 +196,7 @@ func DefaultConfig() Config {
 		EventBurst:          100,
 		MaxMessageBytes:     64 << 10,
 		RedisPrefix:         "socket.io",
+		RedisAdapter:        "pubsub",
 		HistoryLast:         100,
 		HistoryMaxCatchup:   10_000,
 		HistorySync:         "full",
@@ -312,7 +317,8 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	float(&cfg.EventRate, "event-rate", "EVENT_RATE", "incoming events per second allowed per connection")
 	integer(&cfg.EventBurst, "event-burst", "EVENT_BURST", "burst of events allowed per connection")
 	integer(&cfg.MaxMessageBytes, "max-message-bytes", "MAX_MESSAGE_BYTES", "largest chat message, bytes")
-	str(&cfg.Redis, "redis", "REDIS_URL", "Redis URL shared by several nodes, e.g. redis://127.0.0.1:6379/0; empty is one node")
+	str(&cfg.Redis, "redis", "REDIS_URL", "Redis URL shared by several nodes, e.g. redis://127.0.0.1:6379/0, or a Redis Cluster: its nodes' URLs, comma-separated; empty is one node")
+	str(&cfg.RedisAdapter, "redis-adapter", "REDIS_ADAPTER", "cluster adapter with -redis: pubsub (Node's createAdapter) or sharded (createShardedAdapter: Redis 7 sharded pub/sub)")
 	str(&cfg.RedisPrefix, "redis-prefix", "REDIS_PREFIX", "Redis adapter key prefix, as Node's @socket.io/redis-adapter")
 	str(&cfg.History, "history", "HISTORY", "store the chat's messages: a SQLite file (e.g. chat.db) or a postgres:// URL shared by a cluster; empty keeps none")
 	integer(&cfg.HistoryLast, "history-last", "HISTORY_LAST", "messages sent on connect to a client without auth.serverOffset")
@@ -448,9 +454,28 @@ func (c *Config) Validate() error {
 		bad("-max-message-bytes %d: must be positive", c.MaxMessageBytes)
 	}
 	if c.Redis != "" {
-		if u, err := url.Parse(c.Redis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-			bad("-redis %q: want a URL such as redis://127.0.0.1:6379/0", c.Redis)
+		cluster := strings.Contains(c.Redis, ",")
+		n := 0
+		for _, one := range strings.Split(c.Redis, ",") {
+			if one = strings.TrimSpace(one); one == "" && cluster {
+				continue
+			}
+			n++
+			u, err := url.Parse(one)
+			if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+				bad("-redis %q: want a URL such as redis://127.0.0.1:6379/0, or a comma-separated list of a Redis Cluster's nodes", one)
+			} else if cluster && (u.Scheme == "unix" || strings.Trim(u.Path, "/") != "" && strings.Trim(u.Path, "/") != "0") {
+				bad("-redis %q: a Redis Cluster's nodes are redis:// or rediss:// addresses, database 0", one)
+			}
 		}
+		if n == 0 {
+			bad("-redis %q: no URL", c.Redis)
+		}
+	}
+	switch c.RedisAdapter {
+	case "pubsub", "sharded":
+	default:
+		bad("-redis-adapter %q: want pubsub or sharded", c.RedisAdapter)
 	}
 	if c.RedisPrefix == "" {
 		bad("-redis-prefix: must not be empty")

@@ -18,6 +18,7 @@ import (
 	"github.com/chatio/socketio-chat/socketio"
 	"github.com/chatio/socketio-chat/socketio/admin"
 	"github.com/chatio/socketio-chat/socketio/redisadapter"
+	"github.com/chatio/socketio-chat/socketio/shardedadapter"
 )
 
 // Server is the tutorial's index.js in Go: static files, the client bundle,
@@ -35,6 +36,8 @@ type Server struct {
 
 	// cluster joins the other nodes through Redis (-redis); nil for one node.
 	cluster *redisadapter.Cluster
+	// sharded does instead with -redis-adapter sharded.
+	sharded *shardedadapter.Adapter
 	// history stores and orders the messages (-history); nil without.
 	history *chatHistory
 
@@ -66,9 +69,18 @@ func New(cfg Config, log *slog.Logger) (_ *Server, err error) {
 		if s.cluster != nil {
 			_ = s.cluster.Close()
 		}
+		if s.sharded != nil {
+			_ = s.sharded.Close()
+		}
 	}()
 	opts := s.socketOptions()
-	if cfg.Redis != "" {
+	if cfg.Redis != "" && cfg.RedisAdapter == "sharded" {
+		s.sharded, err = shardedadapter.New(shardedadapter.Options{URL: cfg.Redis, Prefix: cfg.RedisPrefix, Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("-redis: %w", err)
+		}
+		opts.Adapter = s.sharded
+	} else if cfg.Redis != "" {
 		s.cluster, err = redisadapter.New(redisadapter.Options{URL: cfg.Redis, Prefix: cfg.RedisPrefix, Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("-redis: %w", err)
@@ -224,6 +236,9 @@ func (s *Server) Close() {
 		s.io.Close()
 		if s.cluster != nil {
 			_ = s.cluster.Close() // after io.Close, which closes the namespaces' adapters
+		}
+		if s.sharded != nil {
+			_ = s.sharded.Close()
 		}
 		if s.history != nil {
 			s.history.close() // after io.Close: no new message, the queued ones stored
