@@ -848,6 +848,13 @@ type clusterNodeJS struct {
 // when node or the npm packages are missing.
 func clusterStartNodeJS(t *testing.T, redisURL, prefix string) *clusterNodeJS {
 	t.Helper()
+	return clusterStartNodeJSScript(t, "test/cluster/node-server.mjs", redisURL, prefix)
+}
+
+// clusterStartNodeJSScript starts script, a Node.js node of the same
+// interface as test/cluster/node-server.mjs.
+func clusterStartNodeJSScript(t *testing.T, script, redisURL, prefix string) *clusterNodeJS {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		needs(t, "node is not installed (scripts/setup.sh expects Node >= 20)")
@@ -855,7 +862,7 @@ func clusterStartNodeJS(t *testing.T, redisURL, prefix string) *clusterNodeJS {
 	if _, err := os.Stat("node_modules/@socket.io/redis-adapter/package.json"); err != nil {
 		needs(t, "npm packages missing: run scripts/setup.sh (npm ci)")
 	}
-	cmd := exec.Command(node, "test/cluster/node-server.mjs")
+	cmd := exec.Command(node, script)
 	env := []string{"PORT=0", "REDIS_URL=" + redisURL, "REDIS_PREFIX=" + prefix, "PING_INTERVAL=200"}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "NODE_TEST_CONTEXT=") && !strings.HasPrefix(kv, "PORT=") {
