@@ -62,17 +62,12 @@ func Start(dir string, timeout time.Duration) (*Cluster, error) {
 		return nil, err
 	}
 	for _, p := range ports {
-		ps := strconv.Itoa(p)
-		cmd := exec.Command("redis-server", "--port", ps, "--bind", "127.0.0.1",
-			"--cluster-enabled", "yes", "--cluster-config-file", "nodes-"+ps+".conf",
-			"--cluster-node-timeout", "2000", "--dir", dir, "--save", "", "--appendonly", "no",
-			"--logfile", filepath.Join(dir, "redis-"+ps+".log"))
-		if err := cmd.Start(); err != nil {
+		c.Addrs = append(c.Addrs, "127.0.0.1:"+strconv.Itoa(p))
+		c.procs = append(c.procs, nil)
+		if err := c.startNode(len(c.procs) - 1); err != nil {
 			c.Stop()
 			return nil, err
 		}
-		c.procs = append(c.procs, cmd)
-		c.Addrs = append(c.Addrs, "127.0.0.1:"+ps)
 	}
 	for _, a := range c.Addrs {
 		if err := waitCmd(ctx, a, "PING", "PONG"); err != nil {
@@ -95,13 +90,49 @@ func Start(dir string, timeout time.Duration) (*Cluster, error) {
 	return c, nil
 }
 
+func (c *Cluster) startNode(i int) error {
+	_, ps, _ := strings.Cut(c.Addrs[i], ":")
+	cmd := exec.Command("redis-server", "--port", ps, "--bind", "127.0.0.1",
+		"--cluster-enabled", "yes", "--cluster-config-file", "nodes-"+ps+".conf",
+		"--cluster-node-timeout", "2000", "--dir", c.dir, "--save", "", "--appendonly", "no",
+		"--logfile", filepath.Join(c.dir, "redis-"+ps+".log"))
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	c.procs[i] = cmd
+	return nil
+}
+
 // Stop kills the nodes and waits for them.
 func (c *Cluster) Stop() {
-	for _, p := range c.procs {
-		_ = p.Process.Kill()
-		_ = p.Wait()
+	for i, p := range c.procs {
+		if p != nil {
+			_ = p.Process.Kill()
+			_ = p.Wait()
+			c.procs[i] = nil
+		}
 	}
-	c.procs = nil
+}
+
+// Restart starts the nodes again after Stop, on the same ports with the
+// same cluster configuration (nodes-PORT.conf), and waits until the
+// cluster is ok again.
+func (c *Cluster) Restart(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for i := range c.Addrs {
+		if c.procs[i] == nil {
+			if err := c.startNode(i); err != nil {
+				return err
+			}
+		}
+	}
+	for _, a := range c.Addrs {
+		if err := waitCmd(ctx, a, "CLUSTER INFO", "cluster_state:ok"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // waitCmd sends cmd (inline protocol) to addr until the answer contains want.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 
@@ -25,6 +26,7 @@ func IsCluster(urls string) bool { return strings.Contains(urls, ",") }
 // The client speaks RESP2, as Node's redis client (see redisadapter: go-redis
 // misreads pub/sub messages cut across reads under RESP3).
 func Open(urls, clientName string) (redis.UniversalClient, string, error) {
+	QuietLogs()
 	if !IsCluster(urls) {
 		o, err := redis.ParseURL(urls)
 		if err != nil {
@@ -103,6 +105,20 @@ func NumSub(ctx context.Context, c redis.UniversalClient, channel string, shard 
 		return err
 	})
 	return sum, err
+}
+
+var quietOnce sync.Once
+
+// QuietLogs sends go-redis's own log lines (one per failed dial during an
+// outage) to slog at debug level: the adapters log an outage once.
+func QuietLogs() {
+	quietOnce.Do(func() { redis.SetLogger(debugLogger{}) })
+}
+
+type debugLogger struct{}
+
+func (debugLogger) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
 }
 
 // Ping checks that every node answers (every shard, on a cluster).

@@ -3,7 +3,6 @@ package redisadapter
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -578,16 +577,6 @@ func (h *health) update(err error) {
 	}
 }
 
-var quietOnce sync.Once
-
 // quietRedisLogs sends go-redis's own log lines (one per failed dial during
 // an outage) to slog at debug level: the adapter logs the outage once.
-func quietRedisLogs() {
-	quietOnce.Do(func() { redis.SetLogger(debugLogger{}) })
-}
-
-type debugLogger struct{}
-
-func (debugLogger) Printf(ctx context.Context, format string, v ...any) {
-	slog.Default().DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
-}
+func quietRedisLogs() { redisconn.QuietLogs() }

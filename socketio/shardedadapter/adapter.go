@@ -58,6 +58,7 @@ type Adapter struct {
 	nsps map[*nsAdapter]struct{}
 
 	up                                      atomic.Bool
+	failing                                 atomic.Bool // the publisher's last publication failed
 	published, received, dropped, reconnect atomic.Uint64
 }
 
@@ -277,7 +278,12 @@ func (c *Adapter) send(ctx context.Context, batch []publication) {
 	c.published.Add(uint64(len(cmds) - failed))
 	if failed > 0 {
 		c.dropped.Add(uint64(failed))
-		c.log.Warn("sharded adapter: publication failed; dropped", "count", failed, "redis", c.addr, "err", err)
+		if !c.failing.Swap(true) { // once per streak of failures
+			c.log.Warn("sharded adapter: publications fail; dropping the remote copies until Redis answers",
+				"count", failed, "redis", c.addr, "err", err)
+		}
+	} else if len(cmds) > 0 && c.failing.Swap(false) {
+		c.log.Info("sharded adapter: publications succeed again", "redis", c.addr)
 	}
 }
 

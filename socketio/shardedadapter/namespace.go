@@ -3,7 +3,9 @@ package shardedadapter
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,10 +45,11 @@ type nsAdapter struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	ready  chan struct{}
+	ready  chan struct{} // closed when the two channels are first subscribed
+	once   sync.Once
 	closed sync.Once
 
-	subscribed atomic.Bool // main and response channels confirmed once
+	subscribed atomic.Bool // main and response channels subscribed now
 
 	in    chan delivery
 	tasks chan func()
@@ -57,8 +60,8 @@ type nsAdapter struct {
 	wake   chan struct{}
 
 	// subscriber's
-	shards map[string]*redis.PubSub // by shard address ("" on a single Redis)
-	rooms  map[string]string        // subscribed room channel -> shard
+	shards map[string]*shardConn // by shard address ("" on a single Redis)
+	failed chan shardFailure     // readers to subscriber: a connection failed
 
 	reqMu    sync.Mutex
 	requests map[string]*pending
@@ -93,8 +96,8 @@ func newNSAdapter(c *Adapter, nsp *socketio.Namespace) *nsAdapter {
 		counts:   make(map[string]int),
 		dirty:    make(map[string]struct{}),
 		wake:     make(chan struct{}, 1),
-		shards:   make(map[string]*redis.PubSub),
-		rooms:    make(map[string]string),
+		shards:   make(map[string]*shardConn),
+		failed:   make(chan shardFailure),
 		requests: make(map[string]*pending),
 		acks:     make(map[string]*ackRequest),
 	}
@@ -184,106 +187,173 @@ func (a *nsAdapter) shardOf(channel string) (string, error) {
 	return m.Options().Addr, nil
 }
 
-// subscribe adds channel to its shard's connection, opening it (and its
-// forwarding goroutine) when it is the shard's first channel. With wait,
-// it waits for Redis's confirmation of a new connection's channel.
-func (a *nsAdapter) subscribe(channel string) (string, error) {
+// shardConn is the subscription connection to one shard and its reader.
+type shardConn struct {
+	addr string
+	ps   *redis.PubSub
+}
+
+// subscribe adds channel to its shard's connection, opening the
+// connection (and waiting for Redis's confirmation, then starting its
+// reader) when it is the shard's first channel.
+func (a *nsAdapter) subscribe(channel string) (*shardConn, error) {
 	shard, err := a.shardOf(channel)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, a.c.opts.RequestsTimeout)
 	defer cancel()
-	if ps := a.shards[shard]; ps != nil {
-		return shard, ps.SSubscribe(ctx, channel)
+	if sc := a.shards[shard]; sc != nil {
+		return sc, sc.ps.SSubscribe(ctx, channel)
 	}
 	ps := a.c.client.SSubscribe(ctx)
 	if err := ps.SSubscribe(ctx, channel); err != nil {
 		_ = ps.Close()
-		return "", err
+		return nil, err
 	}
-	if _, err := ps.ReceiveTimeout(ctx, a.c.opts.RequestsTimeout); err != nil { // the confirmation
+	msg, err := ps.ReceiveTimeout(ctx, a.c.opts.RequestsTimeout)
+	if err == nil {
+		if sub, ok := msg.(*redis.Subscription); !ok || sub.Kind != "ssubscribe" {
+			err = fmt.Errorf("unexpected answer to SSUBSCRIBE: %v", msg)
+		}
+	}
+	if err != nil {
 		_ = ps.Close()
-		return "", err
+		return nil, err
 	}
-	a.shards[shard] = ps
-	ch := ps.Channel(redis.WithChannelSize(1024))
+	sc := &shardConn{addr: shard, ps: ps}
+	a.shards[shard] = sc
 	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		for m := range ch {
+	go func() { defer a.wg.Done(); a.read(sc) }()
+	return sc, nil
+}
+
+// read receives one shard connection's messages until it fails; then it
+// tells subscriber, which opens a new connection (routing each channel
+// anew: a resharding or a failover moves them).
+//
+// go-redis's own reconnection is not used: on a cluster it resubscribes
+// sharded channels on a random node, which answers MOVED.
+func (a *nsAdapter) read(sc *shardConn) {
+	pinged := false
+	for {
+		msg, err := sc.ps.ReceiveTimeout(a.ctx, a.c.opts.HealthCheck)
+		if a.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && !pinged {
+				if err = sc.ps.Ping(a.ctx); err == nil {
+					pinged = true
+					continue
+				}
+			}
+			select {
+			case a.failed <- shardFailure{sc, err}:
+			case <-a.ctx.Done():
+			}
+			return
+		}
+		pinged = false
+		if m, ok := msg.(*redis.Message); ok {
 			select {
 			case a.in <- delivery{m.Channel, m.Payload}:
 			case <-a.ctx.Done():
 				return
 			}
 		}
-	}()
-	return shard, nil
+	}
 }
 
-// subscriber owns the connections: it subscribes the namespace's two
-// channels (retrying until Redis answers), then follows the local rooms.
+type shardFailure struct {
+	sc  *shardConn
+	err error
+}
+
+// subscriber owns the connections: it keeps the namespace's two channels
+// and the channels of the rooms with local members subscribed, on the
+// shard serving each, and replaces the connections that fail.
 func (a *nsAdapter) subscriber() {
+	have := make(map[string]*shardConn) // subscribed channel -> its connection
 	defer func() {
-		for _, ps := range a.shards {
-			_ = ps.Close()
+		for _, sc := range a.shards {
+			_ = sc.ps.Close()
 		}
 	}()
-	for _, ch := range []string{a.main, a.response} {
-		delay := 50 * time.Millisecond
-		for {
-			_, err := a.subscribe(ch)
-			if err == nil {
-				break
-			}
-			if a.ctx.Err() != nil {
-				return
-			}
-			a.c.log.Warn("sharded adapter: cannot subscribe; retrying", "nsp", a.name, "channel", ch, "err", err)
-			select {
-			case <-a.ctx.Done():
-				return
-			case <-time.After(delay):
-			}
-			delay = min(2*delay, time.Second)
-		}
-	}
-	a.subscribed.Store(true)
-	close(a.ready)
+	want := map[string]bool{a.main: true, a.response: true}
+	delay := 50 * time.Millisecond
+	var retry <-chan time.Time
 	for {
+		failures := 0
+		for ch, on := range want {
+			sc, ok := have[ch]
+			switch {
+			case on && !ok:
+				sc, err := a.subscribe(ch)
+				if err != nil {
+					if a.ctx.Err() != nil {
+						return
+					}
+					failures++
+					a.c.log.Warn("sharded adapter: cannot subscribe; retrying", "nsp", a.name, "channel", ch, "err", err)
+					continue
+				}
+				have[ch] = sc
+			case !on && ok:
+				delete(have, ch)
+				ctx, cancel := context.WithTimeout(a.ctx, a.c.opts.RequestsTimeout)
+				_ = sc.ps.SUnsubscribe(ctx, ch)
+				cancel()
+			}
+			if !on {
+				delete(want, ch)
+			}
+		}
+		up := have[a.main] != nil && have[a.response] != nil
+		if up && !a.subscribed.Swap(true) {
+			a.markReady()
+		} else if !up {
+			a.subscribed.Store(false)
+		}
+		retry = nil
+		if failures > 0 {
+			retry = time.After(delay)
+			delay = min(2*delay, time.Second)
+		} else {
+			delay = 50 * time.Millisecond
+		}
 		select {
 		case <-a.ctx.Done():
 			return
-		case <-a.wake:
-		}
-		a.roomMu.Lock()
-		changes := make(map[string]bool, len(a.dirty))
-		for r := range a.dirty {
-			changes[r] = a.counts[r] > 0
-		}
-		clear(a.dirty)
-		a.roomMu.Unlock()
-		for r, want := range changes {
-			ch := a.dynamicChannel(r)
-			shard, have := a.rooms[ch]
-			switch {
-			case want && !have:
-				shard, err := a.subscribe(ch)
-				if err != nil {
-					a.c.log.Warn("sharded adapter: cannot subscribe to a room", "nsp", a.name, "room", r, "err", err)
-					continue
-				}
-				a.rooms[ch] = shard
-			case !want && have:
-				delete(a.rooms, ch)
-				ctx, cancel := context.WithTimeout(a.ctx, a.c.opts.RequestsTimeout)
-				_ = a.shards[shard].SUnsubscribe(ctx, ch)
-				cancel()
+		case <-retry:
+		case f := <-a.failed:
+			if a.shards[f.sc.addr] == f.sc {
+				delete(a.shards, f.sc.addr)
 			}
+			_ = f.sc.ps.Close()
+			n := 0
+			for ch, sc := range have {
+				if sc == f.sc {
+					delete(have, ch)
+					n++
+				}
+			}
+			a.c.log.Warn("sharded adapter: subscription lost; subscribing again", "nsp", a.name,
+				"shard", f.sc.addr, "channels", n, "err", f.err)
+			a.c.reconnect.Add(1)
+		case <-a.wake:
+			a.roomMu.Lock()
+			for r := range a.dirty {
+				want[a.dynamicChannel(r)] = a.counts[r] > 0
+			}
+			clear(a.dirty)
+			a.roomMu.Unlock()
 		}
 	}
 }
+
+func (a *nsAdapter) markReady() { a.once.Do(func() { close(a.ready) }) }
 
 // run handles the messages, one at a time.
 func (a *nsAdapter) run() {
