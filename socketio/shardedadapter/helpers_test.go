@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,6 +110,10 @@ type client struct {
 	wmu     sync.Mutex
 	packets chan string
 	sid     string
+	// askReply, when set before the asks come, is what the client
+	// acknowledges every "ask" event with (a JSON value); the ask is not
+	// queued in packets.
+	askReply atomic.Pointer[string]
 }
 
 func dial(t testing.TB, base string) *client {
@@ -157,7 +162,14 @@ func (c *client) read() {
 			_ = c.conn.WriteMessage(websocket.TextMessage, []byte("3"))
 			c.wmu.Unlock()
 		case len(m) > 1 && m[0] == '4':
-			c.packets <- string(m[1:])
+			p := string(m[1:])
+			if reply := c.askReply.Load(); reply != nil && p[0] == '2' {
+				if i := strings.Index(p, `["ask"`); i > 1 {
+					c.send("3" + p[1:i] + "[" + *reply + "]")
+					continue
+				}
+			}
+			c.packets <- p
 		}
 	}
 }

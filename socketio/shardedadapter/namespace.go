@@ -480,47 +480,61 @@ func (a *nsAdapter) handle(channel string, payload []byte) {
 	}
 }
 
-// onResponse routes an answer to the request waiting for it.
+// onResponse routes an answer to the request waiting for it, on run's
+// goroutine; the callbacks of a broadcast with acks run there, with no lock
+// held, in the order the answers came (the client count first).
 func (a *nsAdapter) onResponse(m *decoded) {
 	id, _ := m.requestID()
 	a.reqMu.Lock()
-	defer a.reqMu.Unlock()
+	ack, p := a.acks[id], a.requests[id]
+	a.reqMu.Unlock()
 	switch m.typ {
 	case msgBroadcastClientCount:
-		if r := a.acks[id]; r != nil {
-			n := int(m.data.ClientCount)
-			go r.clientCount(n)
+		if ack != nil {
+			ack.clientCount(int(m.data.ClientCount))
 		}
+		return
 	case msgBroadcastAck:
-		if r := a.acks[id]; r != nil {
-			arg, err := m.arg(m.data.Packet)
-			if err == nil {
-				go r.ack(arg)
+		if ack != nil {
+			if arg, err := m.arg(m.data.Packet); err == nil {
+				ack.ack(arg)
 			}
 		}
-	case msgFetchSocketsResponse, msgServerSideEmitResponse:
-		p := a.requests[id]
-		if p == nil {
-			return
-		}
-		if m.typ == msgFetchSocketsResponse {
-			for _, raw := range m.data.Sockets {
-				if s, err := redisadapter.SocketFromJSON(a.nsp, raw); err == nil {
-					p.sockets = append(p.sockets, s)
-				}
+		return
+	}
+	if p == nil {
+		return
+	}
+	var (
+		sockets []*socketio.RemoteSocket
+		arg     socketio.Arg
+	)
+	if m.typ == msgFetchSocketsResponse {
+		for _, raw := range m.data.Sockets {
+			if s, err := redisadapter.SocketFromJSON(a.nsp, raw); err == nil {
+				sockets = append(sockets, s)
 			}
-		} else {
-			arg, err := m.arg(m.data.Packet)
-			if err != nil {
-				arg = socketio.Arg{JSON: json.RawMessage("null")}
-			}
-			p.args = append(p.args, arg)
 		}
-		p.got++
-		if p.got == p.want {
-			delete(a.requests, id)
-			close(p.done)
+	} else {
+		var err error
+		if arg, err = m.arg(m.data.Packet); err != nil {
+			arg = socketio.Arg{JSON: json.RawMessage("null")}
 		}
+	}
+	a.reqMu.Lock()
+	defer a.reqMu.Unlock()
+	if a.requests[id] != p {
+		return // answered, or timed out, meanwhile
+	}
+	if m.typ == msgFetchSocketsResponse {
+		p.sockets = append(p.sockets, sockets...)
+	} else {
+		p.args = append(p.args, arg)
+	}
+	p.got++
+	if p.got == p.want {
+		delete(a.requests, id)
+		close(p.done)
 	}
 }
 

@@ -162,6 +162,38 @@ func testGoAndNode(t *testing.T, redisURL string) {
 	if got := j.ack("sse", 4, "5"); got != `[{"err":null,"responses":[{"node":"go1","pong":5}]}]` {
 		t.Fatalf("Go's answer to Node's server-side event: %s", got)
 	}
+
+	// Broadcasts with acks, both ways: each node counts the other's
+	// recipients and gets their acks.
+	gr, jr := `"from g"`, `"from j"`
+	g.askReply.Store(&gr)
+	j.askReply.Store(&jr)
+	acks := make(chan string, 1)
+	if err := nsp.Timeout(5*time.Second).Emit("ask", "q", socketio.AckFunc(func(args []socketio.Arg, err error) {
+		var got []string
+		for _, a := range args {
+			got = append(got, string(a.JSON))
+		}
+		slices.Sort(got)
+		b, _ := json.Marshal(got)
+		if err != nil {
+			b = append(b, err.Error()...)
+		}
+		acks <- string(b)
+	})); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-acks:
+		if want := `["\"from g\"","\"from j\""]`; a != want {
+			t.Fatalf("Go's broadcast with acks: %s, want %s", a, want)
+		}
+	case <-ctx.Done():
+		t.Fatal("no acks")
+	}
+	if got := j.ack("ask-all", 5); got != `[{"err":null,"responses":["from g","from j"]}]` {
+		t.Fatalf("Node's broadcast with acks: %s", got)
+	}
 }
 
 func sorted(s ...string) []string { slices.Sort(s); return s }

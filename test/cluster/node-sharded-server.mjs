@@ -14,7 +14,8 @@
 // "join" a room, "to-room" [room, text] emits "message" to that room, and
 // the server-side event "ping" answers {pong: its argument, node: "node"}.
 // "fetch" answers with the ids of io.fetchSockets(); "sse" answers with the
-// responses to serverSideEmit("ping", n).
+// responses to serverSideEmit("ping", n); "ask-all" with the acks of
+// io.timeout(5000).emit("ask", "q") from every client.
 // It prints "listening on http://127.0.0.1:PORT uid=UID" once subscribed,
 // and exits when stdin closes or on SIGTERM.
 import { createServer } from "node:http";
@@ -55,6 +56,9 @@ io.on("connection", (socket) => {
     } catch (e) {
       cb({ error: e.message });
     }
+  });
+  socket.on("ask-all", (cb) => {
+    io.timeout(5000).emit("ask", "q", (err, responses) => cb({ err: err?.message ?? null, responses: responses.sort() }));
   });
   socket.on("sse", (n, cb) => {
     io.serverSideEmit("ping", n, (err, responses) => cb({ err: err?.message ?? null, responses }));
