@@ -121,6 +121,22 @@ func (debugLogger) Printf(ctx context.Context, format string, v ...any) {
 	slog.Default().DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
 }
 
+// Publisher returns the client that classic PUBLISH commands go through:
+// c itself on a single Redis; on a cluster, the primary of key's slot. Any
+// node of a cluster relays a PUBLISH to every other over the cluster bus,
+// so go-redis sends each PUBLISH (a keyless command to it) to a random
+// node: two messages of one sender then travel through different nodes
+// and can reach a subscriber out of order. Through one node they keep
+// their order. After a failover, the next call names the new primary.
+func Publisher(ctx context.Context, c redis.UniversalClient, key string) redis.UniversalClient {
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		if m, err := cc.MasterForKey(ctx, key); err == nil {
+			return m
+		}
+	}
+	return c
+}
+
 // Ping checks that every node answers (every shard, on a cluster).
 func Ping(ctx context.Context, c redis.UniversalClient) error {
 	if cc, ok := c.(*redis.ClusterClient); ok {

@@ -431,13 +431,14 @@ func minTime(a, b time.Time) time.Time {
 func (c *Cluster) send(ctx context.Context, batch []publication) ([]publication, error) {
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
+	client := redisconn.Publisher(ctx, c.client, c.opts.Prefix) // one node of a cluster: in order
 	if len(batch) == 1 {
-		if err := c.client.Publish(ctx, batch[0].channel, batch[0].payload).Err(); err != nil {
+		if err := client.Publish(ctx, batch[0].channel, batch[0].payload).Err(); err != nil {
 			return batch, err
 		}
 		return nil, nil
 	}
-	cmds, _ := c.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, _ := client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, pub := range batch {
 			p.Publish(ctx, pub.channel, pub.payload)
 		}
