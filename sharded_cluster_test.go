@@ -83,3 +83,43 @@ func TestClusterShardedMixedWithNodeJS(t *testing.T) {
 		t.Errorf("Ready: %v", err)
 	}
 }
+
+// The default pub/sub adapter on a Redis Cluster (-redis naming its
+// nodes), next to a Node.js node on createAdapter with node-redis
+// createCluster: classic pub/sub reaches every node of the cluster, so
+// every client of every node gets every message once, and the server
+// count sums the subscribers of every cluster node. The Go nodes' messages
+// arrive in order everywhere (they publish through one cluster node; with
+// go-redis's default routing, a random node per batch, they did not);
+// the Node node's may not: node-redis sends each PUBLISH to a random node.
+func TestClusterPubSubOnRedisClusterWithNodeJS(t *testing.T) {
+	rc := shardedCluster(t)
+	prefix := clusterPrefix(t)
+	njs := clusterStartNodeJS(t, rc.URLs(), prefix)
+	go1, go1URL := clusterStartChat(t, rc.URLs(), prefix)
+	go2 := clusterStartGo(t, rc.URLs(), prefix)
+	peers := []clusterPeer{
+		clusterDial(t, "go1", go1URL, sioWebSocket, nil),
+		clusterDial(t, "go2", go2.URL, sioPolling, nil),
+		clusterDial(t, "node", njs.URL, sioWebSocket, nil),
+	}
+	peers[2].name += clusterUnordered
+	const each = 10
+	matrix := clusterExchange(t, peers, each, 30*time.Second)
+	t.Logf("messages delivered, by node of sender → node of receiver: %v", matrix)
+	for _, from := range []string{"go1", "go2", "node"} {
+		for _, to := range []string{"go1", "go2", "node"} {
+			if got := matrix[from+"→"+to]; got != each {
+				t.Errorf("%s→%s: %d messages, want %d", from, to, got, each)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if got, err := go1.IO().Sockets().Adapter().ServerCount(ctx); err != nil || got != 3 {
+		t.Errorf("ServerCount = %d, %v; want 3", got, err)
+	}
+	if err := go1.Ready(ctx); err != nil {
+		t.Errorf("Ready: %v", err)
+	}
+}
