@@ -104,9 +104,11 @@ type Config struct {
 	Redis string
 	// RedisPrefix is the key prefix of the Redis adapter (the same as Node's @socket.io/redis-adapter).
 	RedisPrefix string
-	// RedisAdapter is how nodes share Redis: pubsub (Node's @socket.io/redis-adapter)
-	// or streams (Node's @socket.io/redis-streams-adapter: nothing lost through outages,
-	// sessions recovered on any node).
+	// RedisAdapter is the cluster adapter with -redis: pubsub (Node's
+	// @socket.io/redis-adapter createAdapter), sharded (its
+	// createShardedAdapter, Redis 7 sharded pub/sub) or streams (Node's
+	// @socket.io/redis-streams-adapter: nothing lost through outages,
+	// sessions recovered on any node). See docs/CLUSTER.md.
 	RedisAdapter string
 
 	// History stores every chat message: the path of a SQLite file, or a
@@ -325,7 +327,8 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	float(&cfg.EventRate, "event-rate", "EVENT_RATE", "incoming events per second allowed per connection")
 	integer(&cfg.EventBurst, "event-burst", "EVENT_BURST", "burst of events allowed per connection")
 	integer(&cfg.MaxMessageBytes, "max-message-bytes", "MAX_MESSAGE_BYTES", "largest chat message, bytes")
-	str(&cfg.Redis, "redis", "REDIS_URL", "Redis URL shared by several nodes, e.g. redis://127.0.0.1:6379/0; empty is one node")
+	str(&cfg.Redis, "redis", "REDIS_URL", "Redis URL shared by several nodes, e.g. redis://127.0.0.1:6379/0, or a Redis Cluster: its nodes' URLs, comma-separated; empty is one node")
+	str(&cfg.RedisAdapter, "redis-adapter", "REDIS_ADAPTER", "cluster adapter with -redis: pubsub (Node's createAdapter) or sharded (createShardedAdapter: Redis 7 sharded pub/sub)")
 	str(&cfg.RedisPrefix, "redis-prefix", "REDIS_PREFIX", "Redis adapter key prefix, as Node's @socket.io/redis-adapter")
 	str(&cfg.RedisAdapter, "redis-adapter", "REDIS_ADAPTER", "how nodes share -redis: pubsub (as @socket.io/redis-adapter) or streams (as @socket.io/redis-streams-adapter; the stream is -redis-prefix)")
 	str(&cfg.History, "history", "HISTORY", "store the chat's messages: a SQLite file (e.g. chat.db) or a postgres:// URL shared by a cluster; empty keeps none")
@@ -465,9 +468,28 @@ func (c *Config) Validate() error {
 		bad("-max-message-bytes %d: must be positive", c.MaxMessageBytes)
 	}
 	if c.Redis != "" {
-		if u, err := url.Parse(c.Redis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
-			bad("-redis %q: want a URL such as redis://127.0.0.1:6379/0", c.Redis)
+		cluster := strings.Contains(c.Redis, ",")
+		n := 0
+		for _, one := range strings.Split(c.Redis, ",") {
+			if one = strings.TrimSpace(one); one == "" && cluster {
+				continue
+			}
+			n++
+			u, err := url.Parse(one)
+			if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+				bad("-redis %q: want a URL such as redis://127.0.0.1:6379/0, or a comma-separated list of a Redis Cluster's nodes", one)
+			} else if cluster && (u.Scheme == "unix" || strings.Trim(u.Path, "/") != "" && strings.Trim(u.Path, "/") != "0") {
+				bad("-redis %q: a Redis Cluster's nodes are redis:// or rediss:// addresses, database 0", one)
+			}
 		}
+		if n == 0 {
+			bad("-redis %q: no URL", c.Redis)
+		}
+	}
+	switch c.RedisAdapter {
+	case "pubsub", "sharded", "streams":
+	default:
+		bad("-redis-adapter %q: want pubsub, sharded or streams", c.RedisAdapter)
 	}
 	if c.RedisPrefix == "" {
 		bad("-redis-prefix: must not be empty")
@@ -478,9 +500,6 @@ func (c *Config) Validate() error {
 		default: // the rest of the URL is not shown: it may hold a password
 			bad("-history %s://…: not a store this server knows: want a SQLite file (e.g. chat.db) or a postgres:// URL", scheme)
 		}
-	}
-	if c.RedisAdapter != "pubsub" && c.RedisAdapter != "streams" {
-		bad("-redis-adapter %q: want pubsub or streams", c.RedisAdapter)
 	}
 	if c.HistoryLast < 0 {
 		bad("-history-last %d: must not be negative", c.HistoryLast)

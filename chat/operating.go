@@ -31,6 +31,9 @@ func (s *Server) observe() error {
 		if s.cluster != nil {
 			s.metrics.InstrumentCluster(s.cluster)
 		}
+		if s.sharded != nil {
+			s.metrics.InstrumentCluster(s.sharded)
+		}
 	}
 	if c.AdminUI {
 		ui, err := admin.UIHandler(c.AdminUIDir, "/admin/")
@@ -123,7 +126,7 @@ func (s *Server) Ready(ctx context.Context) error {
 	if s.ready.draining.Load() {
 		return errDraining
 	}
-	if s.cluster != nil && !s.cluster.Up() {
+	if s.cluster != nil && !s.cluster.Up() || s.sharded != nil && !s.sharded.Up() {
 		return errRedisUnavailable
 	}
 	if s.streams != nil && !s.streams.Up() {

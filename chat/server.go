@@ -18,6 +18,7 @@ import (
 	"github.com/chatio/socketio-chat/socketio"
 	"github.com/chatio/socketio-chat/socketio/admin"
 	"github.com/chatio/socketio-chat/socketio/redisadapter"
+	"github.com/chatio/socketio-chat/socketio/shardedadapter"
 	"github.com/chatio/socketio-chat/socketio/streamsadapter"
 )
 
@@ -37,6 +38,8 @@ type Server struct {
 	cluster *redisadapter.Cluster
 	// streams is the Redis Streams adapter (-redis-adapter streams) instead of cluster; nil otherwise.
 	streams *streamsadapter.Cluster
+	// sharded does instead with -redis-adapter sharded.
+	sharded *shardedadapter.Adapter
 	// history stores and orders the messages (-history); nil without.
 	history *chatHistory
 
@@ -67,6 +70,9 @@ func New(cfg Config, log *slog.Logger) (_ *Server, err error) {
 		if s.streams != nil {
 			_ = s.streams.Close()
 		}
+		if s.sharded != nil {
+			_ = s.sharded.Close()
+		}
 	}()
 	opts := s.socketOptions()
 	if cfg.Redis != "" && cfg.RedisAdapter == "streams" {
@@ -75,6 +81,12 @@ func New(cfg Config, log *slog.Logger) (_ *Server, err error) {
 			return nil, fmt.Errorf("-redis: %w", err)
 		}
 		opts.Adapter = s.streams
+	} else if cfg.Redis != "" && cfg.RedisAdapter == "sharded" {
+		s.sharded, err = shardedadapter.New(shardedadapter.Options{URL: cfg.Redis, Prefix: cfg.RedisPrefix, Log: log})
+		if err != nil {
+			return nil, fmt.Errorf("-redis: %w", err)
+		}
+		opts.Adapter = s.sharded
 	} else if cfg.Redis != "" {
 		s.cluster, err = redisadapter.New(redisadapter.Options{URL: cfg.Redis, Prefix: cfg.RedisPrefix, Log: log})
 		if err != nil {
@@ -241,6 +253,9 @@ func (s *Server) Close() {
 		}
 		if s.streams != nil {
 			_ = s.streams.Close() // after io.Close, as the cluster
+		}
+		if s.sharded != nil {
+			_ = s.sharded.Close()
 		}
 		if s.history != nil {
 			s.history.close() // after io.Close: no new message, the queued ones stored

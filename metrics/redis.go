@@ -5,13 +5,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// ClusterAdapter is a Redis adapter's counters and state: a
+// *redisadapter.Cluster or a *shardedadapter.Adapter.
+type ClusterAdapter interface {
+	Stats() redisadapter.Stats
+	Up() bool
+}
+
 // InstrumentCluster exports the Redis adapter's counters and state, read
 // at each scrape.
-func (m *Metrics) InstrumentCluster(c *redisadapter.Cluster) {
+func (m *Metrics) InstrumentCluster(c ClusterAdapter) {
 	m.reg.MustRegister(&clusterCollector{c: c})
 }
 
-type clusterCollector struct{ c *redisadapter.Cluster }
+type clusterCollector struct{ c ClusterAdapter }
 
 var (
 	descRedisUp = prometheus.NewDesc("socketio_redis_up",

@@ -115,13 +115,14 @@ func (n *Namespace) newRemoteSocket(id string, h Handshake, rooms []string, data
 	return &RemoteSocket{ID: id, Handshake: h, Rooms: rooms, Data: data, nsp: n}
 }
 
-
 // MemoryAdapter is the adapter of a single node: nothing leaves it.
 type MemoryAdapter struct{}
 
 // Namespace returns the adapter of a single node's namespace, which does
 // nothing.
-func (MemoryAdapter) Namespace(LocalNamespace) (NamespaceAdapter, error) { return memoryNamespace{}, nil }
+func (MemoryAdapter) Namespace(LocalNamespace) (NamespaceAdapter, error) {
+	return memoryNamespace{}, nil
+}
 
 // Close does nothing.
 func (MemoryAdapter) Close() error { return nil }

@@ -249,7 +249,7 @@ type cbAdapter struct {
 func (a *cbAdapter) Namespace(l LocalNamespace) (NamespaceAdapter, error) {
 	return &cbNS{a: a, n: l.Namespace(), l: l}, nil
 }
-func (a *cbAdapter) Close() error                                     { return nil }
+func (a *cbAdapter) Close() error { return nil }
 
 type cbNS struct {
 	memoryNamespace

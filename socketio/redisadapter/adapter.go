@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chatio/socketio-chat/internal/redisconn"
 	"github.com/chatio/socketio-chat/socketio"
 	"github.com/redis/go-redis/v9"
 )
@@ -256,13 +257,14 @@ func (a *nsAdapter) runTasks() {
 }
 
 // ServerCount is the number of nodes subscribed to the namespace's request
-// channel, this one included, as in Node.
+// channel, this one included, as in Node (on a Redis Cluster, summed over
+// its nodes: each knows only its own subscribers).
 func (a *nsAdapter) ServerCount(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.c.opts.RequestsTimeout)
 	defer cancel()
-	res, err := a.c.client.PubSubNumSub(ctx, a.ch.request).Result()
+	n, err := redisconn.NumSub(ctx, a.c.client, a.ch.request, false)
 	if err != nil {
 		return 1, err
 	}
-	return int(max(res[a.ch.request], 1)), nil
+	return int(max(n, 1)), nil
 }

@@ -3,19 +3,23 @@ package redisadapter
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/chatio/socketio-chat/internal/redisconn"
 	"github.com/chatio/socketio-chat/socketio"
 	"github.com/redis/go-redis/v9"
 )
 
 // Options configures a Cluster. The zero value of each field means its default.
 type Options struct {
-	// URL is the Redis server: redis://[user:pass@]host:port/db, rediss:// or unix://.
+	// URL is the Redis server: redis://[user:pass@]host:port/db, rediss://
+	// or unix://; or a Redis Cluster: a comma-separated list of its nodes'
+	// URLs (as Node's createCluster rootNodes; "redis://host:port," for a
+	// single seed). Classic pub/sub reaches every node of a cluster, so the
+	// adapter works there as Node's does (see internal/redisconn).
 	URL string
 	// Prefix starts every channel name; it is the `key` option of Node's
 	// adapter and must be the same on every node. Defaults to "socket.io".
@@ -75,7 +79,7 @@ const (
 type Cluster struct {
 	opts   Options
 	log    *slog.Logger
-	client *redis.Client
+	client redis.UniversalClient
 
 	queue   chan publication
 	stop    chan struct{}
@@ -118,9 +122,9 @@ type counters struct{ published, received, dropped, reconnects atomic.Uint64 }
 // New checks the options and starts the publishing goroutine. It does not
 // wait for Redis: each namespace's adapter does, up to StartupWait.
 func New(opts Options) (*Cluster, error) {
-	ropts, err := redis.ParseURL(opts.URL)
+	client, addr, err := redisconn.Open(opts.URL, "socket.io-go")
 	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
+		return nil, err
 	}
 	if opts.Prefix == "" {
 		opts.Prefix = defaultPrefix
@@ -150,24 +154,23 @@ func New(opts Options) (*Cluster, error) {
 		opts.StartupWait = defaultStartupWait
 	}
 	quietRedisLogs()
-	ropts.ClientName = "socket.io-go"
-	// RESP2, as Node's redis client. With RESP3 (go-redis's default),
-	// go-redis v9.18 looks for its own push notifications ahead of every
-	// read of a subscription, and when a pub/sub message is only partly in
-	// its buffer, it reads the name cut short ("pmess"), takes the message
-	// for a notification it does not know and discards it: about one
-	// broadcast in a few thousand was lost under load.
-	ropts.Protocol = 2
+	// redisconn.Open sets RESP2, as Node's redis client. With RESP3
+	// (go-redis's default), go-redis v9.18 looks for its own push
+	// notifications ahead of every read of a subscription, and when a
+	// pub/sub message is only partly in its buffer, it reads the name cut
+	// short ("pmess"), takes the message for a notification it does not
+	// know and discards it: about one broadcast in a few thousand was lost
+	// under load.
 	c := &Cluster{
 		opts:    opts,
 		log:     opts.Log,
-		client:  redis.NewClient(ropts),
+		client:  client,
 		queue:   make(chan publication, opts.PublishQueue),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 		nsps:    make(map[*nsAdapter]struct{}),
 	}
-	c.health = health{log: opts.Log, addr: ropts.Addr, subs: map[*nsAdapter]subState{}}
+	c.health = health{log: opts.Log, addr: addr, subs: map[*nsAdapter]subState{}}
 	go c.publishLoop()
 	return c, nil
 }
@@ -428,13 +431,14 @@ func minTime(a, b time.Time) time.Time {
 func (c *Cluster) send(ctx context.Context, batch []publication) ([]publication, error) {
 	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
+	client := redisconn.Publisher(ctx, c.client, c.opts.Prefix) // one node of a cluster: in order
 	if len(batch) == 1 {
-		if err := c.client.Publish(ctx, batch[0].channel, batch[0].payload).Err(); err != nil {
+		if err := client.Publish(ctx, batch[0].channel, batch[0].payload).Err(); err != nil {
 			return batch, err
 		}
 		return nil, nil
 	}
-	cmds, _ := c.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, _ := client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, pub := range batch {
 			p.Publish(ctx, pub.channel, pub.payload)
 		}
@@ -574,16 +578,6 @@ func (h *health) update(err error) {
 	}
 }
 
-var quietOnce sync.Once
-
 // quietRedisLogs sends go-redis's own log lines (one per failed dial during
 // an outage) to slog at debug level: the adapter logs the outage once.
-func quietRedisLogs() {
-	quietOnce.Do(func() { redis.SetLogger(debugLogger{}) })
-}
-
-type debugLogger struct{}
-
-func (debugLogger) Printf(ctx context.Context, format string, v ...any) {
-	slog.Default().DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
-}
+func quietRedisLogs() { redisconn.QuietLogs() }

@@ -208,17 +208,33 @@ func fetchResponse(id string, sockets []*socketio.RemoteSocket) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"id":`...)
-		b = appendQuotedString(b, s.ID)
-		b = append(b, `,"handshake":`...)
-		b = appendHandshake(b, s.Handshake)
-		b = append(b, `,"rooms":`...)
-		b = appendStringList(b, s.Rooms)
-		b = append(b, `,"data":`...)
-		b = appendData(b, s.Data)
-		b = append(b, '}')
+		b = AppendSocketJSON(b, s)
 	}
 	return append(b, "]}"...)
+}
+
+// AppendSocketJSON appends a socket as Node's adapters describe one in a
+// fetchSockets answer: {id, handshake, rooms, data}, as JSON.stringify
+// writes it. (Exported for socketio/shardedadapter, whose answers carry the
+// same sockets.)
+func AppendSocketJSON(b []byte, s *socketio.RemoteSocket) []byte {
+	b = append(b, `{"id":`...)
+	b = appendQuotedString(b, s.ID)
+	b = append(b, `,"handshake":`...)
+	b = appendHandshake(b, s.Handshake)
+	b = append(b, `,"rooms":`...)
+	b = appendStringList(b, s.Rooms)
+	b = append(b, `,"data":`...)
+	b = appendData(b, s.Data)
+	return append(b, '}')
+}
+
+// SocketFromJSON reads a socket of another node's fetchSockets answer
+// (AppendSocketJSON's format, Go's or Node's) as a socket of local's namespace. Its Data
+// is its JSON (a json.RawMessage), its Handshake.Time the handshake's
+// issued. (Exported for socketio/shardedadapter.)
+func SocketFromJSON(local socketio.LocalNamespace, raw json.RawMessage) (*socketio.RemoteSocket, error) {
+	return readSocket(local, raw)
 }
 
 // appendHandshake writes a handshake as Node's socket.handshake:
@@ -328,6 +344,10 @@ type wireSocket struct {
 // socketFromWire reads a socket of another node. Its Data is its JSON
 // (a json.RawMessage), its Handshake.Time the handshake's issued.
 func (a *nsAdapter) socketFromWire(raw json.RawMessage) (*socketio.RemoteSocket, error) {
+	return readSocket(a.local, raw)
+}
+
+func readSocket(local socketio.LocalNamespace, raw json.RawMessage) (*socketio.RemoteSocket, error) {
 	var w wireSocket
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return nil, err
@@ -371,7 +391,7 @@ func (a *nsAdapter) socketFromWire(raw json.RawMessage) (*socketio.RemoteSocket,
 	if len(w.Data) > 0 {
 		data = json.RawMessage(bytes.Clone(w.Data))
 	}
-	return a.local.NewRemoteSocket(id, h, rooms, data), nil
+	return local.NewRemoteSocket(id, h, rooms, data), nil
 }
 
 // Reading JSON fields (checked by encoding/json) as JavaScript does.

@@ -5,7 +5,8 @@
 //   PORT=0 REDIS_URL=redis://127.0.0.1:6379 REDIS_PREFIX=socket.io \
 //     node test/cluster/node-server.mjs
 //
-// Environment: PORT (0 picks a free one), REDIS_URL, REDIS_PREFIX (the
+// Environment: PORT (0 picks a free one), REDIS_URL (a comma-separated list:
+// a Redis Cluster through createCluster), REDIS_PREFIX (the
 // adapter's `key`, default "socket.io"), PING_INTERVAL in ms (default 25000).
 // It prints "listening on http://127.0.0.1:PORT uid=UID" once the adapter is
 // subscribed, logs one line per Redis error, and exits when stdin closes (its
@@ -15,7 +16,7 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import express from "express";
 import { Server } from "socket.io";
-import { createClient } from "redis";
+import { createClient, createCluster } from "redis";
 import { createAdapter } from "@socket.io/redis-adapter";
 
 if (process.env.NODE_TEST_CONTEXT || !process.env.REDIS_URL) {
@@ -29,7 +30,10 @@ const port = Number(process.env.PORT ?? 0);
 const prefix = process.env.REDIS_PREFIX || "socket.io";
 const pingInterval = Number(process.env.PING_INTERVAL || 25000);
 
-const pubClient = createClient({ url: process.env.REDIS_URL });
+// A comma-separated REDIS_URL is a Redis Cluster's root nodes (as -redis).
+const pubClient = process.env.REDIS_URL.includes(",")
+  ? createCluster({ rootNodes: process.env.REDIS_URL.split(",").filter(Boolean).map((url) => ({ url })) })
+  : createClient({ url: process.env.REDIS_URL });
 const subClient = pubClient.duplicate();
 for (const [name, c] of [["pub", pubClient], ["sub", subClient]]) {
   c.on("error", (err) => console.error(`redis ${name} error: ${err.message}`));
