@@ -111,6 +111,7 @@ func validWTF8(s string) bool { return jsontext.ValidWTF8([]byte(s)) }
 
 func FuzzRequest(f *testing.F) {
 	f.Add([]byte(`{"uid":"x","requestId":"r","type":6,"data":["ping",1,{"a":"\ud800"}]}`))
+	_, local := localServer(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var req request
 		var resp response
@@ -127,7 +128,7 @@ func FuzzRequest(f *testing.F) {
 			}
 		}
 		for _, raw := range resp.sockets {
-			a := &nsAdapter{}
+			a := &nsAdapter{local: local}
 			_, _ = a.socketFromWire(raw)
 		}
 	})

@@ -281,3 +281,28 @@ func prefixed(args []string) string {
 	}
 	return b.String()
 }
+
+// localServer is a one-node server whose main namespace's LocalNamespace
+// (what an adapter is handed) the wire tests decode sockets against.
+func localServer(t testing.TB) (*socketio.Server, socketio.LocalNamespace) {
+	t.Helper()
+	ad := &capturingAdapter{}
+	srv, err := socketio.NewServer(socketio.Options{Adapter: ad})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv, ad.local
+}
+
+// capturingAdapter is the single-node adapter, keeping the LocalNamespace
+// of the last namespace it was given.
+type capturingAdapter struct {
+	socketio.MemoryAdapter
+	local socketio.LocalNamespace
+}
+
+func (c *capturingAdapter) Namespace(l socketio.LocalNamespace) (socketio.NamespaceAdapter, error) {
+	c.local = l
+	return c.MemoryAdapter.Namespace(l)
+}

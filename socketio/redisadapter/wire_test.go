@@ -361,12 +361,8 @@ func TestWireDecodesNodeSockets(t *testing.T) {
 	if !resp.hasSockets || len(resp.sockets) != 1 || resp.requestID != "req-fetch" {
 		t.Fatalf("answer = %+v", resp)
 	}
-	srv, err := socketio.NewServer(socketio.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	a := &nsAdapter{nsp: srv.Sockets()}
+	srv, local := localServer(t)
+	a := &nsAdapter{nsp: srv.Sockets(), local: local}
 	s, err := a.socketFromWire(resp.sockets[0])
 	if err != nil {
 		t.Fatal(err)
@@ -392,11 +388,7 @@ func TestWireDecodesNodeSockets(t *testing.T) {
 
 // Our fetchSockets answer has Node's shape and reads back.
 func TestWireSocketsRoundTrip(t *testing.T) {
-	srv, err := socketio.NewServer(socketio.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv, local := localServer(t)
 	issued := time.UnixMilli(1700000000123)
 	in := &socketio.RemoteSocket{ID: "sid1", Handshake: socketio.Handshake{
 		Headers: http.Header{"Cookie": {"a=1", "b=2"}, "User-Agent": {"go"}, "Set-Cookie": {"x=1"}},
@@ -426,7 +418,7 @@ func TestWireSocketsRoundTrip(t *testing.T) {
 	if err := resp.fromJSON(b); err != nil {
 		t.Fatal(err)
 	}
-	a := &nsAdapter{nsp: srv.Sockets()}
+	a := &nsAdapter{nsp: srv.Sockets(), local: local}
 	out, err := a.socketFromWire(resp.sockets[0])
 	if err != nil {
 		t.Fatal(err)
