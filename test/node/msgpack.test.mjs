@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
+import { io } from "socket.io-client";
 import { serverTest, startServer } from "../lib/server.mjs";
 import { MODES, connect, dropTransport, waitForEvent, waitForUpgrade } from "../lib/client.mjs";
 
@@ -178,3 +179,27 @@ test("-parser auto -redis: msgpack and JSON clients on two nodes chat", { timeou
     assert.deepStrictEqual(sortJSON(chat(inbox).map(normalize)), want, name);
   }
 });
+
+// The Admin UI (a JSON client of /admin) sees msgpack clients among the
+// others, with their transport, and its operations reach them: a
+// msgpack client it disconnects hears "io server disconnect".
+serverTest("-parser auto: the Admin UI lists and disconnects msgpack clients",
+  { flags: ["-parser", "auto", "-admin-ui", "-admin-no-auth"] }, async (t, srv) => {
+    const mp = await connect(srv, MODES[0], msgpack);
+    // Listening before the CONNECT answer: all_sockets may come with it.
+    const adminSocket = io(`${srv.url}/admin`, { forceNew: true, reconnection: false, transports: ["websocket"] });
+    srv.defer(() => adminSocket.disconnect());
+    const admin = { socket: adminSocket };
+    const [all] = await waitForEvent(admin.socket, "all_sockets");
+    const listed = all.find((s) => s.id === mp.socket.id);
+    assert.ok(listed, `the msgpack client ${mp.socket.id} is listed: ${JSON.stringify(all.map((s) => s.id))}`);
+    assert.equal(listed.nsp, "/");
+    const connected = waitForEvent(admin.socket, "socket_connected");
+    const mp2 = await connect(srv, MODES[0], msgpack);
+    const [sock] = await connected;
+    assert.equal(sock.id, mp2.socket.id, "socket_connected names the new msgpack client");
+    const gone = waitForEvent(mp.socket, "disconnect");
+    admin.socket.emit("_disconnect", "/", false, mp.socket.id);
+    const [reason] = await gone;
+    assert.equal(reason, "io server disconnect");
+  });
