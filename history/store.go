@@ -255,7 +255,7 @@ func Open(ctx context.Context, dsn string, opts Options) (Store, error) {
 	if dsn == "" {
 		return nil, errors.New("open history: no file name")
 	}
-	s, err := openSQLite(ctx, dsn, opts)
+	s, err := openSQLiteWaiting(ctx, dsn, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open history %s: %w", dsn, err)
 	}

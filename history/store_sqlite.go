@@ -77,6 +77,31 @@ func sqliteDSN(path string, pragmas ...string) (string, error) {
 	return name + sep + strings.Join(pragmas, "&"), nil
 }
 
+// openSQLiteWaiting is openSQLite, tried again while another connection
+// holds the lock that turning a new file to WAL mode needs: SQLite answers
+// SQLITE_BUSY there at once, without its busy handler, when several
+// processes (or Opens) create the same file together. It waits up to
+// opts.BusyTimeout, as any other lock.
+func openSQLiteWaiting(ctx context.Context, path string, opts Options) (*sqliteStore, error) {
+	deadline := time.Now().Add(opts.BusyTimeout)
+	wait := 5 * time.Millisecond
+	for {
+		s, err := openSQLite(ctx, path, opts)
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != 5 || time.Now().Add(wait).After(deadline) {
+			return s, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
 func openSQLite(ctx context.Context, path string, opts Options) (_ *sqliteStore, err error) {
 	busy := fmt.Sprintf("_pragma=busy_timeout(%d)", opts.BusyTimeout.Milliseconds())
 	wdsn, err := sqliteDSN(path,

@@ -150,9 +150,6 @@ func (s *Socket) emitWithAck(ctx context.Context, noCompress bool, event string,
 	}
 	ch := make(chan result, 1)
 	id, err := s.emitArgs(0, noCompress, event, args, func(a []Arg, err error) { ch <- result{a, err} })
-	if err != nil {
-		return nil, err
-	}
 	forget := func() {
 		s.mu.Lock()
 		p := s.acks[id]
@@ -161,6 +158,15 @@ func (s *Socket) emitWithAck(ctx context.Context, noCompress bool, event string,
 		if p != nil && p.timer != nil {
 			p.timer.Stop()
 		}
+	}
+	if err != nil {
+		if id >= 0 {
+			forget()
+		}
+		if !s.Connected() {
+			return nil, ErrDisconnected // its session may be closed already
+		}
+		return nil, err
 	}
 	if !s.Connected() {
 		// Disconnected before the ack was registered (its disconnection

@@ -321,7 +321,7 @@ func (s *Socket) emit(timeout time.Duration, noCompress bool, event string, args
 // returns the acknowledgement's id.
 func (s *Socket) emitArgs(timeout time.Duration, noCompress bool, event string, a []Arg, ack AckFunc) (int64, error) {
 	if reservedEvents[event] || event == "connection" {
-		return 0, fmt.Errorf("socketio: %q is a reserved event name", event)
+		return -1, fmt.Errorf("socketio: %q is a reserved event name", event)
 	}
 	s.notifyOutgoing(event, a)
 	if ack == nil && s.nsp.log != nil {
