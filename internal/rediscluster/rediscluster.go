@@ -96,6 +96,9 @@ func (c *Cluster) startNode(i int) error {
 		"--cluster-enabled", "yes", "--cluster-config-file", "nodes-"+ps+".conf",
 		"--cluster-node-timeout", "2000", "--dir", c.dir, "--save", "", "--appendonly", "no",
 		"--logfile", filepath.Join(c.dir, "redis-"+ps+".log"))
+	// A test binary that panics skips TestMain's Stop: the nodes then go
+	// with it instead of staying on their ports.
+	cmd.SysProcAttr = dieWithParent()
 	if err := cmd.Start(); err != nil {
 		return err
 	}
