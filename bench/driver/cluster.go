@@ -209,6 +209,40 @@ func clusterRows(res *Run) []Row {
 		}
 		rows = append(rows, r)
 	}
+	// CPU per delivery at equal load: steadier than the sustained rate,
+	// which one latency spike decides on a busy machine.
+	goSetups := []string{"2×go+pubsub", "2×go+sharded", "2×go+streams", "2×go+streams+cluster-order"}
+	for _, set := range [][]string{append(goSetups[:len(goSetups):len(goSetups)], "2×node+streams"), goSetups} {
+		rate, ok := commonPassingRate(res, set)
+		if !ok {
+			continue
+		}
+		var base *float64
+		if p := pointAt(get("2×go+pubsub"), rate); p != nil && p.ServerCPUPerDeliveryUs > 0 {
+			base = ptr(p.ServerCPUPerDeliveryUs)
+		}
+		for _, l := range set {
+			p := pointAt(get(l), rate)
+			if p == nil {
+				continue
+			}
+			r := Row{Metric: fmt.Sprintf("two nodes, %s: server CPU per delivery at %g msg/s (the highest rate %d setups all sustained; both nodes' CPU)", l, rate, len(set)), Unit: "µs"}
+			v := ptr(p.ServerCPUPerDeliveryUs)
+			if strings.HasPrefix(l, "2×node") {
+				r.Node = v
+				if gp := pointAt(get("2×go+streams"), rate); gp != nil && *v > 0 {
+					r.Go, r.Ratio = ptr(gp.ServerCPUPerDeliveryUs), ptr(gp.ServerCPUPerDeliveryUs / *v)
+					r.Note = "Go column: 2×go+streams at the same rate"
+				}
+			} else {
+				r.Go = v
+				if base != nil && l != "2×go+pubsub" {
+					r.Ratio, r.RatioOf, r.Note = ptr(*v / *base), "2×go+pubsub", "ratio to 2×go+pubsub"
+				}
+			}
+			rows = append(rows, r)
+		}
+	}
 	for _, l := range []string{"2×go+pubsub", "2×go+sharded", "2×go+streams", "2×go+streams+cluster-order", "2×node+streams"} {
 		s := get(l)
 		if s == nil {
@@ -236,6 +270,32 @@ func clusterRows(res *Run) []Row {
 		rows = append(rows, r, d)
 	}
 	return rows
+}
+
+// commonPassingRate is the highest rate at which every cluster setup of
+// labels has a passing point (all delivered in order, p99 within its bound).
+func commonPassingRate(res *Run, labels []string) (float64, bool) {
+	var best float64
+	found := false
+	first := find(res, "cluster", labels[0])
+	if first == nil {
+		return 0, false
+	}
+	for _, p := range first.Points {
+		ok := true
+		for _, l := range labels {
+			s := find(res, "cluster", l)
+			q := pointAt(s, p.Rate)
+			if s == nil || q == nil || !q.Complete || q.P99Ms > p99Bound(s) {
+				ok = false
+				break
+			}
+		}
+		if ok && p.Rate > best {
+			best, found = p.Rate, true
+		}
+	}
+	return best, found
 }
 
 // waitListening waits until s accepts connections, then a second more
