@@ -110,6 +110,10 @@ type Config struct {
 	// @socket.io/redis-streams-adapter: nothing lost through outages,
 	// sessions recovered on any node). See docs/CLUSTER.md.
 	RedisAdapter string
+	// ClusterOrder (-cluster-order, only with RedisAdapter streams) makes
+	// every node deliver every broadcast, its own included, from the stream
+	// in the stream's order: all clients on all nodes see one sequence.
+	ClusterOrder bool
 
 	// History stores every chat message: the path of a SQLite file, or a
 	// postgres:// URL that every node of a cluster shares. Empty (the
@@ -330,6 +334,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	str(&cfg.Redis, "redis", "REDIS_URL", "Redis URL shared by several nodes, e.g. redis://127.0.0.1:6379/0, or a Redis Cluster: its nodes' URLs, comma-separated; empty is one node")
 	str(&cfg.RedisPrefix, "redis-prefix", "REDIS_PREFIX", "Redis adapter key prefix, as Node's @socket.io/redis-adapter")
 	str(&cfg.RedisAdapter, "redis-adapter", "REDIS_ADAPTER", "how nodes share -redis: pubsub (@socket.io/redis-adapter's createAdapter), sharded (its createShardedAdapter: Redis 7 sharded pub/sub) or streams (@socket.io/redis-streams-adapter; the stream is -redis-prefix)")
+	boolean(&cfg.ClusterOrder, "cluster-order", "CLUSTER_ORDER", "with -redis-adapter streams: every node delivers every broadcast, its own included, in the stream's order, so all clients on all nodes see one conversation order (a Redis round trip more before a node's own clients see its broadcasts)")
 	str(&cfg.History, "history", "HISTORY", "store the chat's messages: a SQLite file (e.g. chat.db) or a postgres:// URL shared by a cluster; empty keeps none")
 	integer(&cfg.HistoryLast, "history-last", "HISTORY_LAST", "messages sent on connect to a client without auth.serverOffset")
 	integer(&cfg.HistoryMaxCatchup, "history-max-catchup", "HISTORY_MAX_CATCHUP", "most messages sent on connect after a client's auth.serverOffset (the newest); 0 is no limit")
@@ -489,6 +494,9 @@ func (c *Config) Validate() error {
 	case "pubsub", "sharded", "streams":
 	default:
 		bad("-redis-adapter %q: want pubsub, sharded or streams", c.RedisAdapter)
+	}
+	if c.ClusterOrder && (c.Redis == "" || c.RedisAdapter != "streams") {
+		bad("-cluster-order: only with -redis and -redis-adapter streams (the order is the stream's)")
 	}
 	if c.RedisPrefix == "" {
 		bad("-redis-prefix: must not be empty")

@@ -53,3 +53,43 @@ func TestConfigRedisClusterAndAdapter(t *testing.T) {
 		})
 	}
 }
+
+// -cluster-order (CLUSTER_ORDER) is off by default, and only valid with
+// -redis and -redis-adapter streams: the order is the stream's.
+func TestConfigClusterOrder(t *testing.T) {
+	var out strings.Builder
+	c, err := ParseConfig(nil, confEnv(nil), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	confEq(t, "ClusterOrder", c.ClusterOrder, false)
+	c, err = ParseConfig([]string{"-redis", "redis://127.0.0.1:6379/0", "-redis-adapter", "streams", "-cluster-order"}, confEnv(nil), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	confEq(t, "ClusterOrder", c.ClusterOrder, true)
+	c, err = ParseConfig(nil, confEnv(map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/0", "REDIS_ADAPTER": "streams", "CLUSTER_ORDER": "true"}), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	confEq(t, "ClusterOrder", c.ClusterOrder, true)
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"without -redis", []string{"-cluster-order"}, nil, "-cluster-order"},
+		{"with pubsub", []string{"-redis", "redis://127.0.0.1:6379/0", "-cluster-order"}, nil, "-cluster-order"},
+		{"with sharded in env", nil, map[string]string{"REDIS_URL": "redis://127.0.0.1:6379/0", "REDIS_ADAPTER": "sharded", "CLUSTER_ORDER": "1"}, "-cluster-order"},
+		{"not a boolean", nil, map[string]string{"CLUSTER_ORDER": "yes please"}, "CLUSTER_ORDER"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig(tc.args, confEnv(tc.env), &out)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("ParseConfig(%q, %v) = %v, want an error about %s", tc.args, tc.env, err, tc.want)
+			}
+		})
+	}
+}

@@ -76,7 +76,7 @@ func New(cfg Config, log *slog.Logger) (_ *Server, err error) {
 	}()
 	opts := s.socketOptions()
 	if cfg.Redis != "" && cfg.RedisAdapter == "streams" {
-		s.streams, err = streamsadapter.New(streamsadapter.Options{URL: cfg.Redis, StreamName: cfg.RedisPrefix, ChannelPrefix: cfg.RedisPrefix, Log: log})
+		s.streams, err = streamsadapter.New(streamsadapter.Options{URL: cfg.Redis, StreamName: cfg.RedisPrefix, ChannelPrefix: cfg.RedisPrefix, Ordered: cfg.ClusterOrder, Log: log})
 		if err != nil {
 			return nil, fmt.Errorf("-redis: %w", err)
 		}

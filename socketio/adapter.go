@@ -50,6 +50,18 @@ type NamespaceAdapter interface {
 	Close() error
 }
 
+// OrderedAdapter is a NamespaceAdapter that can hand this node's own
+// broadcasts back to it (through LocalNamespace.Deliver), in the cluster's
+// order, as the other nodes' (socketio/streamsadapter with Ordered). When
+// DeliversOwn reports true, the server does not deliver a broadcast to its
+// own sockets when it is made, only when the adapter hands it back, so all
+// nodes deliver all broadcasts in one order. DeliversOwn must not change
+// over the adapter's life; it is called on the broadcaster's goroutine.
+type OrderedAdapter interface {
+	NamespaceAdapter
+	DeliversOwn() bool
+}
+
 // BroadcastOptions select the recipients of a broadcast.
 type BroadcastOptions struct {
 	// Rooms selects the sockets in any of them; none selects all.

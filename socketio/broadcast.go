@@ -99,6 +99,15 @@ func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, pub
 			n.outbox.publish(sa)
 			return
 		}
+		if oa, ok := n.adapter.(OrderedAdapter); ok && !n.single && oa.DeliversOwn() {
+			// The same without recovery: the adapter delivers it back
+			// (Deliver), in the cluster's order.
+			n.srv.mu.Lock()
+			n.outbox.add(&BroadcastPacket{Nsp: n.name, Event: event, Args: args, ID: -1, Opts: opts})
+			n.srv.mu.Unlock()
+			n.outbox.publish(oa)
+			return
+		}
 	}
 	n.deliverAt(event, args, opts, publish, "")
 }

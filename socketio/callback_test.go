@@ -483,3 +483,62 @@ func TestNamespaceAdapterFailureIsReported(t *testing.T) {
 		t.Error("Of did not log the adapter's failure at error level")
 	}
 }
+
+// orderedAdapter is a cluster adapter that delivers this node's broadcasts
+// back (an OrderedAdapter, as the Streams adapter with Ordered): it keeps
+// them until the test hands them back.
+type orderedAdapter struct {
+	mu  sync.Mutex
+	got []*BroadcastPacket
+	l   LocalNamespace
+}
+
+func (a *orderedAdapter) Namespace(l LocalNamespace) (NamespaceAdapter, error) {
+	if l.Namespace().Name() == "/" {
+		a.l = l
+	}
+	return &orderedNS{a: a}, nil
+}
+func (a *orderedAdapter) Close() error { return nil }
+
+type orderedNS struct {
+	memoryNamespace
+	a *orderedAdapter
+}
+
+func (o *orderedNS) DeliversOwn() bool { return true }
+func (o *orderedNS) Broadcast(p *BroadcastPacket) {
+	o.a.mu.Lock()
+	o.a.got = append(o.a.got, p)
+	o.a.mu.Unlock()
+}
+
+// TestOrderedAdapterDeliversOwnBroadcasts: with an OrderedAdapter, a
+// broadcast reaches the node's clients when the adapter hands it back, in
+// the adapter's order, once; a Local broadcast at once.
+func TestOrderedAdapterDeliversOwnBroadcasts(t *testing.T) {
+	ad := &orderedAdapter{}
+	s := startIO(t, Options{Adapter: ad}, nil)
+	c, _ := connected(t, s, wsTransport, "/", "")
+	_ = s.Emit("m", "a")
+	_ = s.Emit("m", "b")
+	waitFor(t, "both broadcasts handed to the adapter", func() bool {
+		ad.mu.Lock()
+		defer ad.mu.Unlock()
+		return len(ad.got) == 2
+	})
+	ad.mu.Lock()
+	a, b := ad.got[0], ad.got[1]
+	ad.mu.Unlock()
+	ad.l.Deliver(b) // the cluster's order: b first
+	ad.l.Deliver(a)
+	_ = s.Local().Emit("m", "c")
+	var got []string
+	for range 3 {
+		_, args := eventArgs(t, c.nextText())
+		got = append(got, string(args[0]))
+	}
+	if want := []string{`"b"`, `"a"`, `"c"`}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("the client got %v, want %v (the adapter's order, each once, then the local one)", got, want)
+	}
+}

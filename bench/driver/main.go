@@ -45,6 +45,9 @@ type scenario struct {
 	timeout time.Duration
 	// variants: the scenario also runs the -sweep-variants servers.
 	variants bool
+	// cluster: the scenario runs the -cluster-setups (two nodes each)
+	// instead of -servers.
+	cluster bool
 	// dynamic, when set, adds arguments that depend on the earlier
 	// scenarios of this run (the cpu scenario's rates); notes go to the
 	// run's errors and notes.
@@ -72,6 +75,7 @@ func scenarios(quick bool, cpuAt []string) []scenario {
 			{name: "fanout", args: []string{"-clients", "2000", "-senders", "5", "-rates", "5", "-duration", "2s", "-drain", "3s", "-settle", "1s"}, timeout: 2 * time.Minute},
 			{name: "polling", args: []string{"-transport", "polling", "-clients", "100", "-senders", "10", "-rates", "10", "-duration", "2s", "-drain", "3s", "-settle", "1s"}, timeout: 2 * time.Minute},
 			{name: "slow", args: []string{"-clients", "200", "-senders", "10", "-slow", "5", "-rates", "100", "-msg-size", "4096", "-duration", "3s", "-drain", "3s", "-settle", "1s"}, timeout: 2 * time.Minute},
+			{name: "cluster", args: []string{"-search", "-clients", "300", "-senders", "10", "-rates", "25,100,400", "-refine", "1", "-duration", "2s", "-drain", "3s", "-settle", "1s"}, timeout: 2 * time.Minute, cluster: true},
 		}
 	}
 	return []scenario{
@@ -89,6 +93,11 @@ func scenarios(quick bool, cpuAt []string) []scenario {
 		// 5 clients stop reading while 4 KB messages arrive at 100/s: 400 KB/s
 		// piles up for each of them (Go's default send queue is 2 MB).
 		{name: "slow", args: []string{"-clients", "200", "-senders", "10", "-slow", "5", "-rates", "100", "-msg-size", "4096", "-duration", "15s", "-drain", "5s", "-settle", "2s"}, timeout: 5 * time.Minute},
+		// Two nodes on one Redis for each -cluster-setups entry (cluster.go):
+		// the sweep's clients, senders, ladder and bound, split over both
+		// nodes; two bisections and 5 s points keep the five setups within
+		// about 10 minutes. Not in the default -scenarios.
+		{name: "cluster", args: []string{"-search", "-clients", "1000", "-senders", sweepSenders, "-rates", sweepLadder, "-refine", "2", "-search-p99", "100ms", "-duration", "5s", "-drain", "5s", "-settle", "2s"}, timeout: 4 * time.Minute, cluster: true},
 	}
 }
 
@@ -219,6 +228,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	profile := fs.String("profile", "", "directory for pprof profiles of our server (builds a profiling variant with a pprof listener)")
 	extra := fs.String("loadgen-args", "", "extra loadgen flags for every scenario (they override the scenario's own), e.g. \"-reader goroutine\"")
 	goArgs := fs.String("go-args", "", "extra flags for every Go server, e.g. \"-event-rate 1000\" (default: its defaults, as users run it)")
+	setups := fs.String("cluster-setups", strings.Join(clusterSetups, ","), "the cluster scenario's setups, two nodes on -redis-url each: pubsub, sharded, streams, streams-ordered (-cluster-order) with our server, node-streams (two Node.js nodes on @socket.io/redis-streams-adapter)")
 	from := fs.String("from", "", "do not run anything: re-render the table, Markdown and plot of an earlier results JSON")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -259,7 +269,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		if !known[s] {
-			fmt.Fprintf(stderr, "driver: unknown scenario %q (have %s)\n", s, allScenarios)
+			fmt.Fprintf(stderr, "driver: unknown scenario %q (have %s,cluster)\n", s, allScenarios)
 			return 2
 		}
 		want[s] = true
@@ -326,6 +336,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	var clusterRuns []clusterSetup
+	if want["cluster"] {
+		var err error
+		clusterRuns, err = clusterSetupsFor(splitList(*setups), *redisURL, fmt.Sprintf("bench-%d", os.Getpid()))
+		if err != nil {
+			fmt.Fprintf(stderr, "driver: %v\n", err)
+			return 2
+		}
+		if err := redisFlush(*redisURL); err != nil {
+			fmt.Fprintf(stderr, "driver: the cluster scenario needs Redis: %v (start one on 127.0.0.1:6379 or point -redis-url at one)\n", err)
+			return 1
+		}
+		for _, cs := range clusterRuns {
+			res.Servers[cs.label] = cs.describe(ctx, *root)
+		}
+	}
+
 	// Every connection is a file in the server and in the load generator:
 	// check the limit against the largest scenario before building anything.
 	limit, hard := raiseNoFile()
@@ -357,6 +384,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			bases = append(bases, b)
 		}
 	}
+	if len(clusterRuns) > 0 && !slices.Contains(bases, "go") {
+		bases = append(bases, "go")
+	}
 	bins, loadgen, err := build(ctx, *root, tmp, bases, *profile != "", stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "driver: %v\n", err)
@@ -386,6 +416,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			scArgs = append(scArgs, more...)
 		}
 		sc.args = append(scArgs, extraArgs...)
+		if sc.cluster {
+			for _, cs := range clusterRuns {
+				o := runOpts{root: *root, bins: bins, serverArgs: strings.Fields(*goArgs), loadgen: loadgen, redisURL: *redisURL, log: stderr}
+				r, err := runCluster(ctx, o, cs, sc)
+				if r != nil {
+					res.Scenarios = append(res.Scenarios, *r)
+				}
+				if err != nil {
+					msg := fmt.Sprintf("%s/%s: %v", sc.name, cs.label, err)
+					fmt.Fprintf(stderr, "driver: %s\n", msg)
+					res.Errors = append(res.Errors, msg)
+				}
+				if ctx.Err() != nil {
+					return 1
+				}
+			}
+			continue
+		}
 		run := names
 		if sc.variants {
 			run = append(append([]string(nil), names...), res.SweepVariants...)
@@ -517,11 +565,28 @@ func runOne(ctx context.Context, o runOpts, name string, sc scenario) (*result.S
 		}
 		args = append(args, "-pprof", srv.pprofURL, "-profile-dir", dir)
 	}
+	r, err := runLoadgen(ctx, o, sc, args)
+	if r == nil {
+		return nil, err
+	}
+	select {
+	case err := <-srv.exited:
+		srv.exited <- err
+		r.Errors = append(r.Errors, fmt.Sprintf("server exited during the run: %v", err))
+	default:
+	}
+	return r, err
+}
+
+// runLoadgen runs the load generator with args for scenario sc, within the
+// scenario's time bound, and returns its result (with an error too when it
+// failed after writing one).
+func runLoadgen(ctx context.Context, o runOpts, sc scenario, args []string) (*result.Scenario, error) {
 	lctx, cancel := context.WithTimeout(ctx, sc.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(lctx, o.loadgen, args...)
 	var stdout bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, log
+	cmd.Stdout, cmd.Stderr = &stdout, o.log
 	runErr := cmd.Run()
 	if lctx.Err() == context.DeadlineExceeded {
 		runErr = fmt.Errorf("stopped after %v (the scenario's time bound): %w", sc.timeout, runErr)
@@ -534,12 +599,6 @@ func runOne(ctx context.Context, o runOpts, name string, sc scenario) (*result.S
 		return nil, fmt.Errorf("loadgen output: %w", err)
 	}
 	r.Name = sc.name
-	select {
-	case err := <-srv.exited:
-		srv.exited <- err
-		r.Errors = append(r.Errors, fmt.Sprintf("server exited during the run: %v", err))
-	default:
-	}
 	if runErr != nil {
 		return &r, fmt.Errorf("loadgen: %w", runErr)
 	}

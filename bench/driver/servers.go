@@ -220,7 +220,7 @@ func startServer(ctx context.Context, name, root string, bins map[string]string,
 	go func() { s.exited <- s.cmd.Wait() }()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		c, err := dialLoopback(port)
 		if err == nil {
 			c.Close()
 			break
@@ -251,6 +251,11 @@ func startServer(ctx context.Context, name, root string, bins map[string]string,
 	// RSS at zero clients is sampled.
 	time.Sleep(time.Second)
 	return s, nil
+}
+
+// dialLoopback connects to a server's loopback port.
+func dialLoopback(port int) (net.Conn, error) {
+	return net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
 }
 
 // stop sends SIGTERM and waits up to 15 s, then kills.

@@ -350,6 +350,8 @@ func summarize(res *Run) []Row {
 			slowVal(nss, func(s *result.Slow) float64 { return float64(s.Disconnected) }), 0, 0))
 	}
 
+	rows = append(rows, clusterRows(res)...)
+
 	// Integrity over every load point of every scenario, WebSocket and
 	// polling; the Go column covers the compared server and its variants.
 	ours := func(server string) bool { return server == goName || strings.HasPrefix(server, goName+"+") }

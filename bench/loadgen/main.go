@@ -42,8 +42,9 @@ import (
 )
 
 type config struct {
-	url         string
-	pid         int
+	url         string   // the first of urls
+	urls        []string // the nodes' endpoints; client i dials urls[i mod len]
+	pids        []int    // the servers' processes (several: a cluster's nodes, summed)
 	label       string
 	scenario    string
 	transport   string
@@ -147,8 +148,9 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(out)
 	var clients, rates string
-	fs.StringVar(&cfg.url, "url", "http://127.0.0.1:9000/socket.io/", "Engine.IO endpoint of the server")
-	fs.IntVar(&cfg.pid, "pid", 0, "server process id, for CPU and RSS from /proc (0: not measured)")
+	fs.StringVar(&cfg.url, "url", "http://127.0.0.1:9000/socket.io/", "Engine.IO endpoint of the server; a comma-separated list spreads the clients over several nodes of a cluster (client i on the (i mod n)-th: the senders too)")
+	var pids string
+	fs.StringVar(&pids, "pid", "0", "server process id, for CPU and RSS from /proc (0: not measured); a comma-separated list (the nodes of a cluster) sums them")
 	fs.StringVar(&cfg.label, "label", "", "server name to put in the result")
 	fs.StringVar(&cfg.scenario, "scenario", "broadcast", "idle or broadcast")
 	fs.StringVar(&cfg.transport, "transport", "websocket", "websocket or polling (no upgrade)")
@@ -215,11 +217,31 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	case cfg.search && !slices.IsSorted(cfg.rates):
 		return nil, fmt.Errorf("-search: -rates %q must be ascending", rates)
 	}
-	if !strings.HasSuffix(cfg.url, "/") {
-		cfg.url += "/"
+	for _, u := range splitComma(cfg.url) {
+		if !strings.HasSuffix(u, "/") {
+			u += "/"
+		}
+		cfg.urls = append(cfg.urls, u)
+	}
+	if len(cfg.urls) == 0 {
+		return nil, fmt.Errorf("-url: none given")
+	}
+	cfg.url = cfg.urls[0]
+	for _, p := range splitComma(pids) {
+		pid, err := strconv.Atoi(p)
+		if err != nil || pid < 0 {
+			return nil, fmt.Errorf("-pid %q: want process ids", pids)
+		}
+		if pid > 0 {
+			cfg.pids = append(cfg.pids, pid)
+		}
 	}
 	return cfg, nil
 }
+
+// urlOf is the endpoint client i dials: the clients, and so the senders,
+// alternate over the nodes.
+func (c *config) urlOf(i int) string { return c.urls[i%len(c.urls)] }
 
 func splitComma(s string) []string {
 	var out []string

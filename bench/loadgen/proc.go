@@ -63,6 +63,20 @@ func readProc(pid int) (procSample, error) {
 	return s, nil
 }
 
+// readProcs sums the samples of the nodes of a cluster (no pid: zero).
+func readProcs(pids []int) (procSample, error) {
+	s := procSample{at: time.Now()}
+	for _, pid := range pids {
+		one, err := readProc(pid)
+		if err != nil {
+			return s, err
+		}
+		s.cpu += one.cpu
+		s.rssKB += one.rssKB
+	}
+	return s, nil
+}
+
 // selfCPU is the load generator's own CPU time (user + system) and peak RSS.
 func selfCPU() (time.Duration, int64) {
 	var ru syscall.Rusage

@@ -22,7 +22,7 @@ func runScenario(ctx context.Context, cfg *config, log io.Writer) (*result.Scena
 		return nil, err
 	}
 	prof := newProfiler(cfg, log)
-	s0, err := readProc(cfg.pid)
+	s0, err := readProcs(cfg.pids)
 	if err != nil {
 		return nil, fmt.Errorf("server process: %w", err)
 	}
@@ -66,12 +66,12 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // measuredRamp opens clients [from, to) and measures the connect rate and
 // what it cost the server and the load generator.
 func measuredRamp(ctx context.Context, cfg *config, p *pool, from, to, slowFrom int, log io.Writer) (result.Ramp, error) {
-	s0, _ := readProc(cfg.pid)
+	s0, _ := readProcs(cfg.pids)
 	c0, _ := selfCPU()
 	t0 := time.Now()
 	fail, miss := p.ramp(ctx, from, to, slowFrom)
 	el := time.Since(t0)
-	s1, err := readProc(cfg.pid)
+	s1, err := readProcs(cfg.pids)
 	c1, _ := selfCPU()
 	r := result.Ramp{
 		From: from, To: to, Concurrency: min(cfg.rampConc, to-from),
@@ -104,11 +104,11 @@ func runIdle(ctx context.Context, cfg *config, p *pool, prof *profiler, res *res
 		if err := sleepCtx(ctx, cfg.settle/2); err != nil {
 			return err
 		}
-		a, _ := readProc(cfg.pid)
+		a, _ := readProcs(cfg.pids)
 		if err := sleepCtx(ctx, cfg.settle-cfg.settle/2); err != nil {
 			return err
 		}
-		b, err := readProc(cfg.pid)
+		b, err := readProcs(cfg.pids)
 		if err != nil {
 			return fmt.Errorf("server process: %w", err)
 		}
@@ -149,7 +149,7 @@ func runBroadcast(ctx context.Context, cfg *config, p *pool, prof *profiler, res
 	if err := sleepCtx(ctx, cfg.settle); err != nil {
 		return err
 	}
-	after, _ := readProc(cfg.pid)
+	after, _ := readProcs(cfg.pids)
 	idle := result.Idle{Clients: int(p.connected.Load()), RSSKB: after.rssKB}
 	if g := prof.goroutines(); g > 0 && idle.Clients > 0 {
 		idle.Goroutines = g
@@ -199,7 +199,7 @@ func runBroadcast(ctx context.Context, cfg *config, p *pool, prof *profiler, res
 	awaitLate(ctx, cfg, p, res)
 	recheckOrder(p, res, log)
 	if slowRes != nil {
-		end, _ := readProc(cfg.pid)
+		end, _ := readProcs(cfg.pids)
 		slowRes.ServerRSSEndKB = end.rssKB
 		checkSlow(p, slow, slowRes)
 		res.Slow = slowRes
@@ -362,7 +362,7 @@ func runPoint(ctx context.Context, cfg *config, p *pool, prof *profiler, idx int
 	waitProf := prof.cpu("cpu-"+tag+".pprof", cfg.duration)
 	prof.save("allocs-"+tag+"-before.pprof", "/debug/pprof/allocs")
 
-	s0, _ := readProc(cfg.pid)
+	s0, _ := readProcs(cfg.pids)
 	c0, _ := selfCPU()
 	t0 := time.Now()
 	t0Ns := t0.Sub(p.base).Nanoseconds()
@@ -411,7 +411,7 @@ func runPoint(ctx context.Context, cfg *config, p *pool, prof *profiler, idx int
 		time.Sleep(5 * time.Millisecond)
 	}
 	drain := time.Since(sendEnd)
-	s1, err := readProc(cfg.pid)
+	s1, err := readProcs(cfg.pids)
 	c1, _ := selfCPU()
 	wall := time.Since(t0).Seconds()
 	waitProf()

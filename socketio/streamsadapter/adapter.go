@@ -57,9 +57,12 @@ type Options struct {
 	// before the server goes on without it. Defaults to 3s.
 	StartupWait time.Duration
 	// Ordered makes every node deliver its own broadcasts from the stream,
-	// in the stream's order, like the others'. It is always on for a
-	// namespace with connection state recovery (the offsets are the entry
-	// ids, known once an entry is added).
+	// in the stream's order, like the others' (the namespace adapters are
+	// socketio.OrderedAdapters: the server does not deliver a broadcast
+	// when it is made), so every client of every node sees one order
+	// (-cluster-order). It is always on for a namespace with connection
+	// state recovery (the offsets are the entry ids, known once an entry
+	// is added).
 	Ordered bool
 	// Log receives the outage and recovery lines. Defaults to slog.Default().
 	Log *slog.Logger

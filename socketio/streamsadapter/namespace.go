@@ -118,6 +118,11 @@ func (a *nsAdapter) Broadcast(p *socketio.BroadcastPacket) {
 	a.xadd(typeBroadcast, "", p)
 }
 
+// DeliversOwn tells the server (socketio.OrderedAdapter) that, ordered,
+// the adapter delivers this node's broadcasts back from the stream: the
+// server does not deliver them when they are made.
+func (a *nsAdapter) DeliversOwn() bool { return a.ordered }
+
 // AddSockets, DelSockets and DisconnectSockets go through the stream, as Node.
 func (a *nsAdapter) AddSockets(opts socketio.BroadcastOptions, rooms []string) {
 	a.xadd(typeSocketsJoin, roomsData(opts, rooms), nil)
