@@ -88,28 +88,28 @@ func (b *BroadcastOperator) Emit(event string, args ...any) error {
 // lock, and to the adapter when publish is set. With recovery, the
 // broadcast gets its offset as a last argument and is logged.
 func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, publish bool) {
-	if publish && !opts.Local {
-		if sa := n.sessionAdapter(); sa != nil {
-			// The adapter delivers it back, in the cluster's order, with
-			// its offset there (see SessionAdapter). Handed over in the
-			// order lock's order, outside the lock, as any adapter call.
-			n.srv.mu.Lock()
-			n.outbox.add(&BroadcastPacket{Nsp: n.name, Event: event, Args: args, ID: -1, Opts: opts})
-			n.srv.mu.Unlock()
-			n.outbox.publish(sa)
-			return
-		}
-		if oa, ok := n.adapter.(OrderedAdapter); ok && !n.single && oa.DeliversOwn() {
-			// The same without recovery: the adapter delivers it back
-			// (Deliver), in the cluster's order.
-			n.srv.mu.Lock()
-			n.outbox.add(&BroadcastPacket{Nsp: n.name, Event: event, Args: args, ID: -1, Opts: opts})
-			n.srv.mu.Unlock()
-			n.outbox.publish(oa)
-			return
-		}
+	if publish && !opts.Local && n.adapterDeliversOwn() {
+		// The adapter delivers it back, in the cluster's order (with its
+		// offset there, for a SessionAdapter). Handed over in the order
+		// lock's order, outside the lock, as any adapter call.
+		n.srv.mu.Lock()
+		n.outbox.add(&BroadcastPacket{Nsp: n.name, Event: event, Args: args, ID: -1, Opts: opts})
+		n.srv.mu.Unlock()
+		n.outbox.publish(n.adapter)
+		return
 	}
 	n.deliverAt(event, args, opts, publish, "")
+}
+
+// adapterDeliversOwn reports whether the namespace's adapter delivers this
+// node's broadcasts back to it, in the cluster's order: a SessionAdapter
+// (recovery in the cluster), or an OrderedAdapter that says so.
+func (n *Namespace) adapterDeliversOwn() bool {
+	if n.sessionAdapter() != nil {
+		return true
+	}
+	oa, ok := n.adapter.(OrderedAdapter)
+	return ok && !n.single && oa.DeliversOwn()
 }
 
 // deliverAt is deliver with the recovery offset given by a SessionAdapter
