@@ -106,12 +106,33 @@ func streamsStartNodeJS(t *testing.T, redisURL, prefix string, recovery time.Dur
 // stream; every message of every client reaches every client once, in
 // its sender's order, across the languages.
 func TestStreamsMixedWithNodeJS(t *testing.T) {
-	redisURL, prefix := clusterRedis(t), clusterPrefix(t)
-	go1 := streamsGo(t, redisURL, prefix, 0)
+	testStreamsMixedWithNodeJS(t, clusterRedis(t))
+}
+
+// The same on a 3-primary Redis Cluster: -redis names its nodes, the Node.js
+// node uses node-redis createCluster; the stream is a key on one of the
+// primaries, the requests' channels are classic pub/sub relayed by the
+// cluster. Each Go node counts the three nodes (PUBSUB NUMSUB of every
+// primary) and is ready.
+func TestStreamsOnRedisClusterWithNodeJS(t *testing.T) {
+	go1 := testStreamsMixedWithNodeJS(t, shardedCluster(t).URLs())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if got, err := go1.IO().Sockets().Adapter().ServerCount(ctx); err != nil || got != 3 {
+		t.Errorf("ServerCount = %d, %v; want 3", got, err)
+	}
+	if err := go1.Ready(ctx); err != nil {
+		t.Errorf("Ready: %v", err)
+	}
+}
+
+func testStreamsMixedWithNodeJS(t *testing.T, redisURL string) *chat.Server {
+	prefix := clusterPrefix(t)
+	go1, go1URL := clusterStartChat(t, redisURL, prefix, func(c *chat.Config) { c.RedisAdapter = "streams" })
 	go2 := streamsGo(t, redisURL, prefix, 0)
 	js := streamsStartNodeJS(t, redisURL, prefix, 0)
 	peers := []clusterPeer{
-		clusterDial(t, "go1", go1.URL, sioWebSocket, nil),
+		clusterDial(t, "go1", go1URL, sioWebSocket, nil),
 		clusterDial(t, "go2", go2.URL, sioPolling, nil),
 		clusterDial(t, "node", js.URL, sioWebSocket, nil),
 	}
@@ -121,6 +142,7 @@ func TestStreamsMixedWithNodeJS(t *testing.T) {
 			t.Errorf("%s: %d messages, want 20 (%v)", k, matrix[k], matrix)
 		}
 	}
+	return go1
 }
 
 // streamsNodes are the nodes of a recovery test: Go nodes (testServer)
@@ -159,7 +181,17 @@ func (n streamsNodes) connections(name, id string) int {
 // a client moved to another node recovers its session there, with every
 // message it missed, once, in order: Go→Go, Go→Node.js, Node.js→Go.
 func TestStreamsRecoveryAcrossNodes(t *testing.T) {
-	redisURL, prefix := clusterRedis(t), clusterPrefix(t)
+	testStreamsRecoveryAcrossNodes(t, clusterRedis(t))
+}
+
+// The same on a 3-primary Redis Cluster: the sessions (sio:session:<pid>)
+// are keys on whichever primary their slot names, the stream on another.
+func TestStreamsRecoveryOnRedisCluster(t *testing.T) {
+	testStreamsRecoveryAcrossNodes(t, shardedCluster(t).URLs())
+}
+
+func testStreamsRecoveryAcrossNodes(t *testing.T, redisURL string) {
+	prefix := clusterPrefix(t)
 	const window = 2 * time.Minute
 	nodes := streamsNodes{
 		goNodes: map[string]*testServer{"a": streamsGo(t, redisURL, prefix, window), "b": streamsGo(t, redisURL, prefix, window)},
