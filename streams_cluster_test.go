@@ -331,7 +331,10 @@ func TestStreamsRedisRestart(t *testing.T) {
 func testStreamsRedisRestart(t *testing.T, recovery time.Duration) {
 	r := streamsStartRedis(t)
 	prefix := clusterPrefix(t)
-	go1 := streamsGo(t, r.url, prefix, recovery)
+	go1 := clusterStartGo(t, r.url, prefix, func(c *chat.Config) {
+		c.RedisAdapter, c.Recovery, c.MetricsAddr = "streams", recovery, "127.0.0.1:0"
+	})
+	metrics := metricsURL(t, go1)
 	go2 := streamsGo(t, r.url, prefix, recovery)
 	js := streamsStartNodeJS(t, r.url, prefix, recovery)
 	peers := []clusterPeer{
@@ -342,6 +345,10 @@ func testStreamsRedisRestart(t *testing.T, recovery time.Duration) {
 	clusterExchange(t, peers, 5, 15*time.Second)
 	if code, body := readyz(t, go1.URL); code != 200 {
 		t.Fatalf("/readyz before the outage: %d %q", code, body)
+	}
+	if fams := scrape(t, metrics); value(fams, "socketio_redis_up") != 1 || value(fams, "socketio_redis_published_total") == 0 {
+		t.Errorf("before the outage: socketio_redis_up %v, published %v; want 1 and > 0",
+			value(fams, "socketio_redis_up"), value(fams, "socketio_redis_published_total"))
 	}
 
 	r.stop(t)
@@ -364,6 +371,15 @@ func testStreamsRedisRestart(t *testing.T, recovery time.Duration) {
 			}
 			sent = append(sent, m)
 		}
+	}
+	// The metrics show the outage: go1's client's 10 broadcasts wait in
+	// its outbox.
+	sioEventually(t, 5*time.Second, "go1's outage broadcasts in its outbox (socketio_redis_publish_queue)", func() bool {
+		return value(scrape(t, metrics), "socketio_redis_publish_queue") >= 10
+	})
+	if fams := scrape(t, metrics); value(fams, "socketio_redis_up") != 0 || value(fams, "socketio_redis_dropped_total") != 0 {
+		t.Errorf("during the outage: socketio_redis_up %v, dropped %v; want 0 and 0",
+			value(fams, "socketio_redis_up"), value(fams, "socketio_redis_dropped_total"))
 	}
 	if recovery == 0 {
 		// Their own node's clients have them at once.
@@ -416,6 +432,12 @@ func testStreamsRedisRestart(t *testing.T, recovery time.Duration) {
 		code, _ := readyz(t, go1.URL)
 		return code == 200
 	})
+	if fams := scrape(t, metrics); value(fams, "socketio_redis_up") != 1 || value(fams, "socketio_redis_publish_queue") != 0 ||
+		value(fams, "socketio_redis_reconnects_total") < 1 || value(fams, "socketio_redis_dropped_total") != 0 {
+		t.Errorf("after the outage: socketio_redis_up %v, publish_queue %v, reconnects %v, dropped %v; want 1, 0, >= 1, 0",
+			value(fams, "socketio_redis_up"), value(fams, "socketio_redis_publish_queue"),
+			value(fams, "socketio_redis_reconnects_total"), value(fams, "socketio_redis_dropped_total"))
+	}
 	clusterExchange(t, peers, 5, 15*time.Second)
 }
 
