@@ -106,12 +106,33 @@ func streamsStartNodeJS(t *testing.T, redisURL, prefix string, recovery time.Dur
 // stream; every message of every client reaches every client once, in
 // its sender's order, across the languages.
 func TestStreamsMixedWithNodeJS(t *testing.T) {
-	redisURL, prefix := clusterRedis(t), clusterPrefix(t)
-	go1 := streamsGo(t, redisURL, prefix, 0)
+	testStreamsMixedWithNodeJS(t, clusterRedis(t))
+}
+
+// The same on a 3-primary Redis Cluster: -redis names its nodes, the Node.js
+// node uses node-redis createCluster; the stream is a key on one of the
+// primaries, the requests' channels are classic pub/sub relayed by the
+// cluster. Each Go node counts the three nodes (PUBSUB NUMSUB of every
+// primary) and is ready.
+func TestStreamsOnRedisClusterWithNodeJS(t *testing.T) {
+	go1 := testStreamsMixedWithNodeJS(t, shardedCluster(t).URLs())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if got, err := go1.IO().Sockets().Adapter().ServerCount(ctx); err != nil || got != 3 {
+		t.Errorf("ServerCount = %d, %v; want 3", got, err)
+	}
+	if err := go1.Ready(ctx); err != nil {
+		t.Errorf("Ready: %v", err)
+	}
+}
+
+func testStreamsMixedWithNodeJS(t *testing.T, redisURL string) *chat.Server {
+	prefix := clusterPrefix(t)
+	go1, go1URL := clusterStartChat(t, redisURL, prefix, func(c *chat.Config) { c.RedisAdapter = "streams" })
 	go2 := streamsGo(t, redisURL, prefix, 0)
 	js := streamsStartNodeJS(t, redisURL, prefix, 0)
 	peers := []clusterPeer{
-		clusterDial(t, "go1", go1.URL, sioWebSocket, nil),
+		clusterDial(t, "go1", go1URL, sioWebSocket, nil),
 		clusterDial(t, "go2", go2.URL, sioPolling, nil),
 		clusterDial(t, "node", js.URL, sioWebSocket, nil),
 	}
@@ -121,6 +142,7 @@ func TestStreamsMixedWithNodeJS(t *testing.T) {
 			t.Errorf("%s: %d messages, want 20 (%v)", k, matrix[k], matrix)
 		}
 	}
+	return go1
 }
 
 // streamsNodes are the nodes of a recovery test: Go nodes (testServer)
@@ -159,7 +181,17 @@ func (n streamsNodes) connections(name, id string) int {
 // a client moved to another node recovers its session there, with every
 // message it missed, once, in order: Go→Go, Go→Node.js, Node.js→Go.
 func TestStreamsRecoveryAcrossNodes(t *testing.T) {
-	redisURL, prefix := clusterRedis(t), clusterPrefix(t)
+	testStreamsRecoveryAcrossNodes(t, clusterRedis(t))
+}
+
+// The same on a 3-primary Redis Cluster: the sessions (sio:session:<pid>)
+// are keys on whichever primary their slot names, the stream on another.
+func TestStreamsRecoveryOnRedisCluster(t *testing.T) {
+	testStreamsRecoveryAcrossNodes(t, shardedCluster(t).URLs())
+}
+
+func testStreamsRecoveryAcrossNodes(t *testing.T, redisURL string) {
+	prefix := clusterPrefix(t)
 	const window = 2 * time.Minute
 	nodes := streamsNodes{
 		goNodes: map[string]*testServer{"a": streamsGo(t, redisURL, prefix, window), "b": streamsGo(t, redisURL, prefix, window)},
@@ -299,7 +331,10 @@ func TestStreamsRedisRestart(t *testing.T) {
 func testStreamsRedisRestart(t *testing.T, recovery time.Duration) {
 	r := streamsStartRedis(t)
 	prefix := clusterPrefix(t)
-	go1 := streamsGo(t, r.url, prefix, recovery)
+	go1 := clusterStartGo(t, r.url, prefix, func(c *chat.Config) {
+		c.RedisAdapter, c.Recovery, c.MetricsAddr = "streams", recovery, "127.0.0.1:0"
+	})
+	metrics := metricsURL(t, go1)
 	go2 := streamsGo(t, r.url, prefix, recovery)
 	js := streamsStartNodeJS(t, r.url, prefix, recovery)
 	peers := []clusterPeer{
@@ -310,6 +345,10 @@ func testStreamsRedisRestart(t *testing.T, recovery time.Duration) {
 	clusterExchange(t, peers, 5, 15*time.Second)
 	if code, body := readyz(t, go1.URL); code != 200 {
 		t.Fatalf("/readyz before the outage: %d %q", code, body)
+	}
+	if fams := scrape(t, metrics); value(fams, "socketio_redis_up") != 1 || value(fams, "socketio_redis_published_total") == 0 {
+		t.Errorf("before the outage: socketio_redis_up %v, published %v; want 1 and > 0",
+			value(fams, "socketio_redis_up"), value(fams, "socketio_redis_published_total"))
 	}
 
 	r.stop(t)
@@ -332,6 +371,15 @@ func testStreamsRedisRestart(t *testing.T, recovery time.Duration) {
 			}
 			sent = append(sent, m)
 		}
+	}
+	// The metrics show the outage: go1's client's 10 broadcasts wait in
+	// its outbox.
+	sioEventually(t, 5*time.Second, "go1's outage broadcasts in its outbox (socketio_redis_publish_queue)", func() bool {
+		return value(scrape(t, metrics), "socketio_redis_publish_queue") >= 10
+	})
+	if fams := scrape(t, metrics); value(fams, "socketio_redis_up") != 0 || value(fams, "socketio_redis_dropped_total") != 0 {
+		t.Errorf("during the outage: socketio_redis_up %v, dropped %v; want 0 and 0",
+			value(fams, "socketio_redis_up"), value(fams, "socketio_redis_dropped_total"))
 	}
 	if recovery == 0 {
 		// Their own node's clients have them at once.
@@ -384,6 +432,12 @@ func testStreamsRedisRestart(t *testing.T, recovery time.Duration) {
 		code, _ := readyz(t, go1.URL)
 		return code == 200
 	})
+	if fams := scrape(t, metrics); value(fams, "socketio_redis_up") != 1 || value(fams, "socketio_redis_publish_queue") != 0 ||
+		value(fams, "socketio_redis_reconnects_total") < 1 || value(fams, "socketio_redis_dropped_total") != 0 {
+		t.Errorf("after the outage: socketio_redis_up %v, publish_queue %v, reconnects %v, dropped %v; want 1, 0, >= 1, 0",
+			value(fams, "socketio_redis_up"), value(fams, "socketio_redis_publish_queue"),
+			value(fams, "socketio_redis_reconnects_total"), value(fams, "socketio_redis_dropped_total"))
+	}
 	clusterExchange(t, peers, 5, 15*time.Second)
 }
 

@@ -34,6 +34,9 @@ func (s *Server) observe() error {
 		if s.sharded != nil {
 			s.metrics.InstrumentCluster(s.sharded)
 		}
+		if s.streams != nil {
+			s.metrics.InstrumentStreams(s.streams)
+		}
 	}
 	if c.AdminUI {
 		ui, err := admin.UIHandler(c.AdminUIDir, "/admin/")

@@ -25,8 +25,12 @@ func IsCluster(urls string) bool { return strings.Contains(urls, ",") }
 // (user, password, TLS) of the first URL; their database number must be 0.
 // The client speaks RESP2, as Node's redis client (see redisadapter: go-redis
 // misreads pub/sub messages cut across reads under RESP3).
-func Open(urls, clientName string) (redis.UniversalClient, string, error) {
+func Open(urls, clientName string, opts ...Option) (redis.UniversalClient, string, error) {
 	QuietLogs()
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
 	if !IsCluster(urls) {
 		o, err := redis.ParseURL(urls)
 		if err != nil {
@@ -34,6 +38,9 @@ func Open(urls, clientName string) (redis.UniversalClient, string, error) {
 		}
 		o.ClientName = clientName
 		o.Protocol = 2
+		if cfg.noRetry {
+			o.MaxRetries = -1
+		}
 		return redis.NewClient(o), o.Addr, nil
 	}
 	var first *redis.Options
@@ -61,16 +68,31 @@ func Open(urls, clientName string) (redis.UniversalClient, string, error) {
 	if first == nil {
 		return nil, "", errors.New("redis: empty list of cluster nodes")
 	}
-	c := redis.NewClusterClient(&redis.ClusterOptions{
+	co := &redis.ClusterOptions{
 		Addrs:      addrs,
 		ClientName: clientName,
 		Protocol:   2,
 		Username:   first.Username,
 		Password:   first.Password,
 		TLSConfig:  first.TLSConfig,
-	})
+	}
+	if cfg.noRetry {
+		co.MaxRetries = -1
+	}
+	c := redis.NewClusterClient(co)
 	return c, "cluster " + strings.Join(addrs, ","), nil
 }
+
+// Option tunes the client Open returns.
+type Option func(*config)
+
+type config struct{ noRetry bool }
+
+// NoRetry makes the client send a command once: go-redis does not send it
+// again on a new connection when its connection failed. A writer that
+// retries by itself, and must not add a stream entry twice, asks for it.
+// (A cluster client still follows MOVED and ASK redirections.)
+func NoRetry() Option { return func(c *config) { c.noRetry = true } }
 
 // NumSub returns the number of subscribers of channel over the whole
 // deployment: a subscription is known only to the node it was made on, so

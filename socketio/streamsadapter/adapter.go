@@ -10,12 +10,12 @@ package streamsadapter
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/chatio/socketio-chat/internal/redisconn"
 	"github.com/chatio/socketio-chat/socketio"
 	"github.com/redis/go-redis/v9"
 )
@@ -23,7 +23,12 @@ import (
 // Options configures a Cluster. The zero value of each field means its
 // default, which is Node's.
 type Options struct {
-	// URL is the Redis server: redis://[user:pass@]host:port/db, rediss:// or unix://.
+	// URL is the Redis server: redis://[user:pass@]host:port/db, rediss://
+	// or unix://; or a Redis Cluster: a comma-separated list of its nodes'
+	// URLs (see internal/redisconn). On a cluster each stream is a key of
+	// its own (a namespace's stream is read with a one-key XREAD), sessions
+	// are keys, and the requests use classic pub/sub, which a cluster
+	// relays to every node.
 	URL string
 	// StreamName is the stream (Node's streamName). Defaults to "socket.io".
 	StreamName string
@@ -121,7 +126,7 @@ func (o *Options) defaults() {
 type Cluster struct {
 	opts   Options
 	log    *slog.Logger
-	client redis.UniversalClient // a *redis.Client; a cluster client can take its place (Redis Cluster)
+	client redis.UniversalClient // a *redis.Client, or a *redis.ClusterClient on a Redis Cluster
 	addr   string
 
 	ctx    context.Context
@@ -156,23 +161,22 @@ type counters struct{ published, received, dropped, reconnects atomic.Uint64 }
 // New checks the options and starts the publisher. It does not wait for
 // Redis: each namespace waits for its stream, up to StartupWait.
 func New(opts Options) (*Cluster, error) {
-	ropts, err := redis.ParseURL(opts.URL)
+	// RESP2, as Node's redis client (see redisadapter); a command is sent
+	// once: the publisher resends what Redis did not take.
+	client, addr, err := redisconn.Open(opts.URL, "socket.io-go-streams", redisconn.NoRetry())
 	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
+		return nil, err
 	}
 	opts.defaults()
-	ropts.ClientName = "socket.io-go-streams"
-	ropts.Protocol = 2 // as Node's redis client (see redisadapter)
-	ropts.MaxRetries = -1
 	c := &Cluster{
 		opts:    opts,
 		log:     opts.Log,
-		client:  redis.NewClient(ropts),
-		addr:    ropts.Addr,
+		client:  client,
+		addr:    addr,
 		nsps:    make(map[string]*nsAdapter),
 		readers: make(map[string]*reader),
 	}
-	c.health = health{log: opts.Log, addr: ropts.Addr}
+	c.health = health{log: opts.Log, addr: addr}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.out.init(c)
 	c.wg.Add(1)
@@ -334,7 +338,7 @@ func isRedisError(err error) bool {
 
 func isConnErr(err error) bool {
 	s := err.Error()
-	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN"} {
+	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "MOVED ", "ASK "} {
 		if len(s) >= len(p) && s[:len(p)] == p {
 			return true
 		}

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/chatio/socketio-chat/internal/redisconn"
 	"github.com/chatio/socketio-chat/socketio"
 	"github.com/redis/go-redis/v9"
 )
@@ -174,11 +175,12 @@ func (a *nsAdapter) onEntry(m *message, id string) {
 func (a *nsAdapter) ServerCount(ctx context.Context) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.c.opts.RequestsTimeout)
 	defer cancel()
-	res, err := a.c.client.PubSubNumSub(ctx, a.public).Result()
+	// On a cluster each node knows only its own subscribers: NumSub asks them all.
+	n, err := redisconn.NumSub(ctx, a.c.client, a.public, false)
 	if err != nil {
 		return 1, err
 	}
-	return int(max(res[a.public], 1)), nil
+	return int(max(n, 1)), nil
 }
 
 // sessionNSAdapter is the adapter of a namespace with connection state

@@ -3,6 +3,7 @@ package streamsadapter
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -209,8 +210,19 @@ func (o *outbox) send(batch []item) (int, error) {
 	c := o.c
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 	defer cancel()
+	var client redis.Cmdable = c.client
+	cc, cluster := c.client.(*redis.ClusterClient)
+	if cluster {
+		node, n, err := oneNode(ctx, cc, batch)
+		if err != nil {
+			failed := true
+			c.health.set(0, &failed, err)
+			return 0, err
+		}
+		client, batch = node, batch[:n]
+	}
 	skip := make([]bool, len(batch))
-	cmds, _ := c.client.Pipelined(ctx, func(pp redis.Pipeliner) error {
+	cmds, _ := client.Pipelined(ctx, func(pp redis.Pipeliner) error {
 		for i := range batch {
 			it := &batch[i]
 			switch it.kind {
@@ -251,6 +263,9 @@ func (o *outbox) send(batch []item) (int, error) {
 			c.stats.dropped.Add(1)
 			c.log.Warn("streams adapter: redis refused a write; dropped", "err", err)
 		default:
+			if cluster && isRedirect(err) {
+				cc.ReloadState(ctx) // the slot moved: ask again where it is
+			}
 			failed := true
 			c.health.set(0, &failed, err)
 			return done, err
@@ -266,4 +281,46 @@ func (o *outbox) send(batch []item) (int, error) {
 	ok := false
 	c.health.set(0, &ok, nil)
 	return done, nil
+}
+
+// key is the key (stream, session key or channel) that places it on a
+// node of a Redis Cluster.
+func (it *item) clusterKey() string {
+	if it.kind == kindXAdd {
+		return it.stream
+	}
+	return it.key
+}
+
+// oneNode returns the primary that holds the first item's key and how many
+// items, from the first, go to it. On a Redis Cluster the publisher sends
+// each pipeline to one node, through that node's own client (which does
+// not resend a command): a cluster client splits a pipeline per node and
+// resends the commands of a node that failed, so a failure would leave
+// later items taken by one node and earlier ones not, and a resent XADD
+// could add an entry twice; through one node what Redis took is a prefix,
+// as on a single server. A PUBLISH goes to the primary of its channel's
+// slot (go-redis would pick a random node for each), so the messages of a
+// channel keep their order, as with redisconn.Publisher.
+func oneNode(ctx context.Context, cc *redis.ClusterClient, batch []item) (*redis.Client, int, error) {
+	first, err := cc.MasterForKey(ctx, batch[0].clusterKey())
+	if err != nil {
+		return nil, 0, err
+	}
+	n := 1
+	for n < len(batch) {
+		m, err := cc.MasterForKey(ctx, batch[n].clusterKey())
+		if err != nil || m != first {
+			break
+		}
+		n++
+	}
+	return first, n, nil
+}
+
+// isRedirect reports whether err is a MOVED or ASK reply: the slot is
+// served by another node now (resharding, failover).
+func isRedirect(err error) bool {
+	s := err.Error()
+	return strings.HasPrefix(s, "MOVED ") || strings.HasPrefix(s, "ASK ")
 }

@@ -6,7 +6,8 @@
 //   PORT=0 REDIS_URL=redis://127.0.0.1:6379 REDIS_PREFIX=socket.io RECOVERY=120000 \
 //     node test/cluster/node-streams-server.mjs
 //
-// Environment: PORT (0 picks a free one), REDIS_URL, REDIS_PREFIX (the
+// Environment: PORT (0 picks a free one), REDIS_URL (a comma-separated list:
+// a Redis Cluster through createCluster), REDIS_PREFIX (the
 // adapter's streamName and channelPrefix, default "socket.io"), RECOVERY
 // (connection state recovery window in ms; 0 or unset is off), PING_INTERVAL
 // in ms (default 25000). It prints "listening on http://127.0.0.1:PORT
@@ -19,7 +20,7 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import express from "express";
 import { Server } from "socket.io";
-import { createClient } from "redis";
+import { createClient, createCluster } from "redis";
 import { createAdapter } from "@socket.io/redis-streams-adapter";
 
 if (process.env.NODE_TEST_CONTEXT || !process.env.REDIS_URL) {
@@ -37,7 +38,13 @@ const pingInterval = Number(process.env.PING_INTERVAL || 25000);
 // The adapter duplicates this client (its name too): its reading and
 // subscribing connections can then be found in CLIENT LIST.
 const name = `node-streams-${process.pid}`;
-const redisClient = createClient({ url: process.env.REDIS_URL, name });
+// A comma-separated REDIS_URL is a Redis Cluster's root nodes (as -redis).
+const redisClient = process.env.REDIS_URL.includes(",")
+  ? createCluster({
+      rootNodes: process.env.REDIS_URL.split(",").filter(Boolean).map((url) => ({ url })),
+      defaults: { name },
+    })
+  : createClient({ url: process.env.REDIS_URL, name });
 redisClient.on("error", (err) => console.error(`redis error: ${err.message}`));
 await redisClient.connect();
 
@@ -66,8 +73,13 @@ io.on("connection", (socket) => {
 
 // The adapter starts reading and subscribing without waiting for Redis:
 // wait until its connections are blocked in XREAD and subscribed.
+// On a cluster, CLIENT LIST of every primary (the stream's, the channels').
+const clientList = async () =>
+  redisClient.masters
+    ? (await Promise.all(redisClient.masters.map(async (m) => (await redisClient.nodeClient(m)).sendCommand(["CLIENT", "LIST"])))).join("\n")
+    : redisClient.sendCommand(["CLIENT", "LIST"]);
 for (let i = 0; ; i++) {
-  const list = await redisClient.sendCommand(["CLIENT", "LIST"]);
+  const list = await clientList();
   const mine = list.split("\n").filter((l) => l.includes(` name=${name} `));
   if (mine.some((l) => l.includes(" cmd=xread")) && mine.some((l) => / cmd=(subscribe|ssubscribe)/.test(l))) {
     break;
