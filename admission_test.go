@@ -362,10 +362,10 @@ func TestFitFileLimit(t *testing.T) {
 	}{
 		{nofile: 1 << 20, sessions: 100_000, httpConns: 10_000, wantSessions: 100_000, wantHTTP: 10_000},
 		// This machine: 20 000 files, 1 000 kept, 32 for the health reserve.
-		{nofile: 20_000, sessions: 100_000, httpConns: 10_000, wantSessions: 14_226, wantHTTP: 4_742, wantWarn: true},
+		{nofile: 20_000, sessions: 100_000, httpConns: 10_000, wantSessions: 17_792, wantHTTP: 1_976, wantWarn: true},
 		{nofile: 20_000, sessions: 5_000, httpConns: 10_000, wantSessions: 5_000, wantHTTP: 10_000}, // they fit
 		{nofile: 20_000, sessions: 1_000, httpConns: 1_000, wantSessions: 1_000, wantHTTP: 1_000},
-		{nofile: 400, sessions: 100_000, httpConns: 10_000, wantSessions: 228, wantHTTP: 76, wantWarn: true},
+		{nofile: 400, sessions: 100_000, httpConns: 10_000, wantSessions: 274, wantHTTP: 30, wantWarn: true},
 		{nofile: 90, sessions: 100, httpConns: 100, wantErr: true},
 		{nofile: 0, sessions: 100_000, httpConns: 10_000, wantSessions: 100_000, wantHTTP: 10_000}, // unknown
 	} {

@@ -27,10 +27,12 @@ func openFileLimit() (uint64, error) {
 }
 
 // fileHeadroom is how many descriptors are kept for what is not a client:
-// the listeners, epoll, the Redis and database pools, the SQLite files,
-// pprof, the runtime. 5% of the limit, at least 64 and at most 1024.
+// the listeners, epoll, the Redis pools (go-redis: 10 per CPU per client),
+// the database pools (pgx: 4 or one per CPU), the SQLite files, pprof, the
+// runtime: a few dozen on this project's machines. 1% of the limit, at
+// least 64 and at most 1024.
 func fileHeadroom(nofile uint64) uint64 {
-	return min(max(nofile/20, 64), 1024)
+	return min(max(nofile/100, 64), 1024)
 }
 
 // fitFileLimit lowers cfg's connection limits so that they fit in nofile
@@ -38,8 +40,10 @@ func fileHeadroom(nofile uint64) uint64 {
 // one (a polling session's among them), the health reserve its own, and
 // fileHeadroom more are kept. Without that, a server past the limit fails
 // to accept (EMFILE) and clients time out, where they should get a 503.
-// When the limits do not fit, the HTTP connections get at most a quarter
-// of what is left, the sessions the rest; the change is logged at warn.
+// When the limits do not fit, the HTTP connections get at most a tenth of
+// what is left (a chat's clients are mostly WebSocket sessions; a polling
+// deployment sets both flags), the sessions the rest; the change is logged
+// at warn.
 // It fails only when not even one session fits.
 func fitFileLimit(cfg *chat.Config, nofile uint64, log *slog.Logger) error {
 	if nofile == 0 || nofile > 1<<40 { // unknown, or RLIM_INFINITY
@@ -50,7 +54,7 @@ func fitFileLimit(cfg *chat.Config, nofile uint64, log *slog.Logger) error {
 	if sessions+httpConns <= budget {
 		return nil
 	}
-	httpFit := min(httpConns, max(budget/4, 1))
+	httpFit := min(httpConns, max(budget/10, 1))
 	sessionFit := min(sessions, budget-httpFit)
 	if sessionFit < 1 {
 		return fmt.Errorf("the open-file limit (%d, ulimit -n) leaves no room for a session; raise it", nofile)

@@ -196,7 +196,11 @@ func startServer(ctx context.Context, name, root string, bins map[string]string,
 	env := os.Environ()
 	switch {
 	case isGo(name):
-		args := append([]string{"-addr", "127.0.0.1:" + strconv.Itoa(port), "-log-level", "warn"}, goArgs...)
+		// -max-http-connections 1500: the scenarios' polling clients need
+		// fewer, and the rest of the open-file limit (20 000 on the project's
+		// machines) goes to sessions, so that the 18 000 idle WebSocket
+		// clients fit (see fitFileLimit); a variant's own flags come after.
+		args := append([]string{"-addr", "127.0.0.1:" + strconv.Itoa(port), "-log-level", "warn", "-max-http-connections", "1500"}, goArgs...)
 		s.cmd = exec.Command(bins[baseOf(name)], args...)
 		if profiling {
 			pp, err := freePort()
