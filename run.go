@@ -86,8 +86,10 @@ func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- 
 		ln.onRefuse = cs.Metrics().Refused
 	}
 	var full func() bool // no room for another session: /readyz answers 503
-	if n, ok := app.(interface{ Sessions() int }); ok {
-		full = func() bool { return n.Sessions() >= cfg.MaxConnections }
+	if n, ok := app.(interface{ SessionsReserved() int }); ok {
+		// As the engine's own gate: a handshake past -max-connections gets
+		// 503 exactly when this is true.
+		full = func() bool { return n.SessionsReserved() >= cfg.MaxConnections }
 	}
 	ops, err := serveOperations(cfg, app, log)
 	if err != nil {

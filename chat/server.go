@@ -266,6 +266,10 @@ func (s *Server) Close() {
 // Sessions is the number of Engine.IO sessions not yet gone.
 func (s *Server) Sessions() int { return s.io.Engine().Len() }
 
+// SessionsReserved is the number of sessions -max-connections counts: open,
+// closing, or being opened by a handshake under way.
+func (s *Server) SessionsReserved() int { return s.io.Engine().Reserved() }
+
 // WaitDrained waits until no Engine.IO session is left or ctx ends.
 func (s *Server) WaitDrained(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)

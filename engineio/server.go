@@ -449,6 +449,11 @@ func (s *Server) Session(sid string) *Session {
 	return sess
 }
 
+// Reserved is the number of sessions Options.MaxSessions counts: open,
+// closing, or being opened by a handshake under way. A handshake beyond
+// MaxSessions is refused (503) exactly when Reserved has reached it.
+func (s *Server) Reserved() int { return int(s.count.Load()) }
+
 // Len is the number of sessions open, or closing and still delivering
 // their last packets.
 func (s *Server) Len() int {
