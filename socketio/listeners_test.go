@@ -235,10 +235,18 @@ func TestRemoteSocketDecodeData(t *testing.T) {
 		Name string `json:"name"`
 		Age  int    `json:"age"`
 	}
+	dataSet := make(chan struct{})
 	s := startIO(t, Options{}, func(io *Server) {
-		io.OnConnection(func(so *Socket) { so.SetData(user{"ann", 7}) })
+		io.OnConnection(func(so *Socket) { so.SetData(user{"ann", 7}); close(dataSet) })
 	})
 	connected(t, s, wsTransport, "/", "")
+	// The client hears CONNECT before the connection handler runs (as
+	// with Node), so wait for the handler to have set the data.
+	select {
+	case <-dataSet:
+	case <-time.After(5 * time.Second):
+		t.Fatal("connection handler did not run")
+	}
 	local, err := s.FetchSockets(context.Background())
 	if err != nil || len(local) != 1 {
 		t.Fatalf("FetchSockets = %v, %v", local, err)
