@@ -82,7 +82,7 @@ func (n *Namespace) deliverRemoteAt(p *BroadcastPacket, offset string) {
 	n.deliverAt(p.Event, p.Args, p.Opts, false, offset)
 }
 
-// sessionStateLocked is s's state for its SessionAdapter. srv.mu is held.
+// sessionStateLocked is s's state for its SessionAdapter. n.mu is held.
 func (s *Socket) sessionStateLocked() SessionState {
 	return SessionState{SID: s.id, PID: s.pid, Rooms: append([]string{s.id}, s.rooms...), Data: s.Data()}
 }
@@ -94,23 +94,22 @@ func (s *Socket) persistSession() {
 	if sa == nil || s.pid == "" {
 		return
 	}
-	srv := s.nsp.srv
-	srv.mu.Lock()
+	s.nsp.mu.Lock()
 	if s.connected {
 		s.nsp.persistLocked(s.sessionStateLocked())
 	}
-	srv.mu.Unlock()
+	s.nsp.mu.Unlock()
 	s.nsp.outbox.publish(sa)
 }
 
 // persistLocked queues the save of st with the namespace's SessionAdapter,
 // in the order lock's order; the caller calls outbox.publish once it has
-// let go of srv.mu. srv.mu is held.
+// let go of n.mu. n.mu is held.
 func (n *Namespace) persistLocked(st SessionState) {
 	n.outbox.addCall(func(a NamespaceAdapter) { a.(SessionAdapter).PersistSession(st) })
 }
 
-// dropLocked queues the end of session pid, as persistLocked. srv.mu is held.
+// dropLocked queues the end of session pid, as persistLocked. n.mu is held.
 func (n *Namespace) dropLocked(pid string) {
 	n.outbox.addCall(func(a NamespaceAdapter) { a.(SessionAdapter).DropSession(pid) })
 }
@@ -132,10 +131,10 @@ func (c *client) restoreFromAdapter(sa SessionAdapter, pid, offset string) *Sess
 // rooms, and queues the CONNECT answer and its missed broadcasts; it runs
 // inside the adapter's ResumeSession.
 func (c *client) joinRestored(s *Socket, st *SessionState, missed []MissedPacket) bool {
-	nsp, srv := s.nsp, c.srv
-	srv.mu.Lock()
+	nsp := s.nsp
+	nsp.mu.Lock()
 	if c.conn.Closed() {
-		srv.mu.Unlock()
+		nsp.mu.Unlock()
 		return false
 	}
 	for _, r := range st.Rooms {
@@ -158,7 +157,7 @@ func (c *client) joinRestored(s *Socket, st *SessionState, missed []MissedPacket
 		_ = s.send(encodeEvent(nsp.name, -1, p.Event, args))
 	}
 	nsp.persistLocked(s.sessionStateLocked())
-	srv.mu.Unlock()
+	nsp.mu.Unlock()
 	nsp.outbox.publish(nsp.adapter)
 	return true
 }

@@ -92,9 +92,9 @@ func (n *Namespace) deliver(event string, args []Arg, opts BroadcastOptions, pub
 		// The adapter delivers it back, in the cluster's order (with its
 		// offset there, for a SessionAdapter). Handed over in the order
 		// lock's order, outside the lock, as any adapter call.
-		n.srv.mu.Lock()
+		n.mu.Lock()
 		n.outbox.add(&BroadcastPacket{Nsp: n.name, Event: event, Args: args, ID: -1, Opts: opts})
-		n.srv.mu.Unlock()
+		n.mu.Unlock()
 		n.outbox.publish(n.adapter)
 		return
 	}
@@ -131,7 +131,7 @@ func (n *Namespace) deliverAt(event string, args []Arg, opts BroadcastOptions, p
 	srv := n.srv
 	hooks := srv.hooks.Load()
 	publish = publish && !opts.Local && !n.single
-	srv.mu.Lock()
+	n.mu.Lock()
 	if publish {
 		// Queued in the order of the lock, handed to the adapter after it.
 		n.outbox.add(&BroadcastPacket{Nsp: n.name, Event: event, Args: args, ID: -1, Opts: opts})
@@ -173,7 +173,7 @@ func (n *Namespace) deliverAt(event string, args []Arg, opts BroadcastOptions, p
 	if logIt && m.msgs[kindMsgpack] != nil {
 		n.log.packets[len(n.log.packets)-1].mp = m.msgs[kindMsgpack]
 	}
-	srv.mu.Unlock()
+	n.mu.Unlock()
 	if publish {
 		n.outbox.publish(n.adapter)
 	}
@@ -198,12 +198,12 @@ type outbox struct {
 	draining bool
 }
 
-// add queues the broadcast p. srv.mu is held.
+// add queues the broadcast p. n.mu is held.
 func (o *outbox) add(p *BroadcastPacket) {
 	o.addCall(func(a NamespaceAdapter) { a.Broadcast(p) })
 }
 
-// addCall queues a call of the adapter. srv.mu is held.
+// addCall queues a call of the adapter. n.mu is held.
 func (o *outbox) addCall(fn func(NamespaceAdapter)) {
 	o.mu.Lock()
 	o.q = append(o.q, fn)
@@ -321,7 +321,7 @@ func (n *Namespace) localBroadcastWithAck(p *BroadcastPacket, clientCount func(i
 	m.encodeAhead(n.srv)
 	var targets []*Socket
 	srv := n.srv
-	srv.mu.Lock()
+	n.mu.Lock()
 	n.forEachLocked(p.Opts, func(s *Socket) { targets = append(targets, s) })
 	for _, s := range targets {
 		s.registerAck(p.ID, func(args []Arg, err error) {
@@ -335,7 +335,7 @@ func (n *Namespace) localBroadcastWithAck(p *BroadcastPacket, clientCount func(i
 		}, p.Opts.Timeout)
 		_ = s.send(m.get(s.client.kind()))
 	}
-	srv.mu.Unlock()
+	n.mu.Unlock()
 	if hooks := srv.hooks.Load(); hooks != nil && len(hooks.eventSent) > 0 {
 		hooks.onEventSent(n, p.Event, m.get(kindJSON), len(targets))
 	}

@@ -186,9 +186,9 @@ func (c *client) connect(name string, auth json.RawMessage) {
 		if sa != nil && pid != "" && attempt == 0 {
 			st = c.restoreFromAdapter(sa, pid, offset)
 		} else if nsp.log != nil && pid != "" && attempt == 0 {
-			c.srv.mu.Lock()
+			nsp.mu.Lock()
 			saved = nsp.log.usableLocked(pid, offset)
-			c.srv.mu.Unlock()
+			nsp.mu.Unlock()
 		}
 		if st != nil {
 			s.id, s.pid, s.recovered, s.data = st.SID, pid, true, st.Data
@@ -247,13 +247,13 @@ func (c *client) connect(name string, auth json.RawMessage) {
 // recovered socket it takes the saved session and queues the missed
 // packets; it reports false when the session is gone.
 func (c *client) join(s *Socket, offset string) bool {
-	nsp, srv := s.nsp, c.srv
-	srv.mu.Lock()
+	nsp := s.nsp
+	nsp.mu.Lock()
 	var missed [][]engineio.Message
 	if s.recovered {
 		saved, packets, ok := nsp.log.takeLocked(s.pid, offset, c.kind())
 		if !ok {
-			srv.mu.Unlock()
+			nsp.mu.Unlock()
 			return false
 		}
 		for _, r := range saved.rooms {
@@ -275,7 +275,7 @@ func (c *client) join(s *Socket, offset string) bool {
 	for _, msgs := range missed {
 		_ = s.send(msgs)
 	}
-	srv.mu.Unlock()
+	nsp.mu.Unlock()
 	return true
 }
 

@@ -224,9 +224,9 @@ func (n *Namespace) cleanupIfEmpty() {
 		srv.nspMu.Unlock()
 		return
 	}
-	srv.mu.Lock()
+	n.mu.Lock()
 	empty := len(n.list) == 0
-	srv.mu.Unlock()
+	n.mu.Unlock()
 	if empty {
 		n.child.removed = true
 		delete(srv.nsps, n.name)

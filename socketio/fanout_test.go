@@ -61,6 +61,12 @@ func BenchmarkNamespaceEmit(b *testing.B) {
 // discards everything after the CONNECT answer, and returns its session.
 func drainingClient(tb testing.TB, s *testIO) *engineio.Session {
 	tb.Helper()
+	return drainingClientOf(tb, s, "/")
+}
+
+// drainingClientOf is drainingClient in namespace nsp.
+func drainingClientOf(tb testing.TB, s *testIO, nsp string) *engineio.Session {
+	tb.Helper()
 	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(s.ts.URL, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
 	if err != nil {
 		tb.Fatal(err)
@@ -70,10 +76,10 @@ func drainingClient(tb testing.TB, s *testIO) *engineio.Session {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := conn.WriteMessage(websocket.TextMessage, []byte("40")); err != nil {
+	if err := conn.WriteMessage(websocket.TextMessage, []byte("40"+nspPrefix(nsp))); err != nil {
 		tb.Fatal(err)
 	}
-	if _, p, err := conn.ReadMessage(); err != nil || !strings.HasPrefix(string(p), "40{") {
+	if _, p, err := conn.ReadMessage(); err != nil || !strings.HasPrefix(string(p), "40"+nspPrefix(nsp)+"{") {
 		tb.Fatalf("CONNECT answer %q %v", p, err)
 	}
 	go func() { _, _ = io.Copy(io.Discard, conn.NetConn()) }()

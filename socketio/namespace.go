@@ -30,7 +30,16 @@ type Namespace struct {
 	ackIDs   atomic.Int64
 	tracking atomic.Bool // a broadcast's fan-out is being followed (Hooks.BroadcastDelivered)
 
-	// guarded by srv.mu
+	// mu is the namespace's order lock: it guards the membership of the
+	// namespace (its sockets, their rooms) and its recovery log, and is
+	// held while a broadcast of the namespace is handed to its recipients.
+	// Each namespace has its own: broadcasts of different namespaces do
+	// not wait for each other, and the order guarantee is per namespace.
+	// No lock is taken after it but the outbox's, a client's (c.mu) and
+	// the engine's send queues; none is held when it is taken but
+	// srv.nspMu (cleanupIfEmpty).
+	mu sync.Mutex
+	// guarded by mu
 	sockets map[string]*Socket
 	list    []*Socket // the same sockets, densely, for broadcasts
 	rooms   map[string]map[*Socket]struct{}
@@ -159,23 +168,23 @@ func (n *Namespace) op() *BroadcastOperator { return &BroadcastOperator{nsp: n} 
 
 // Len is the number of sockets of the namespace on this node.
 func (n *Namespace) Len() int {
-	n.srv.mu.Lock()
-	defer n.srv.mu.Unlock()
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	return len(n.list)
 }
 
 // Socket returns the socket of this node with id, or nil.
 func (n *Namespace) Socket(id string) *Socket {
-	n.srv.mu.Lock()
-	defer n.srv.mu.Unlock()
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	return n.sockets[id]
 }
 
 // Rooms returns the rooms of the namespace on this node that have sockets
 // (the sockets' own rooms included).
 func (n *Namespace) Rooms() []string {
-	n.srv.mu.Lock()
-	defer n.srv.mu.Unlock()
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	out := make([]string, 0, len(n.rooms)+len(n.list))
 	for r := range n.rooms {
 		out = append(out, r)
@@ -188,7 +197,7 @@ func (n *Namespace) Rooms() []string {
 	return out
 }
 
-// addLocked makes s a member of the namespace. srv.mu is held.
+// addLocked makes s a member of the namespace. n.mu is held.
 func (n *Namespace) addLocked(s *Socket) {
 	s.index = len(n.list)
 	n.list = append(n.list, s)
@@ -199,7 +208,7 @@ func (n *Namespace) addLocked(s *Socket) {
 	}
 }
 
-// removeLocked takes s out of the namespace and its rooms. srv.mu is held.
+// removeLocked takes s out of the namespace and its rooms. n.mu is held.
 func (n *Namespace) removeLocked(s *Socket) {
 	if !s.connected {
 		return
@@ -239,7 +248,7 @@ func (n *Namespace) roomDelLocked(room string, s *Socket) {
 
 // forEachLocked calls fn for every local socket selected by opts (in any
 // of opts.Rooms, or all when there is none; in none of opts.Except), once
-// each. srv.mu is held.
+// each. n.mu is held.
 func (n *Namespace) forEachLocked(opts BroadcastOptions, fn func(*Socket)) {
 	var except map[*Socket]struct{}
 	if len(opts.Except) > 0 {
@@ -281,7 +290,7 @@ func (n *Namespace) forEachLocked(opts BroadcastOptions, fn func(*Socket)) {
 
 // selectedLocked is about how many local sockets opts selects: the sockets
 // of its rooms (counted once per room they are in), or all; exceptions are
-// not subtracted. It costs a map lookup per room. srv.mu is held.
+// not subtracted. It costs a map lookup per room. n.mu is held.
 func (n *Namespace) selectedLocked(opts BroadcastOptions) int {
 	if len(opts.Rooms) == 0 {
 		return len(n.list)
@@ -312,8 +321,8 @@ func (n *Namespace) membersLocked(room string, fn func(*Socket)) {
 
 // localSockets returns the local sockets selected by opts.
 func (n *Namespace) localSockets(opts BroadcastOptions) []*Socket {
-	n.srv.mu.Lock()
-	defer n.srv.mu.Unlock()
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	var out []*Socket
 	n.forEachLocked(opts, func(s *Socket) { out = append(out, s) })
 	return out

@@ -90,21 +90,20 @@ type RecoveryOptions struct {
 // any goroutine. Handlers, hooks and adapter calls run with no lock of the
 // server's held: they may call back into it.
 //
-// Ordering: every broadcast of the server (Emit on a namespace, a room or
-// a socket's Broadcast) is delivered to all its recipients on this node in
-// one order, the same for all of them: a broadcast is handed to every
-// recipient's send queue under one lock, which joins and leaves take too.
+// Ordering: the broadcasts of a namespace (Emit on the namespace, a room of
+// it or a socket's Broadcast) are delivered to all their recipients on this
+// node in one order, the same for all of them: a broadcast is handed to
+// every recipient's send queue under the namespace's order lock, which
+// joins and leaves of the namespace take too. Each namespace has its own
+// lock: broadcasts of different namespaces proceed in parallel, and two
+// broadcasts of different namespaces may reach two clients of both in
+// different orders (each namespace of Node has its own adapter too).
 type Server struct {
 	opts    Options
 	eio     *engineio.Server
 	log     *slog.Logger
 	adapter Adapter
 	parsers parserUse // sessions of each wire format
-
-	// mu is the order lock: it guards the membership of every namespace
-	// (sockets and rooms) and their recovery logs, and is held while a
-	// broadcast is handed to its recipients.
-	mu sync.Mutex
 
 	nspMu    sync.RWMutex
 	nsps     map[string]*Namespace

@@ -26,7 +26,7 @@ type Socket struct {
 	auth      json.RawMessage // guarded by mu (ForgetAuth)
 	recovered bool
 
-	// guarded by nsp.srv.mu
+	// guarded by nsp.mu
 	connected bool
 	index     int      // in nsp.list
 	rooms     []string // rooms joined, its own room aside
@@ -92,8 +92,8 @@ func (s *Socket) Conn() *engineio.Session { return s.client.conn }
 
 // Connected reports whether the socket is connected.
 func (s *Socket) Connected() bool {
-	s.nsp.srv.mu.Lock()
-	defer s.nsp.srv.mu.Unlock()
+	s.nsp.mu.Lock()
+	defer s.nsp.mu.Unlock()
 	return s.connected
 }
 
@@ -209,9 +209,8 @@ func (s *Socket) OnDisconnect(fn func(reason string, cause error)) {
 
 // Rooms returns the rooms the socket is in, its own room first.
 func (s *Socket) Rooms() []string {
-	srv := s.nsp.srv
-	srv.mu.Lock()
-	defer srv.mu.Unlock()
+	s.nsp.mu.Lock()
+	defer s.nsp.mu.Unlock()
 	return append([]string{s.id}, s.rooms...)
 }
 
@@ -221,7 +220,7 @@ func (s *Socket) Join(rooms ...string) {
 	hooks := srv.hooks.Load()
 	report := hooks != nil && len(hooks.join) > 0
 	var joined []string
-	srv.mu.Lock()
+	s.nsp.mu.Lock()
 	for _, r := range rooms {
 		if r == s.id || slices.Contains(s.rooms, r) {
 			continue
@@ -234,7 +233,7 @@ func (s *Socket) Join(rooms ...string) {
 			}
 		}
 	}
-	srv.mu.Unlock()
+	s.nsp.mu.Unlock()
 	s.persistSession()
 	if report {
 		hooks.onRooms(hooks.join, s, joined)
@@ -247,7 +246,7 @@ func (s *Socket) Leave(rooms ...string) {
 	hooks := srv.hooks.Load()
 	report := hooks != nil && len(hooks.leave) > 0
 	var left []string
-	srv.mu.Lock()
+	s.nsp.mu.Lock()
 	for _, r := range rooms {
 		if i := slices.Index(s.rooms, r); i >= 0 {
 			s.rooms = slices.Delete(s.rooms, i, i+1)
@@ -259,7 +258,7 @@ func (s *Socket) Leave(rooms ...string) {
 			}
 		}
 	}
-	srv.mu.Unlock()
+	s.nsp.mu.Unlock()
 	s.persistSession()
 	if report {
 		hooks.onRooms(hooks.leave, s, left)
@@ -438,10 +437,9 @@ func (s *Socket) Disconnect(close bool) {
 // its client. It reports false when the socket had left already. It runs
 // on the session's handler goroutine.
 func (s *Socket) leave(reason string, cause error) bool {
-	srv := s.nsp.srv
-	srv.mu.Lock()
+	s.nsp.mu.Lock()
 	connected := s.connected
-	srv.mu.Unlock()
+	s.nsp.mu.Unlock()
 	if !connected {
 		return false
 	}
@@ -451,9 +449,9 @@ func (s *Socket) leave(reason string, cause error) bool {
 	for _, fn := range disconnecting {
 		fn(reason)
 	}
-	srv.mu.Lock()
+	s.nsp.mu.Lock()
 	if !s.connected {
-		srv.mu.Unlock()
+		s.nsp.mu.Unlock()
 		return false
 	}
 	if s.nsp.log != nil && recoverable[reason] {
@@ -470,7 +468,7 @@ func (s *Socket) leave(reason string, cause error) bool {
 		}
 	}
 	s.nsp.removeLocked(s)
-	srv.mu.Unlock()
+	s.nsp.mu.Unlock()
 	if sa != nil {
 		s.nsp.outbox.publish(sa)
 	}
