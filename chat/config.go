@@ -115,6 +115,12 @@ type Config struct {
 	// in the stream's order: all clients on all nodes see one sequence.
 	ClusterOrder bool
 
+	// Namespaces are more chat rooms besides "/", as namespaces (e.g.
+	// "/n0,/n1"): a user-message sent in one is broadcast to its clients
+	// only, as the tutorial's io.of(name).emit. Empty (the default) is
+	// the tutorial's chat, "/" only. Not with History, which stores "/"'s.
+	Namespaces []string
+
 	// History stores every chat message: the path of a SQLite file, or a
 	// postgres:// URL that every node of a cluster shares. Empty (the
 	// default, as the tutorial's Node server) keeps no history. See
@@ -289,6 +295,24 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 		}
 		fs.Float64Var(p, flagName, *p, usage+" (env "+envName+")")
 	}
+	list := func(p *[]string, flagName, envName, usage string) {
+		splitList := func(v string) []string {
+			var out []string
+			for _, f := range strings.Split(v, ",") {
+				if f = strings.TrimSpace(f); f != "" {
+					out = append(out, f)
+				}
+			}
+			return out
+		}
+		if v, ok := env(envName); ok {
+			*p = splitList(v)
+		}
+		fs.Func(flagName, usage+" (env "+envName+")", func(v string) error {
+			*p = splitList(v)
+			return nil
+		})
+	}
 	boolean := func(p *bool, flagName, envName, usage string) {
 		if v, ok := env(envName); ok {
 			b, err := strconv.ParseBool(v)
@@ -335,6 +359,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	str(&cfg.RedisPrefix, "redis-prefix", "REDIS_PREFIX", "Redis adapter key prefix, as Node's @socket.io/redis-adapter")
 	str(&cfg.RedisAdapter, "redis-adapter", "REDIS_ADAPTER", "how nodes share -redis: pubsub (@socket.io/redis-adapter's createAdapter), sharded (its createShardedAdapter: Redis 7 sharded pub/sub) or streams (@socket.io/redis-streams-adapter; the stream is -redis-prefix)")
 	boolean(&cfg.ClusterOrder, "cluster-order", "CLUSTER_ORDER", "with -redis-adapter streams: every node delivers every broadcast, its own included, in the stream's order, so all clients on all nodes see one conversation order (a Redis round trip more before a node's own clients see its broadcasts)")
+	list(&cfg.Namespaces, "namespaces", "NAMESPACES", "more chat namespaces besides /, comma-separated (e.g. /n0,/n1): each a conversation of its own, user-message broadcast to its own clients (the benchmark's namespaces scenario)")
 	str(&cfg.History, "history", "HISTORY", "store the chat's messages: a SQLite file (e.g. chat.db) or a postgres:// URL shared by a cluster; empty keeps none")
 	integer(&cfg.HistoryLast, "history-last", "HISTORY_LAST", "messages sent on connect to a client without auth.serverOffset")
 	integer(&cfg.HistoryMaxCatchup, "history-max-catchup", "HISTORY_MAX_CATCHUP", "most messages sent on connect after a client's auth.serverOffset (the newest); 0 is no limit")
@@ -528,6 +553,14 @@ func (c *Config) Validate() error {
 	}
 	if c.HistoryPoll <= 0 {
 		bad("-history-poll %v: must be positive", c.HistoryPoll)
+	}
+	for _, n := range c.Namespaces {
+		if !strings.HasPrefix(n, "/") || n == "/" || n == "/admin" && c.AdminUI || strings.ContainsAny(n, ", ?#") {
+			bad("-namespaces %q: want names such as /n0, other than / (and /admin with -admin-ui)", n)
+		}
+	}
+	if len(c.Namespaces) > 0 && c.History != "" {
+		bad("-namespaces with -history: the history stores the main namespace's messages only")
 	}
 	if c.Redis != "" && c.History != "" && !isPostgresDSN(c.History) {
 		// Each node would keep its own history and broadcast only what it

@@ -86,6 +86,10 @@ func TestConfigParse(t *testing.T) {
 			confEq(t, "LogFormat", c.LogFormat, "json")
 			confEq(t, "LogLevel", c.LogLevel, slog.LevelDebug)
 		}},
+		{"-namespaces", []string{"-namespaces", " /n0, /n1,"}, nil,
+			func(t *testing.T, c Config) { confEq(t, "Namespaces", c.Namespaces, []string{"/n0", "/n1"}) }},
+		{"NAMESPACES", nil, map[string]string{"NAMESPACES": "/a,/b"},
+			func(t *testing.T, c Config) { confEq(t, "Namespaces", c.Namespaces, []string{"/a", "/b"}) }},
 		{"env fallbacks", nil, map[string]string{
 			"PUBLIC_DIR": "site", "SOCKETIO_PATH": "/io", "PING_INTERVAL": "10s", "PING_TIMEOUT": "4s",
 			"MAX_HTTP_BUFFER_SIZE": "5000", "CONNECT_TIMEOUT": "30s", "CORS_ORIGIN": "*", "ALLOW_EIO3": "true",
@@ -170,6 +174,9 @@ func TestConfigRejects(t *testing.T) {
 		want []string // each must appear in the error
 	}{
 		{"bad duration", []string{"-ping-interval", "soon"}, nil, []string{"-ping-interval", "soon"}},
+		{"namespace without slash", []string{"-namespaces", "/n0,n1"}, nil, []string{"-namespaces", "n1"}},
+		{"main namespace in -namespaces", nil, map[string]string{"NAMESPACES": "/"}, []string{"-namespaces"}},
+		{"namespaces with history", []string{"-namespaces", "/n0", "-history", "chat.db"}, nil, []string{"-namespaces", "-history"}},
 		{"duration without unit", []string{"-ping-timeout", "20"}, nil, []string{"-ping-timeout"}},
 		{"zero ping interval", []string{"-ping-interval", "0s"}, nil, []string{"-ping-interval", "positive"}},
 		{"negative ping timeout", []string{"-ping-timeout", "-1s"}, nil, []string{"-ping-timeout"}},

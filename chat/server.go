@@ -106,6 +106,13 @@ func New(cfg Config, log *slog.Logger) (_ *Server, err error) {
 		}
 	}
 	s.io.OnConnection(s.onConnection)
+	for _, name := range cfg.Namespaces {
+		nsp, err := s.io.Namespace(name)
+		if err != nil {
+			return nil, fmt.Errorf("-namespaces %s: %w", name, err)
+		}
+		nsp.OnConnection(s.onConnection)
+	}
 	s.handler = s.routes()
 	return s, nil
 }
@@ -200,7 +207,9 @@ func (s *Server) Cluster() *redisadapter.Cluster { return s.cluster }
 // Streams is the Redis Streams adapter (-redis-adapter streams), or nil.
 func (s *Server) Streams() *streamsadapter.Cluster { return s.streams }
 
-// onConnection runs once per Socket.IO connection to the main namespace.
+// onConnection runs once per Socket.IO connection to the main namespace
+// (and to each of -namespaces: a user-message goes to the clients of the
+// namespace it was sent in).
 func (s *Server) onConnection(client *socketio.Socket) {
 	id, remote := client.ID(), client.Handshake().Address
 	s.log.Info("A new user has connected", "id", id,
@@ -221,7 +230,7 @@ func (s *Server) onConnection(client *socketio.Socket) {
 			s.history.submit(e, message, id, remote) // stored, then broadcast with its offset
 			return
 		}
-		if err := s.io.Emit("message", message); err != nil {
+		if err := client.Namespace().Emit("message", message); err != nil {
 			s.log.Error("broadcast failed", "sid", id, "err", err)
 		}
 	})
