@@ -2,11 +2,11 @@
 # Side-by-side benchmark of our Go server and the Node.js tutorial server
 # (docs/BENCHMARKS.md). Builds both sides from this tree and runs
 # bench/driver; extra arguments go to the driver:
-#   bench/run.sh            full run (about 12.5 minutes), writes bench/results/latest.{json,md}
+#   bench/run.sh            full run (about 15 minutes), writes bench/results/latest.{json,md}
 #                           and docs/img/broadcast-sweep.png
 #   bench/run.sh -quick     development run (3–4 minutes), writes under bench/results/tmp/
 #   bench/run.sh -scenarios idle,cpu -out bench/results/tmp/some.json
-#                           some scenarios only (idle, sweep, cpu, fanout, polling, slow)
+#                           some scenarios only (idle, sweep, cpu, fanout, polling, slow, namespaces)
 #   bench/run.sh -servers go -scenarios sweep,idle -profile bench/results/tmp/prof
 #                           pprof CPU/allocation/heap profiles of our server under load
 set -euo pipefail

@@ -9,7 +9,7 @@
 // Run it from the repository root through bench/run.sh, which raises the
 // open-file limit first:
 //
-//	bench/run.sh            # full run, about 12 minutes
+//	bench/run.sh            # full run, about 15 minutes
 //	bench/run.sh -quick     # development run, 3–4 minutes
 //	bench/run.sh -scenarios idle,cpu
 //	bench/run.sh -servers go -scenarios sweep,idle -profile bench/results/tmp/prof
@@ -48,6 +48,9 @@ type scenario struct {
 	// cluster: the scenario runs the -cluster-setups (two nodes each)
 	// instead of -servers.
 	cluster bool
+	// env is added to the servers' environment (NAMESPACES, read by ours
+	// and by the Node tutorial server).
+	env []string
 	// dynamic, when set, adds arguments that depend on the earlier
 	// scenarios of this run (the cpu scenario's rates); notes go to the
 	// run's errors and notes.
@@ -75,6 +78,7 @@ func scenarios(quick bool, cpuAt []string) []scenario {
 			{name: "fanout", args: []string{"-clients", "2000", "-senders", "5", "-rates", "5", "-duration", "2s", "-drain", "3s", "-settle", "1s"}, timeout: 2 * time.Minute},
 			{name: "polling", args: []string{"-transport", "polling", "-clients", "100", "-senders", "10", "-rates", "10", "-duration", "2s", "-drain", "3s", "-settle", "1s"}, timeout: 2 * time.Minute},
 			{name: "slow", args: []string{"-clients", "200", "-senders", "10", "-slow", "5", "-rates", "100", "-msg-size", "4096", "-duration", "3s", "-drain", "3s", "-settle", "1s"}, timeout: 2 * time.Minute},
+			{name: "namespaces", args: []string{"-search", "-clients", "300", "-senders", "40", "-namespaces", "4", "-rates", "100,400,1600", "-refine", "1", "-duration", "2s", "-drain", "3s", "-settle", "1s"}, timeout: 2 * time.Minute, env: namespacesEnv},
 			{name: "cluster", args: []string{"-search", "-clients", "300", "-senders", "10", "-rates", "25,100,400", "-refine", "1", "-duration", "2s", "-drain", "3s", "-settle", "1s"}, timeout: 2 * time.Minute, cluster: true},
 		}
 	}
@@ -93,6 +97,12 @@ func scenarios(quick bool, cpuAt []string) []scenario {
 		// 5 clients stop reading while 4 KB messages arrive at 100/s: 400 KB/s
 		// piles up for each of them (Go's default send queue is 2 MB).
 		{name: "slow", args: []string{"-clients", "200", "-senders", "10", "-slow", "5", "-rates", "100", "-msg-size", "4096", "-duration", "15s", "-drain", "5s", "-settle", "2s"}, timeout: 5 * time.Minute},
+		// The sweep's 1 000 clients spread over 4 namespaces (250 each),
+		// 40 senders in each (160: at most 40 messages/s each, as the
+		// sweep's), so a broadcast reaches 250 clients and the ladder's
+		// top, 6 400 msg/s, is 1 600 000 deliveries/s. Four namespaces'
+		// broadcasts run in parallel (one order lock each).
+		{name: "namespaces", args: []string{"-search", "-clients", "1000", "-senders", "160", "-namespaces", "4", "-rates", namespacesLadder, "-refine", "2", "-search-p99", "100ms", "-duration", "5s", "-drain", "5s", "-settle", "2s"}, timeout: 5 * time.Minute, env: namespacesEnv},
 		// Two nodes on one Redis for each -cluster-setups entry (cluster.go):
 		// the sweep's clients, senders, ladder and bound, split over both
 		// nodes; two bisections and 5 s points keep the five setups within
@@ -102,7 +112,14 @@ func scenarios(quick bool, cpuAt []string) []scenario {
 }
 
 // allScenarios is the default of -scenarios.
-const allScenarios = "idle,sweep,cpu,fanout,polling,slow"
+const allScenarios = "idle,sweep,cpu,fanout,polling,slow,namespaces"
+
+// namespacesLadder is the namespaces scenario's ladder (msg/s in total,
+// each to a quarter of the clients); namespacesEnv makes both servers
+// serve the loadgen's -namespaces 4 (/n0 … /n3) as chat namespaces.
+const namespacesLadder = "100,200,400,800,1600,3200,6400"
+
+var namespacesEnv = []string{"NAMESPACES=/n0,/n1,/n2,/n3"}
 
 // CPURate is one point of the cpu scenario: Rate messages/s to every client,
 // chosen so that the server makes DeliveriesPerSec deliveries per second.
@@ -546,7 +563,7 @@ func runOne(ctx context.Context, o runOpts, name string, sc scenario) (*result.S
 		}()
 	}
 	profiling := o.profileDir != "" && isGo(name)
-	srv, err := startServer(ctx, name, o.root, o.bins, o.serverArgs, profiling, log)
+	srv, err := startServer(ctx, name, o.root, o.bins, o.serverArgs, profiling, log, sc.env...)
 	if err != nil {
 		return nil, err
 	}

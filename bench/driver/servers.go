@@ -186,14 +186,15 @@ func freePort() (int, error) {
 
 // startServer starts "go", "go@REV" or one of their variants (our binary,
 // -log-level warn, then goArgs) or "node" (the tutorial's index.js, --quiet)
-// on a free loopback port and waits until it accepts connections.
-func startServer(ctx context.Context, name, root string, bins map[string]string, goArgs []string, profiling bool, log io.Writer) (*server, error) {
+// on a free loopback port, with extraEnv added to its environment, and
+// waits until it accepts connections.
+func startServer(ctx context.Context, name, root string, bins map[string]string, goArgs []string, profiling bool, log io.Writer, extraEnv ...string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
 	s := &server{name: name, port: port, exited: make(chan error, 1)}
-	env := os.Environ()
+	env := append(os.Environ(), extraEnv...)
 	switch {
 	case isGo(name):
 		// -max-http-connections 1500: the scenarios' polling clients need

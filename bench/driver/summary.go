@@ -350,6 +350,7 @@ func summarize(res *Run) []Row {
 			slowVal(nss, func(s *result.Slow) float64 { return float64(s.Disconnected) }), 0, 0))
 	}
 
+	rows = append(rows, namespacesRows(res, goName, gs)...)
 	rows = append(rows, clusterRows(res)...)
 
 	// Integrity over every load point of every scenario, WebSocket and
@@ -667,4 +668,44 @@ func printTable(w io.Writer, res *Run) {
 	for _, e := range res.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}
+}
+
+// namespacesRows compares the servers with their clients spread over 4
+// namespaces (the namespaces scenario): the sustained rate side by side,
+// ours against its own sweep (one namespace, each broadcast to every
+// client), and CPU per delivery at the highest rate both sustained.
+func namespacesRows(res *Run, goName string, sweep *result.Scenario) []Row {
+	gn, nn := find(res, "namespaces", goName), find(res, "namespaces", "node")
+	s := firstNonNil(gn, nn)
+	if s == nil {
+		return nil
+	}
+	senders := 0
+	if len(s.Points) > 0 {
+		senders = s.Points[0].Senders
+	}
+	what := fmt.Sprintf("%d namespaces (%d clients, %d senders)", s.Namespaces, s.Clients, senders)
+	var rows []Row
+	g, gtop := sustained(gn)
+	n, _ := sustained(nn)
+	r := pair(fmt.Sprintf("%s: sustained deliveries/s, all delivered, p99 ≤ %g ms", what, p99Bound(s)), "/s", g, n, 0, 0)
+	switch {
+	case gtop:
+		r.Note = "Go passed the top point: its limit is higher"
+	case n != nil && *n == 0:
+		r.Ratio = nil
+		r.Note = "Node met the bound at none of the points: no ratio"
+	}
+	rows = append(rows, r)
+	if sw, _ := sustained(sweep); g != nil && sw != nil && *sw > 0 {
+		rows = append(rows, Row{Metric: fmt.Sprintf("%s: sustained deliveries/s against one namespace (the sweep)", what), Unit: "/s",
+			Go: g, Ratio: ptr(*g / *sw), RatioOf: goName,
+			Note: fmt.Sprintf("ratio to `%s`'s sweep (%.0f/s; 1 namespace, each broadcast to every client)", goName, *sw)})
+	}
+	if gp, np := commonBest(gn, nn); gp != nil {
+		r := pair(fmt.Sprintf("%s: server CPU per delivery at %g msg/s (the highest rate both sustained)", what, gp.Rate), "µs",
+			ptr(gp.ServerCPUPerDeliveryUs), ptr(np.ServerCPUPerDeliveryUs), 0, 0)
+		rows = append(rows, r)
+	}
+	return rows
 }

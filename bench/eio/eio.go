@@ -1,7 +1,7 @@
 // Package eio is a minimal Socket.IO v5 client over Engine.IO v4, written for
 // load generation: it speaks the wire protocol directly over WebSocket
 // (gorilla/websocket) and HTTP long-polling (net/http), joins the main
-// namespace, answers the server's pings, and hands every EVENT packet to a
+// namespace (or another, with the Dial…In functions), answers the server's pings, and hands every EVENT packet to a
 // callback without decoding it into Go values.
 //
 // It is not a general client: no acknowledgements, no binary attachments, no
@@ -10,6 +10,7 @@
 package eio
 
 import (
+	"bytes"
 	"errors"
 	"strconv"
 )
@@ -64,13 +65,49 @@ func AppendUserMessage(dst []byte, text []byte) []byte {
 	return append(dst, `"]`...)
 }
 
+// connectPacket is the Socket.IO CONNECT packet for namespace nsp ("" or
+// "/" is the main one): 40, or 40/nsp, for another.
+func connectPacket(nsp string) []byte {
+	if nsp == "" || nsp == "/" {
+		return []byte("40")
+	}
+	return []byte("40" + nsp + ",")
+}
+
+// AppendUserMessageIn is AppendUserMessage in namespace nsp: 42/nsp,[...]
+// for a namespace other than the main one.
+func AppendUserMessageIn(dst []byte, nsp string, text []byte) []byte {
+	if nsp == "" || nsp == "/" {
+		return AppendUserMessage(dst, text)
+	}
+	dst = append(dst, "42"...)
+	dst = append(dst, nsp...)
+	dst = append(dst, `,["user-message","`...)
+	dst = append(dst, text...)
+	return append(dst, `"]`...)
+}
+
 // MessageText returns the string argument of a `42["message","text"]` packet
-// (without JSON unescaping), or false when pkt is another packet.
+// (without JSON unescaping), or false when pkt is another packet. The
+// packet may name a namespace (42/nsp,["message","text"]): its name is
+// skipped (a client is in one namespace).
 func MessageText(pkt []byte) ([]byte, bool) {
-	if len(pkt) < len(EventPrefix)+3 || string(pkt[:len(EventPrefix)]) != EventPrefix {
+	if len(pkt) < 2 || pkt[0] != '4' || pkt[1] != '2' {
 		return nil, false
 	}
-	rest := pkt[len(EventPrefix):]
+	rest := pkt[2:]
+	if len(rest) > 0 && rest[0] == '/' {
+		i := bytes.IndexByte(rest, ',')
+		if i < 0 {
+			return nil, false
+		}
+		rest = rest[i+1:]
+	}
+	const args = `["message",`
+	if len(rest) < len(args)+3 || string(rest[:len(args)]) != args {
+		return nil, false
+	}
+	rest = rest[len(args):]
 	if rest[0] != '"' {
 		return nil, false
 	}

@@ -18,6 +18,9 @@ func TestMessageText(t *testing.T) {
 		{`42["other","x"]`, "", false},
 		{`40{"sid":"x"}`, "", false},
 		{`42["message","unterminated`, "", false},
+		{`42/n1,["message","in n1"]`, "in n1", true},
+		{`42/n1["message","x"]`, "", false},
+		{`42/n1,["other","x"]`, "", false},
 	} {
 		got, ok := MessageText([]byte(tc.pkt))
 		if ok != tc.ok || string(got) != tc.want {
@@ -30,6 +33,11 @@ func TestAppendUserMessage(t *testing.T) {
 	got := string(AppendUserMessage([]byte("x"), []byte("hi")))
 	if want := `x42["user-message","hi"]`; got != want {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+	for nsp, want := range map[string]string{"": `42["user-message","hi"]`, "/": `42["user-message","hi"]`, "/n1": `42/n1,["user-message","hi"]`} {
+		if got := string(AppendUserMessageIn(nil, nsp, []byte("hi"))); got != want {
+			t.Errorf("AppendUserMessageIn(%q) = %q, want %q", nsp, got, want)
+		}
 	}
 }
 

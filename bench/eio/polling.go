@@ -31,6 +31,11 @@ type PollConn struct {
 // until the CONNECT answer. hc should allow two connections per client (one
 // long-poll GET and one POST), as a browser does.
 func DialPolling(ctx context.Context, hc *http.Client, endpoint string) (*PollConn, error) {
+	return DialPollingIn(ctx, hc, endpoint, "/")
+}
+
+// DialPollingIn is DialPolling joining namespace nsp instead of "/".
+func DialPollingIn(ctx context.Context, hc *http.Client, endpoint, nsp string) (*PollConn, error) {
 	base := endpoint + "?EIO=4&transport=polling"
 	body, err := pollGet(ctx, hc, base, nil)
 	if err != nil {
@@ -44,7 +49,7 @@ func DialPolling(ctx context.Context, hc *http.Client, endpoint string) (*PollCo
 		return nil, err
 	}
 	c := &PollConn{SID: sid, hc: hc, url: base + "&sid=" + sid}
-	if err := c.post(ctx, []byte("40")); err != nil {
+	if err := c.post(ctx, connectPacket(nsp)); err != nil {
 		return nil, fmt.Errorf("send CONNECT: %w", err)
 	}
 	for {

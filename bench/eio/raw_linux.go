@@ -51,6 +51,11 @@ type RawConn struct {
 // "/" and returns the connection detached from Go's network poller, ready to
 // be added to a Poller.
 func DialRaw(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), endpoint string) (*RawConn, error) {
+	return DialRawIn(ctx, dial, endpoint, "/")
+}
+
+// DialRawIn is DialRaw joining namespace nsp instead of "/".
+func DialRawIn(ctx context.Context, dial func(ctx context.Context, network, addr string) (net.Conn, error), endpoint, nsp string) (*RawConn, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil {
 		return nil, err
@@ -62,7 +67,7 @@ func DialRaw(ctx context.Context, dial func(ctx context.Context, network, addr s
 	if err != nil {
 		return nil, err
 	}
-	c, err := handshake(ctx, nc, u)
+	c, err := handshake(ctx, nc, u, nsp)
 	if err != nil {
 		nc.Close()
 		return nil, err
@@ -92,7 +97,7 @@ func DialRaw(ctx context.Context, dial func(ctx context.Context, network, addr s
 
 // handshake performs the HTTP upgrade and the Engine.IO/Socket.IO opening on
 // nc (blocking, bounded by ctx's deadline).
-func handshake(ctx context.Context, nc net.Conn, u *url.URL) (*RawConn, error) {
+func handshake(ctx context.Context, nc net.Conn, u *url.URL, nsp string) (*RawConn, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
@@ -175,7 +180,7 @@ func handshake(ctx context.Context, nc net.Conn, u *url.URL) (*RawConn, error) {
 	if c.SID, err = sidFromJSON(pkt[1:]); err != nil {
 		return nil, err
 	}
-	if err := send([]byte("40")); err != nil {
+	if err := send(connectPacket(nsp)); err != nil {
 		return nil, fmt.Errorf("send CONNECT: %w", err)
 	}
 	for {

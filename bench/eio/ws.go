@@ -58,6 +58,11 @@ func WSURL(endpoint string) string {
 // io(url, {transports: ["websocket"]}) does), reads the OPEN packet, sends
 // CONNECT for "/" and waits for the server's CONNECT answer.
 func DialWS(ctx context.Context, d *websocket.Dialer, endpoint string) (*WSConn, error) {
+	return DialWSIn(ctx, d, endpoint, "/")
+}
+
+// DialWSIn is DialWS joining namespace nsp instead of "/".
+func DialWSIn(ctx context.Context, d *websocket.Dialer, endpoint, nsp string) (*WSConn, error) {
 	ws, resp, err := d.DialContext(ctx, WSURL(endpoint), nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
@@ -82,7 +87,7 @@ func DialWS(ctx context.Context, d *websocket.Dialer, endpoint string) (*WSConn,
 		ws.Close()
 		return nil, err
 	}
-	if err := c.Emit([]byte("40")); err != nil {
+	if err := c.Emit(connectPacket(nsp)); err != nil {
 		ws.Close()
 		return nil, fmt.Errorf("send CONNECT: %w", err)
 	}

@@ -187,7 +187,7 @@ func (p *pool) dial(ctx context.Context, i int, slow bool) (*client, error) {
 		if slow {
 			d = p.slowTCP
 		}
-		raw, err := eio.DialRaw(dctx, d, p.cfg.urlOf(i))
+		raw, err := eio.DialRawIn(dctx, d, p.cfg.urlOf(i), p.cfg.nspOf(i))
 		if err != nil {
 			return nil, err
 		}
@@ -204,7 +204,7 @@ func (p *pool) dial(ctx context.Context, i int, slow bool) (*client, error) {
 		if slow {
 			d = p.slowWS
 		}
-		ws, err := eio.DialWS(dctx, d, p.cfg.urlOf(i))
+		ws, err := eio.DialWSIn(dctx, d, p.cfg.urlOf(i), p.cfg.nspOf(i))
 		if err != nil {
 			return nil, err
 		}
@@ -212,7 +212,7 @@ func (p *pool) dial(ctx context.Context, i int, slow bool) (*client, error) {
 		c.alive.Store(true)
 		go func() { p.ended(c, ws.ReadLoop(func(pkt []byte) { p.onEvent(c, pkt) })) }()
 	case p.cfg.transport == "polling":
-		pc, err := eio.DialPolling(dctx, p.hc, p.cfg.urlOf(i))
+		pc, err := eio.DialPollingIn(dctx, p.hc, p.cfg.urlOf(i), p.cfg.nspOf(i))
 		if err != nil {
 			return nil, err
 		}

@@ -180,3 +180,35 @@ func TestMaxPointsCoversTheSearch(t *testing.T) {
 		t.Fatalf("%d points, maxPoints %d", n, cfg.maxPoints())
 	}
 }
+
+// TestOrderCheckNamespaces: with -namespaces, receivers are compared with
+// the others of their namespace only, against what that namespace's
+// senders sent.
+func TestOrderCheckNamespaces(t *testing.T) {
+	cfg := &config{namespaces: 2}
+	// Senders 0 and 1 (clients 0 and 1) in namespaces 0 and 1; receivers
+	// 0, 2 in namespace 0 and 1, 3 in namespace 1.
+	ps := newPointStats(2, 4)
+	ps.nspIndex = cfg.nspIndex
+	ps.senderNsp = []int{0, 1}
+	ps.sentBy = []int64{2, 3}
+	seqs := map[int][][2]int64{
+		0: {{0, 0}, {0, 1}},
+		2: {{0, 0}, {0, 1}},
+		1: {{1, 0}, {1, 1}, {1, 2}},
+		3: {{1, 1}, {1, 0}, {1, 2}}, // another order than receiver 1's
+	}
+	for r, seq := range seqs {
+		rs := newRecvState(2)
+		for _, m := range seq {
+			ps.record(rs, r, int(m[0]), m[1], 0, 1000)
+		}
+	}
+	d, g, inc := ps.orderCheckNsp([]int{0, 1, 2, 3})
+	if d != 1 || g != 3 || inc != 0 {
+		t.Errorf("orderCheckNsp = differs %d, groups %d, incomplete %d; want 1, 3, 0", d, g, inc)
+	}
+	if got := []string{cfg.nspOf(0), cfg.nspOf(3), (&config{}).nspOf(3)}; fmt.Sprint(got) != "[/n0 /n1 /]" {
+		t.Errorf("nspOf = %q", got)
+	}
+}

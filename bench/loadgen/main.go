@@ -69,6 +69,7 @@ type config struct {
 	searchP99   time.Duration
 	refine      int
 	searchMin   float64
+	namespaces  int // clients spread over /n0 … /n(namespaces-1); ≤ 1: all in "/"
 }
 
 // maxPoints bounds the load points of one run (the statistics are allocated
@@ -153,6 +154,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	fs.StringVar(&pids, "pid", "0", "server process id, for CPU and RSS from /proc (0: not measured); a comma-separated list (the nodes of a cluster) sums them")
 	fs.StringVar(&cfg.label, "label", "", "server name to put in the result")
 	fs.StringVar(&cfg.scenario, "scenario", "broadcast", "idle or broadcast")
+	fs.IntVar(&cfg.namespaces, "namespaces", 0, "spread the clients (senders included) over this many namespaces, /n0 … /nN-1 (client i in /n(i mod N)); each sender's messages go to its namespace's clients (the server must serve them: -namespaces / NAMESPACES); 0 or 1: all in /")
 	fs.StringVar(&cfg.transport, "transport", "websocket", "websocket or polling (no upgrade)")
 	fs.StringVar(&clients, "clients", "1000", "clients; for idle a comma list of steps, e.g. 5000,10000")
 	fs.IntVar(&cfg.senders, "senders", 10, "clients that send (they receive too)")
@@ -210,6 +212,10 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 		return nil, fmt.Errorf("-senders %d, -slow %d: need 1 ≤ senders and senders+slow ≤ clients", cfg.senders, cfg.slow)
 	case cfg.reader != "epoll" && cfg.reader != "goroutine":
 		return nil, fmt.Errorf("-reader %q: want epoll or goroutine", cfg.reader)
+	case cfg.namespaces < 0:
+		return nil, fmt.Errorf("-namespaces %d: must not be negative", cfg.namespaces)
+	case cfg.scenario == "broadcast" && cfg.namespaces > cfg.senders:
+		return nil, fmt.Errorf("-namespaces %d: more than the %d senders (a namespace would have none)", cfg.namespaces, cfg.senders)
 	case cfg.rampConc <= 0:
 		return nil, fmt.Errorf("-ramp-concurrency: must be positive")
 	case cfg.search && (cfg.refine < 0 || cfg.searchMin <= 0 || cfg.searchP99 <= 0):
@@ -242,6 +248,23 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 // urlOf is the endpoint client i dials: the clients, and so the senders,
 // alternate over the nodes.
 func (c *config) urlOf(i int) string { return c.urls[i%len(c.urls)] }
+
+// nspIndex is the namespace of client i (an index into -namespaces; 0
+// without); nspOf its name. The senders are clients 0 … senders-1, so they
+// are spread over the namespaces too.
+func (c *config) nspIndex(i int) int {
+	if c.namespaces <= 1 {
+		return 0
+	}
+	return i % c.namespaces
+}
+
+func (c *config) nspOf(i int) string {
+	if c.namespaces <= 1 {
+		return "/"
+	}
+	return "/n" + strconv.Itoa(c.nspIndex(i))
+}
 
 func splitComma(s string) []string {
 	var out []string

@@ -28,7 +28,7 @@ func runScenario(ctx context.Context, cfg *config, log io.Writer) (*result.Scena
 	}
 	res := &result.Scenario{
 		Name: cfg.scenario, Server: cfg.label, Transport: cfg.transport,
-		Clients: cfg.maxClients(), MsgBytes: cfg.msgSize,
+		Clients: cfg.maxClients(), MsgBytes: cfg.msgSize, Namespaces: cfg.namespaces,
 		RSS0KB: s0.rssKB, Goroutines0: prof.goroutines(),
 	}
 	switch cfg.scenario {
@@ -292,7 +292,7 @@ func recheckOrder(p *pool, res *result.Scenario, log io.Writer) {
 			continue
 		}
 		ps := p.points[i].Load()
-		pt.OrderDiffers, pt.OrderGroups, pt.OrderIncomplete = ps.orderCheck(clientIndexes(ps.measured), pt.Sent)
+		pt.OrderDiffers, pt.OrderGroups, pt.OrderIncomplete = ps.orderCheckNsp(clientIndexes(ps.measured))
 		fmt.Fprintf(log, "loadgen %s: %g msg/s at the end of the run: order differs at %d receivers, %d distinct sequences, %d receivers still missing messages\n",
 			res.Server, pt.Rate, pt.OrderDiffers, pt.OrderGroups, pt.OrderIncomplete)
 	}
@@ -356,6 +356,16 @@ func runPoint(ctx context.Context, cfg *config, p *pool, prof *profiler, idx int
 		}
 	}
 	measured := ps.measured
+	// Each sender's messages reach the receivers of its namespace.
+	inNsp := map[int]int64{}
+	for _, c := range measured {
+		inNsp[cfg.nspIndex(c.idx)]++
+	}
+	ps.senderNsp = make([]int, len(senders))
+	for si, c := range senders {
+		ps.senderNsp[si] = cfg.nspIndex(c.idx)
+	}
+	ps.nspIndex = cfg.nspIndex
 	p.points[idx].Store(ps)
 	receivers := len(measured)
 	tag := fmt.Sprintf("%s-%s-%g", cfg.label, cfg.transport, rate)
@@ -389,7 +399,7 @@ func runPoint(ctx context.Context, cfg *config, p *pool, prof *profiler, idx int
 				}
 				m := message{point: idx, sender: si, seq: k, sentNs: time.Since(p.base).Nanoseconds()}
 				text = appendText(text[:0], m, cfg.msgSize)
-				pkt = eio.AppendUserMessage(pkt[:0], text)
+				pkt = eio.AppendUserMessageIn(pkt[:0], cfg.nspOf(c.idx), text)
 				if err := p.emit(ctx, c, pkt); err != nil {
 					sendErrs.Add(1)
 					p.noteErr(fmt.Errorf("send: %w", err))
@@ -401,11 +411,14 @@ func runPoint(ctx context.Context, cfg *config, p *pool, prof *profiler, idx int
 	}
 	wg.Wait()
 	sendEnd := time.Now()
-	var total int64
-	for _, n := range sent {
+	var total, expected int64
+	var perMsg float64 // receivers per message, on average over the senders
+	for si, n := range sent {
 		total += n
+		expected += n * inNsp[ps.senderNsp[si]]
+		perMsg += float64(inNsp[ps.senderNsp[si]]) / float64(len(senders))
 	}
-	expected := total * int64(receivers)
+	ps.sentBy = sent
 	drainEnd := sendEnd.Add(cfg.drain)
 	for ps.unique.Load() < expected && time.Now().Before(drainEnd) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
@@ -438,7 +451,7 @@ func runPoint(ctx context.Context, cfg *config, p *pool, prof *profiler, idx int
 		P99Ms:         q[2] / 1e3,
 		P999Ms:        q[3] / 1e3,
 		MaxMs:         float64(ps.lat.max.Load()) / 1e3,
-		OfferedPerSec: rate * float64(receivers),
+		OfferedPerSec: rate * perMsg,
 		ServerCPUS:    (s1.cpu - s0.cpu).Seconds(),
 		ServerRSSKB:   s1.rssKB,
 		LoadgenCPUS:   (c1 - c0).Seconds(),
@@ -449,7 +462,7 @@ func runPoint(ctx context.Context, cfg *config, p *pool, prof *profiler, idx int
 		}
 	}
 	pt.Complete = pt.Lost == 0 && pt.Duplicated == 0 && pt.Reordered == 0 && pt.SendErrors == 0
-	pt.OrderDiffers, pt.OrderGroups, pt.OrderIncomplete = ps.orderCheck(clientIndexes(measured), total)
+	pt.OrderDiffers, pt.OrderGroups, pt.OrderIncomplete = ps.orderCheckNsp(clientIndexes(measured))
 	if last := ps.lastRecv.Load(); last > t0Ns {
 		pt.AchievedPerSec = float64(delivered) / (float64(last-t0Ns) / 1e9)
 	}

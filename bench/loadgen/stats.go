@@ -115,6 +115,12 @@ type pointStats struct {
 	order []orderSlot
 	// measured are the receivers of the point (set before the first send).
 	measured []*client
+	// senderNsp is each sender's namespace (an index, see config.nspIndex,
+	// which nspIndex is), set before the first send; sentBy what each sent,
+	// set when the sending ended.
+	senderNsp []int
+	nspIndex  func(clientIdx int) int
+	sentBy    []int64
 }
 
 func newPointStats(senders, clients int) *pointStats {
@@ -170,6 +176,27 @@ func (p *pointStats) orderCheck(idx []int, sent int64) (differs, groups, incompl
 		most = max(most, count[h])
 	}
 	return complete - most, len(count), incomplete
+}
+
+// orderCheckNsp is orderCheck for each namespace's receivers among idx,
+// against what that namespace's senders sent (one order per namespace is
+// the guarantee; receivers of different namespaces get different
+// messages), summed over the namespaces.
+func (p *pointStats) orderCheckNsp(idx []int) (differs, groups, incomplete int) {
+	byNsp := map[int][]int{}
+	for _, i := range idx {
+		k := p.nspIndex(i)
+		byNsp[k] = append(byNsp[k], i)
+	}
+	sent := map[int]int64{}
+	for s, n := range p.sentBy {
+		sent[p.senderNsp[s]] += n
+	}
+	for k, ids := range byNsp {
+		d, g, inc := p.orderCheck(ids, sent[k])
+		differs, groups, incomplete = differs+d, groups+g, incomplete+inc
+	}
+	return differs, groups, incomplete
 }
 
 // recvState is one receiver's view of one point: per sender, which sequence

@@ -1,10 +1,13 @@
 // The Socket.IO chat tutorial's index.js (express 5 + socket.io 4.8), used as
 // the Node.js peer of the benchmark (bench/driver). It is the tutorial's code
-// with three benchmark knobs and nothing else:
+// with four benchmark knobs and nothing else:
 //   PORT=n      listen port (the tutorial hard-codes 9000, still the default);
 //   HOST=addr   listen address (the driver passes 127.0.0.1; unset = all, as in the tutorial);
 //   --quiet     do not log each connection, so logging does not dominate the
-//               measurement (the Go server runs with -log-level warn likewise).
+//               measurement (the Go server runs with -log-level warn likewise);
+//   NAMESPACES=/n0,/n1,...  more chat namespaces, each with the tutorial's
+//               handler on io.of(name) (the Go server's -namespaces; the
+//               benchmark's namespaces scenario).
 // Run it from the repository root (the tutorial resolves ./public from the cwd):
 //   node bench/node-tutorial/index.js --quiet
 const http = require('http')
@@ -26,6 +29,16 @@ io.on('connection', (socket) => {
         io.emit('message', message)
     })
 })
+
+for (const name of (process.env.NAMESPACES || '').split(',').filter(Boolean)) {
+    const nsp = io.of(name)
+    nsp.on('connection', (socket) => {
+        if (!quiet) console.log("A new user has connected", name, socket.id)
+        socket.on('user-message', message => {
+            nsp.emit('message', message)
+        })
+    })
+}
 
 app.use(express.static(path.resolve('./public')));
 

@@ -8,7 +8,9 @@ type Scenario struct {
 	Server    string `json:"server"`    // label given with -label (go, node)
 	Transport string `json:"transport"` // websocket or polling
 	Clients   int    `json:"clients"`   // connected clients (the largest step for idle)
-	MsgBytes  int    `json:"msgBytes"`  // length of each chat message string
+	// Namespaces the clients were spread over (-namespaces; 0: all in "/").
+	Namespaces int `json:"namespaces,omitempty"`
+	MsgBytes   int `json:"msgBytes"` // length of each chat message string
 
 	RSS0KB      int64 `json:"rss0KB"`                // server RSS before the first client
 	Goroutines0 int   `json:"goroutines0,omitempty"` // server goroutines before the first client (pprof only)
