@@ -35,9 +35,9 @@ type Namespace struct {
 	// held while a broadcast of the namespace is handed to its recipients.
 	// Each namespace has its own: broadcasts of different namespaces do
 	// not wait for each other, and the order guarantee is per namespace.
-	// No lock is taken after it but the outbox's, a client's (c.mu) and
-	// the engine's send queues; none is held when it is taken but
-	// srv.nspMu (cleanupIfEmpty).
+	// Only leaf locks are taken after it (the outbox's, a socket's s.mu, a
+	// client's c.mu, the engine's sessions'), never another namespace's;
+	// none is held when it is taken but srv.nspMu (cleanupIfEmpty).
 	mu sync.Mutex
 	// guarded by mu
 	sockets map[string]*Socket
