@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -158,6 +159,73 @@ func TestNamespaceOrderUnderConcurrentSenders(t *testing.T) {
 				t.Errorf("client %d (%s), %s: differs from client 0 at %d: %q, client 0 %q",
 					r, c.transport, name, i, seqs[name][i], first[name][i])
 			}
+		}
+	}
+}
+
+// TestParentBroadcastOrderPerChild: a dynamic namespace's broadcasts and
+// its children's own, made concurrently, reach every client of a child in
+// one order (the child's order lock): the guarantee is per child, and the
+// order between two children is not checked (it may differ, as in Node).
+func TestParentBroadcastOrderPerChild(t *testing.T) {
+	const perSender = 60
+	var parent *ParentNamespace
+	s := startIO(t, Options{}, func(io *Server) {
+		parent = io.OfRegexp(regexp.MustCompile(`^/room-\d+$`))
+	})
+	children := []string{"/room-1", "/room-2"}
+	var clients []*rawClient
+	for i := range 4 {
+		c := dial(t, s, transports[i%2])
+		c.connect(children[i%2], "")
+		clients = append(clients, c)
+	}
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			for j := range perSender {
+				if err := parent.Emit("said", fmt.Sprintf("p%d:%d", i, j)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for _, name := range children {
+		nsp := s.Of(name)
+		wg.Go(func() {
+			for j := range perSender {
+				if err := nsp.Emit("said", fmt.Sprintf("c:%d", j)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	first := map[string][]string{}
+	for r, c := range clients {
+		name := children[r%2]
+		next := map[string]int{}
+		var seq []string
+		for range 3 * perSender {
+			nsp, v := saidIn(t, c.nextText())
+			if nsp != name {
+				t.Fatalf("client %d of %s got a broadcast of %s", r, name, nsp)
+			}
+			from, n, _ := strings.Cut(v, ":")
+			if want := fmt.Sprint(next[from]); n != want {
+				t.Fatalf("client %d, %s: %q after %d of %s: lost, duplicated or reordered", r, name, v, next[from], from)
+			}
+			next[from]++
+			seq = append(seq, v)
+		}
+		if first[name] == nil {
+			first[name] = seq
+			continue
+		}
+		if i := firstDifference(first[name], seq); i >= 0 {
+			t.Errorf("client %d (%s) of %s differs from the child's first client at %d: %q, not %q", r, c.transport, name, i, seq[i], first[name][i])
 		}
 	}
 }
