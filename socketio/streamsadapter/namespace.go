@@ -14,7 +14,8 @@ import (
 
 // nsAdapter is the adapter of one namespace. Broadcast and the other
 // NamespaceAdapter methods only queue writes in the Cluster's outbox; the
-// stream's dispatcher hands it the entries (onEntry); its subscriber
+// stream's dispatcher hands it the entries, which its lane delivers
+// (onEntry); its subscriber
 // goroutine (subscribe) receives the requests and responses of pub/sub.
 type nsAdapter struct {
 	c       *Cluster
@@ -26,6 +27,7 @@ type nsAdapter struct {
 	public  string // <prefix>#<nsp>#
 	private string // <prefix>#<nsp>#<uid>#
 	r       *reader
+	lane    lane // the stream's entries of this namespace, delivered in order
 
 	window  time.Duration // the recovery window; 0 without recovery
 	ordered bool          // own broadcasts are delivered from the stream
@@ -58,6 +60,7 @@ func newNSAdapter(c *Cluster, local socketio.LocalNamespace) *nsAdapter {
 		uid:      newUID(),
 		done:     make(chan struct{}),
 		live:     make(map[string]struct{}),
+		lane:     lane{space: make(chan struct{}, 1)},
 		requests: make(map[string]*request),
 		acks:     make(map[string]*ackRequest),
 	}
@@ -137,7 +140,7 @@ func (a *nsAdapter) DisconnectSockets(opts socketio.BroadcastOptions, close bool
 	a.xadd(typeDisconnectSockets, disconnectData(opts, close), nil)
 }
 
-// onEntry handles an entry of the stream, on the dispatcher.
+// onEntry handles an entry of the stream, on the namespace's lane.
 func (a *nsAdapter) onEntry(m *message, id string) {
 	own := m.uid == a.uid
 	switch m.typ {
@@ -331,8 +334,8 @@ func (a sessionNSAdapter) RestoreSession(ctx context.Context, pid, offset string
 	return st, nil
 }
 
-// ResumeSession hands the recovery to the stream's dispatcher, which
-// calls join between two entries (see reader).
+// ResumeSession hands the recovery to the stream's dispatcher, which has
+// the namespace's lane call join between two entries (see reader).
 func (a sessionNSAdapter) ResumeSession(ctx context.Context, st *socketio.SessionState, offset string, join func([]socketio.MissedPacket) bool) error {
 	id, ok := parseID(offset)
 	if !ok {

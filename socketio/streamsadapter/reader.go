@@ -3,6 +3,7 @@ package streamsadapter
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 
 	"github.com/chatio/socketio-chat/socketio"
@@ -11,11 +12,15 @@ import (
 
 // reader reads one stream. Its fetcher (fetch) XREADs from the id of the
 // last entry it read, so after a failure it resumes exactly there; its
-// dispatcher (dispatch) delivers the entries, one at a time, in the
-// stream's order, and between two entries serves the session recoveries:
-// a recovery reads the entries after the client's offset up to the last
-// one delivered, and joins the socket before the next one, so that each
-// entry reaches it once.
+// dispatcher (dispatch) hands the entries, in the stream's order, to the
+// lane of their namespace (each namespace's adapter has one), which
+// delivers them one at a time, so that namespaces sharing the stream do
+// not wait for each other's fan-outs while each keeps the stream's order.
+// The dispatcher hands a session recovery to its namespace's lane too,
+// between two entries: the recovery reads the entries after the client's
+// offset up to the last one handed to the lanes before it, and joins the
+// socket before the lane delivers the next one, so that each entry
+// reaches it once.
 type reader struct {
 	c      *Cluster
 	stream string
@@ -27,8 +32,87 @@ type reader struct {
 	started  atomic.Bool // the fetcher knows where to start: entries added from now on are read
 
 	// dispatcher's
-	last    entryID
+	last    entryID    // the last entry handed to the lanes
 	pending []*restore // waiting for the dispatcher to reach their offset
+}
+
+// lane delivers one namespace's entries of its stream, and serves the
+// recoveries of its sockets between them, in the order the dispatcher
+// handed them over, on a goroutine that runs while it has some (it exits
+// when it runs dry). At most laneQueue items wait for it; past that the
+// dispatcher waits, and with it the fetcher: what the node holds stays
+// bounded.
+type lane struct {
+	mu      sync.Mutex
+	q       []laneItem
+	running bool
+	space   chan struct{} // signalled when the lane takes its queue
+}
+
+// laneItem is an entry of the namespace a, or a recovery q with to, the
+// last entry the dispatcher had handed over before it.
+type laneItem struct {
+	a  *nsAdapter
+	e  redis.XMessage
+	q  *restore
+	to entryID
+}
+
+// laneQueue bounds the items waiting for one lane.
+const laneQueue = 1024
+
+// push queues it on a's lane, starting its goroutine if needed; it waits
+// while the lane is full, and reports false if the cluster closed
+// meanwhile. It runs on the dispatcher.
+func (r *reader) push(it laneItem) bool {
+	l := &it.a.lane
+	l.mu.Lock()
+	for len(l.q) >= laneQueue {
+		l.mu.Unlock()
+		select {
+		case <-l.space:
+		case <-r.c.ctx.Done():
+			return false
+		}
+		l.mu.Lock()
+	}
+	l.q = append(l.q, it)
+	if !l.running {
+		l.running = true
+		r.c.wg.Add(1) // the dispatcher is counted: never from zero
+		go r.runLane(l)
+	}
+	l.mu.Unlock()
+	return true
+}
+
+// runLane is a lane's goroutine.
+func (r *reader) runLane(l *lane) {
+	defer r.c.wg.Done()
+	l.mu.Lock()
+	for len(l.q) > 0 {
+		q := l.q
+		l.q = nil
+		l.mu.Unlock()
+		select {
+		case l.space <- struct{}{}:
+		default:
+		}
+		for i, it := range q {
+			q[i] = laneItem{}
+			switch {
+			case it.q != nil && it.a.ctx.Err() != nil:
+				r.finish(it.q, context.Canceled)
+			case it.q != nil:
+				r.serve(it.q, it.to)
+			case it.a.ctx.Err() == nil:
+				r.deliver(it.a, it.e)
+			}
+		}
+		l.mu.Lock()
+	}
+	l.running = false
+	l.mu.Unlock()
 }
 
 // batch is what one XREAD returned (or, with start set, where reading starts).
@@ -163,7 +247,9 @@ func (r *reader) dispatch() {
 				continue
 			}
 			for _, e := range b.entries {
-				r.deliver(e)
+				if !r.route(e) {
+					return
+				}
 				if id, ok := parseID(e.ID); ok {
 					r.last = id
 				}
@@ -176,7 +262,7 @@ func (r *reader) dispatch() {
 				r.pending = append(r.pending, q)
 				continue
 			}
-			r.serve(q)
+			r.handOff(q)
 		case <-c.ctx.Done():
 			for _, q := range r.pending {
 				r.finish(q, context.Canceled)
@@ -197,7 +283,7 @@ func (r *reader) servePending() {
 		case r.last.less(q.offset):
 			keep = append(keep, q)
 		default:
-			r.serve(q)
+			r.handOff(q)
 		}
 	}
 	clear(r.pending[len(keep):])
@@ -211,18 +297,28 @@ func (r *reader) finish(q *restore, err error) {
 	}
 }
 
-// serve reads the entries after q's offset up to the last delivered one
-// and joins the socket with those its rooms select.
-func (r *reader) serve(q *restore) {
+// handOff queues the recovery q on its namespace's lane, after the
+// entries handed over so far. It runs on the dispatcher.
+func (r *reader) handOff(q *restore) {
+	if !r.push(laneItem{a: q.a, q: q, to: r.last}) {
+		r.finish(q, context.Canceled)
+	}
+}
+
+// serve reads the entries after q's offset up to last, the last one
+// handed to the lanes before q (the lane has delivered those of its
+// namespace), and joins the socket with those its rooms select. It runs
+// on the namespace's lane.
+func (r *reader) serve(q *restore, last entryID) {
 	if !q.state.CompareAndSwap(0, 1) {
 		r.finish(q, context.Canceled)
 		return
 	}
 	var missed []socketio.MissedPacket
 	from := "(" + q.offset.String()
-	to := r.last.String()
+	to := last.String()
 	for {
-		if r.last.less(q.offset) || r.last == q.offset {
+		if last.less(q.offset) || last == q.offset {
 			break
 		}
 		res, err := r.c.client.XRangeN(q.ctx, r.stream, from, to, 1000).Result()
@@ -253,16 +349,23 @@ func (r *reader) serve(q *restore) {
 	r.finish(q, nil)
 }
 
-// deliver hands one entry to its namespace.
-func (r *reader) deliver(e redis.XMessage) {
+// route hands one entry to its namespace's lane; it reports false if the
+// cluster closed meanwhile. It runs on the dispatcher.
+func (r *reader) route(e redis.XMessage) bool {
 	nspName, _ := e.Values["nsp"].(string)
 	if nspName == "" {
-		return
+		return true
 	}
 	a := r.c.adapter(nspName)
 	if a == nil {
-		return
+		return true
 	}
+	return r.push(laneItem{a: a, e: e})
+}
+
+// deliver decodes one entry and hands it to its namespace. It runs on the
+// namespace's lane.
+func (r *reader) deliver(a *nsAdapter, e redis.XMessage) {
 	m, err := decodeEntry(e.Values)
 	if err != nil {
 		a.c.log.Debug("streams adapter: ignoring an entry", "id", e.ID, "err", err)
