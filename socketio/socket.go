@@ -110,7 +110,11 @@ type Handshake struct {
 	Auth json.RawMessage
 }
 
-// Handshake returns the details of the socket's connection.
+// Handshake returns the details of the socket's connection. It is built
+// on each call from the compact form the session keeps of its handshake
+// (engineio.Session.Request): Headers and Query are new maps, which the
+// caller may keep or change; a caller that needs them repeatedly keeps
+// them rather than calling Handshake again.
 func (s *Socket) Handshake() Handshake {
 	r := s.client.conn.Request()
 	s.mu.Lock()
