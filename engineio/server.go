@@ -189,6 +189,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*Session
+	beats    heartbeats // the sessions' heartbeat timers
 	closed   bool
 	gone     chan struct{} // closed once the server is closed and has no session
 	count    atomic.Int64  // sessions open or reserved by a handshake

@@ -60,13 +60,14 @@ type Session struct {
 	linger *time.Timer   // bounds the wait for a last GET after a close
 
 	// heartbeat
-	timer    *time.Timer // next PING (v4), or the pong deadline
-	deadline int64       // when timer is due (monoNow); an earlier firing is stale
+	// (its timer is in srv.beats: the next PING (v4), or the pong deadline)
+	deadline int64 // when the timer is due (monoNow); an earlier firing is stale
 
 	// upgrade
 	upgradeTimer *time.Timer
 
 	nctrl    int32 // bounded by Options.MaxQueuedPackets
+	beat     int32 // 1 + its place in srv.beats' heap; 0 when its timer is not armed
 	protocol uint8 // the Engine.IO revision: 4, or 3
 	b64      bool  // a v3 client that cannot receive binary over polling
 	state    sessionState
@@ -342,9 +343,7 @@ func (s *Session) close(reason string, err error, graceful bool, last []Message)
 		return
 	}
 	s.state = stateClosing
-	if s.timer != nil {
-		s.timer.Stop()
-	}
+	s.srv.beats.stop(s)
 	if s.upgradeTimer != nil {
 		s.upgradeTimer.Stop()
 	}
@@ -474,14 +473,10 @@ func (s *Session) onPong() {
 // setTimerLocked arms the heartbeat timer to fire in d.
 func (s *Session) setTimerLocked(d time.Duration) {
 	s.deadline = monoNow() + int64(d)
-	if s.timer == nil {
-		s.timer = time.AfterFunc(d, s.onTimer)
-	} else {
-		s.timer.Reset(d)
-	}
+	s.srv.beats.set(s, s.deadline)
 }
 
-// onTimer runs on the timer's goroutine: time to PING (v4), or a PING (v4)
+// onTimer runs on a goroutine of its own (see heartbeats): time to PING (v4), or a PING (v4)
 // or the client's PING (v3) is overdue.
 func (s *Session) onTimer() {
 	s.mu.Lock()
