@@ -7,6 +7,7 @@ import (
 	"github.com/chatio/socketio-chat/chat"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -175,6 +176,33 @@ func BenchmarkBroadcastPipelined(b *testing.B) {
 	f.await(b, int64(b.N)*n)
 	b.ReportMetric(float64(b.N)*n/b.Elapsed().Seconds(), "deliveries/s")
 	b.ReportMetric(b.Elapsed().Seconds()*1e9/(float64(b.N)*n), "ns/delivery")
+}
+
+// BenchmarkIdleHeap measures the live heap an idle WebSocket client costs,
+// the server's side and the load generator's client (bench/eio) together:
+// 1 000 clients connect to "/" and stay, then the heap is measured after a
+// GC. The server's side alone is in a heap profile of bench/run.sh
+// -scenarios idle -profile DIR (docs/ARCHITECTURE.md, "Per-connection
+// budget"); this is the quick check of a change to it:
+//
+//	go test -run '^$' -bench IdleHeap -benchtime 3x .
+func BenchmarkIdleHeap(b *testing.B) {
+	const n = 1000
+	ts := benchStart(b)
+	var perConn, objects float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		f := benchConnect(b, ts, n)
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(f)
+		perConn += float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+		objects += float64(int64(after.HeapObjects)-int64(before.HeapObjects)) / n
+	}
+	b.ReportMetric(perConn/float64(b.N), "heap-B/conn")
+	b.ReportMetric(objects/float64(b.N), "objects/conn")
 }
 
 // BenchmarkConnect is one client's connection setup over WebSocket: TCP

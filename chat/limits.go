@@ -8,23 +8,28 @@ import (
 )
 
 // eventLimiter is one connection's token bucket for incoming events: rate
-// tokens a second, at most burst saved up. It is used only by its socket's
-// event middleware, which runs one event at a time.
+// tokens a second, at most burst saved up (the server's configuration,
+// given to allow). It is used only by its socket's event middleware, which
+// runs one event at a time. It is 16 bytes of every connection: the time
+// of the last refill is kept as a monotonic offset, not a time.Time.
 type eventLimiter struct {
-	rate, burst float64
-	tokens      float64
-	last        time.Time
+	tokens float64
+	last   time.Duration // since clockEpoch
 }
 
-func newEventLimiter(rate float64, burst int, now time.Time) *eventLimiter {
-	return &eventLimiter{rate: rate, burst: float64(burst), tokens: float64(burst), last: now}
+// clockEpoch is the origin of the limiter's times.
+var clockEpoch = time.Now()
+
+func newEventLimiter(burst int, now time.Time) eventLimiter {
+	return eventLimiter{tokens: float64(burst), last: now.Sub(clockEpoch)}
 }
 
 // allow takes a token if one is left.
-func (l *eventLimiter) allow(now time.Time) bool {
-	if elapsed := now.Sub(l.last).Seconds(); elapsed > 0 {
-		l.tokens = min(l.burst, l.tokens+elapsed*l.rate)
-		l.last = now
+func (l *eventLimiter) allow(now time.Time, rate float64, burst int) bool {
+	t := now.Sub(clockEpoch)
+	if elapsed := (t - l.last).Seconds(); elapsed > 0 {
+		l.tokens = min(float64(burst), l.tokens+elapsed*rate)
+		l.last = t
 	}
 	if l.tokens >= 1 {
 		l.tokens--
@@ -36,39 +41,33 @@ func (l *eventLimiter) allow(now time.Time) bool {
 // errRateLimited is what the limiter's middleware refuses an event with.
 var errRateLimited = errors.New("event over the rate limit")
 
-// limitEvents drops the events a client sends over cfg.EventRate (bursts
-// of cfg.EventBurst): the first of a streak is logged, and a client that
-// goes on flooding (another burst's worth of refused events with no quiet
-// second between them) is disconnected. The limiter is a middleware of the
-// socket's, so it judges events as they arrive (the core handles a
+// limit is the connection's event middleware: it drops the events a
+// client sends over cfg.EventRate (bursts of cfg.EventBurst): the first of
+// a streak is logged, and a client that goes on flooding (another burst's
+// worth of refused events with no quiet second between them) is
+// disconnected. It judges events as they arrive (the core handles a
 // socket's events on arrival, on the goroutine that read them); its state
 // is its own, out of reach of what a client sends.
-func (s *Server) limitEvents(client *socketio.Socket, remote string) {
-	lim := newEventLimiter(s.cfg.EventRate, s.cfg.EventBurst, time.Now())
-	var (
-		dropped     int // events refused in the current streak
-		lastRefused time.Time
-	)
-	client.Use(func(*socketio.Event) error {
-		now := time.Now()
-		if lim.allow(now) {
-			if now.Sub(lastRefused) > time.Second {
-				dropped = 0 // the streak is over
-			}
-			return nil
+func (c *conn) limit(*socketio.Event) error {
+	s := c.s
+	now := time.Now()
+	if c.lim.allow(now, s.cfg.EventRate, s.cfg.EventBurst) {
+		if now.Sub(clockEpoch)-c.lastRefused > time.Second {
+			c.dropped = 0 // the streak is over
 		}
-		lastRefused = now
-		dropped++
-		s.metrics.EventDropped("rate_limit")
-		switch dropped {
-		case 1:
-			s.log.Warn("dropping events over the rate limit", "sid", client.ID(), "transport", client.Conn().Transport(), "remote", remote,
-				"rate", s.cfg.EventRate, "burst", s.cfg.EventBurst, "reason", "rate limit")
-		case s.cfg.EventBurst:
-			s.log.Warn("disconnecting flooding client", "sid", client.ID(), "transport", client.Conn().Transport(), "remote", remote,
-				"dropped", dropped, "reason", "flood")
-			client.Disconnect(true)
-		}
-		return errRateLimited
-	})
+		return nil
+	}
+	c.lastRefused = now.Sub(clockEpoch)
+	c.dropped++
+	s.metrics.EventDropped("rate_limit")
+	switch int(c.dropped) {
+	case 1:
+		s.log.Warn("dropping events over the rate limit", "sid", c.client.ID(), "transport", c.client.Conn().Transport(), "remote", c.remote(),
+			"rate", s.cfg.EventRate, "burst", s.cfg.EventBurst, "reason", "rate limit")
+	case s.cfg.EventBurst:
+		s.log.Warn("disconnecting flooding client", "sid", c.client.ID(), "transport", c.client.Conn().Transport(), "remote", c.remote(),
+			"dropped", c.dropped, "reason", "flood")
+		c.client.Disconnect(true)
+	}
+	return errRateLimited
 }

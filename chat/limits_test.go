@@ -21,10 +21,10 @@ func TestEventLimiter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := newEventLimiter(tt.rate, tt.burst, t0)
+			l := newEventLimiter(tt.burst, t0)
 			got := 0
 			for _, d := range tt.at {
-				if l.allow(t0.Add(d)) {
+				if l.allow(t0.Add(d), tt.rate, tt.burst) {
 					got++
 				}
 			}

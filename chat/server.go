@@ -207,43 +207,65 @@ func (s *Server) Cluster() *redisadapter.Cluster { return s.cluster }
 // Streams is the Redis Streams adapter (-redis-adapter streams), or nil.
 func (s *Server) Streams() *streamsadapter.Cluster { return s.streams }
 
+// conn is what the chat keeps for one connection, in one allocation: its
+// event limiter's state and what its handlers need (an idle connection's
+// budget, docs/ARCHITECTURE.md "Per-connection budget"). Its handlers are
+// its methods.
+type conn struct {
+	s           *Server
+	client      *socketio.Socket
+	lim         eventLimiter
+	lastRefused time.Duration // since clockEpoch
+	dropped     int32         // events refused in the current streak
+}
+
+// remote is the client's address, for log lines.
+func (c *conn) remote() string { return c.client.Conn().RemoteAddr() }
+
 // onConnection runs once per Socket.IO connection to the main namespace
 // (and to each of -namespaces: a user-message goes to the clients of the
 // namespace it was sent in).
 func (s *Server) onConnection(client *socketio.Socket) {
-	id, remote := client.ID(), client.Handshake().Address
-	s.log.Info("A new user has connected", "id", id,
-		"transport", client.Conn().Transport(),
-		"remote", remote,
-		"recovered", client.Recovered())
-	s.limitEvents(client, remote)
-	client.On("user-message", func(e *socketio.Event) {
-		// The first argument, whatever its type, as the client sent it.
-		message := e.Arg(0)
-		if n := message.Size(); n > s.cfg.MaxMessageBytes {
-			s.metrics.EventDropped("too_large")
-			s.log.Warn("dropping oversized chat message", "sid", id, "transport", client.Conn().Transport(), "remote", remote,
-				"bytes", n, "max", s.cfg.MaxMessageBytes, "reason", "message too large")
-			return
-		}
-		if s.history != nil {
-			s.history.submit(e, message, id, remote) // stored, then broadcast with its offset
-			return
-		}
-		if err := client.Namespace().Emit("message", message); err != nil {
-			s.log.Error("broadcast failed", "sid", id, "err", err)
-		}
-	})
+	c := &conn{s: s, client: client, lim: newEventLimiter(s.cfg.EventBurst, time.Now())}
+	if s.log.Enabled(context.Background(), slog.LevelInfo) {
+		s.log.Info("A new user has connected", "id", client.ID(),
+			"transport", client.Conn().Transport(),
+			"remote", c.remote(),
+			"recovered", client.Recovered())
+	}
+	client.Use(c.limit)
+	client.On("user-message", c.onMessage)
 	if s.history != nil {
 		s.history.connect(client) // its catch-up, then the live messages
 	}
-	client.OnDisconnect(func(reason string, cause error) {
-		if cause != nil {
-			s.log.Info("user disconnected", "id", id, "reason", reason, "cause", cause)
-			return
-		}
-		s.log.Info("user disconnected", "id", id, "reason", reason)
-	})
+	client.OnDisconnect(c.onDisconnect)
+}
+
+func (c *conn) onMessage(e *socketio.Event) {
+	s := c.s
+	// The first argument, whatever its type, as the client sent it.
+	message := e.Arg(0)
+	if n := message.Size(); n > s.cfg.MaxMessageBytes {
+		s.metrics.EventDropped("too_large")
+		s.log.Warn("dropping oversized chat message", "sid", c.client.ID(), "transport", c.client.Conn().Transport(), "remote", c.remote(),
+			"bytes", n, "max", s.cfg.MaxMessageBytes, "reason", "message too large")
+		return
+	}
+	if s.history != nil {
+		s.history.submit(e, message, c.client.ID(), c.remote()) // stored, then broadcast with its offset
+		return
+	}
+	if err := c.client.Namespace().Emit("message", message); err != nil {
+		s.log.Error("broadcast failed", "sid", c.client.ID(), "err", err)
+	}
+}
+
+func (c *conn) onDisconnect(reason string, cause error) {
+	if cause != nil {
+		c.s.log.Info("user disconnected", "id", c.client.ID(), "reason", reason, "cause", cause)
+		return
+	}
+	c.s.log.Info("user disconnected", "id", c.client.ID(), "reason", reason)
 }
 
 // Close disconnects every client (they see the transport close and

@@ -118,7 +118,7 @@ func (s *Server) shed() {
 		if q.sess.shed() {
 			s.stats.shed.Add(1)
 			s.log.Warn("disconnecting slow client: send queue budget reached", "sid", q.sess.id,
-				"remote", q.sess.req.RemoteAddr, "reason", "queue budget", "queued", q.cost, "total", total)
+				"remote", q.sess.hs.remoteAddr(), "reason", "queue budget", "queued", q.cost, "total", total)
 		}
 	}
 }

@@ -51,11 +51,11 @@ const (
 // after it. OnClose is the last call; nothing runs after it.
 type executor struct {
 	mu      sync.Mutex
-	running bool // a goroutine runs the queue
-	closing bool // OnClose is queued: the client's messages are dropped
-	closed  bool // OnClose was delivered; nothing follows it
+	running bool  // a goroutine runs the queue
+	closing bool  // OnClose is queued: the client's messages are dropped
+	closed  bool  // OnClose was delivered; nothing follows it
+	msgs    int32 // evMessage events in q (at most maxPendingMessages); beside the flags, it fills their word
 	q       []event
-	msgs    int           // evMessage events in q
 	bytes   int64         // their data
 	room    chan struct{} // closed when a waiting reader may go on; nil when none waits
 }
@@ -164,7 +164,7 @@ func (e *executor) wakeLocked() {
 func (e *executor) pending() (msgs int, bytes int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.msgs, e.bytes
+	return int(e.msgs), e.bytes
 }
 
 // Do runs fn one at a time with the handler's methods, after the calls in

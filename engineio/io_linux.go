@@ -24,8 +24,14 @@ type epoll struct {
 	readers *elastic
 	flusher *workers
 
-	mu    sync.Mutex
-	conns map[int32]*wsConn
+	mu sync.Mutex
+	// conns is the table of registered connections, indexed by file
+	// descriptor: descriptors are small and dense (the kernel hands out the
+	// lowest free one), so a slice costs 8 bytes per descriptor up to the
+	// highest in use, where a map cost about 36 per connection. It grows
+	// with the highest descriptor and does not shrink; the open-file limit
+	// bounds it.
+	conns []*wsConn
 }
 
 var (
@@ -41,7 +47,7 @@ func epollEngine() ioEngine {
 		if err != nil {
 			return
 		}
-		e := &epoll{fd: fd, conns: make(map[int32]*wsConn)}
+		e := &epoll{fd: fd}
 		e.readers = newElastic(e.read)
 		e.flusher = newWorkers(flushWorkers(), (*wsConn).flush)
 		go e.loop()
@@ -107,12 +113,15 @@ func (e *epoll) register(c *wsConn) error {
 		return net.ErrClosed
 	}
 	e.mu.Lock()
-	e.conns[int32(fc.fd)] = c
+	if fc.fd >= len(e.conns) {
+		e.conns = append(e.conns, make([]*wsConn, fc.fd+1-len(e.conns))...)
+	}
+	e.conns[fc.fd] = c
 	e.mu.Unlock()
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(fc.fd)}
 	if err := syscall.EpollCtl(e.fd, syscall.EPOLL_CTL_ADD, fc.fd, &ev); err != nil {
 		e.mu.Lock()
-		delete(e.conns, int32(fc.fd))
+		e.conns[fc.fd] = nil
 		e.mu.Unlock()
 		return err
 	}
@@ -130,8 +139,8 @@ func (e *epoll) unregister(c *wsConn) {
 		return
 	}
 	e.mu.Lock()
-	if e.conns[int32(fc.fd)] == c {
-		delete(e.conns, int32(fc.fd))
+	if fc.fd < len(e.conns) && e.conns[fc.fd] == c {
+		e.conns[fc.fd] = nil
 	}
 	e.mu.Unlock()
 	_ = syscall.EpollCtl(e.fd, syscall.EPOLL_CTL_DEL, fc.fd, nil)
@@ -171,7 +180,10 @@ func (e *epoll) loop() {
 		e.mu.Lock()
 		for i := range n {
 			ev := &events[i]
-			c := e.conns[ev.Fd]
+			var c *wsConn
+			if int(ev.Fd) < len(e.conns) {
+				c = e.conns[ev.Fd]
+			}
 			if c == nil {
 				continue
 			}

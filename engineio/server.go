@@ -189,6 +189,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*Session
+	beats    heartbeats // the sessions' heartbeat timers
 	closed   bool
 	gone     chan struct{} // closed once the server is closed and has no session
 	count    atomic.Int64  // sessions open or reserved by a handshake
@@ -306,7 +307,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuseCode(w, r, slog.LevelDebug, sid, transport, http.StatusBadRequest, codeUnknownSID, "unknown session")
 		return
 	}
-	if protocolOf(q) != sess.protocol {
+	if protocolOf(q) != int(sess.protocol) {
 		s.refuseCode(w, r, slog.LevelWarn, sid, transport, http.StatusBadRequest, codeBadRequest,
 			fmt.Sprintf("protocol EIO=%s for a v%d session", q.Get("EIO"), sess.protocol))
 		return

@@ -3,26 +3,9 @@ package engineio
 import (
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 )
-
-// Request is what a session keeps of the request that opened it.
-type Request struct {
-	// Header holds the handshake's headers (Host is in Host).
-	Header http.Header
-	// Host is the Host the client asked for.
-	Host string
-	// URL is the handshake's URL, path and query.
-	URL *url.URL
-	// RemoteAddr is the client's address, as net/http reports it.
-	RemoteAddr string
-	// Secure is whether the handshake came over TLS.
-	Secure bool
-	// Time is when the session was opened.
-	Time time.Time
-}
 
 // sessionState is the life of a session: open, closing (its last packets
 // are being delivered), closed (the transport is gone).
@@ -46,11 +29,12 @@ const (
 // server (see budget.go); and so are all queues together
 // (Options.QueueBudget).
 type Session struct {
-	srv      *Server
-	id       string
-	protocol int
-	req      Request
-	b64      bool // a v3 client that cannot receive binary over polling
+	// The fields are ordered so that the struct fits its allocation size
+	// class with no padding (288 bytes; an idle connection's budget,
+	// docs/ARCHITECTURE.md): the flags are gathered at the end.
+	srv *Server
+	id  string
+	hs  handshakeInfo // what Request describes
 
 	// jsonp is, for a JSONP polling session, the start of each response,
 	// `___eio[j](`; nil otherwise. Set by the handshake before the session
@@ -60,51 +44,58 @@ type Session struct {
 	handler SessionHandler // set under mu once the server's connect returned
 	exec    executor       // runs the handler's methods one at a time
 
-	mu       sync.Mutex
-	state    sessionState
-	ws       *wsConn // the WebSocket transport; nil while polling
-	probe    *wsConn // a WebSocket being probed for an upgrade
-	upgraded bool
-	queue    []Message
-	queued   int64 // what queue costs: payload bytes and bookkeeping
-	charged  int64 // what queue costs the process-wide budget (shared payloads split)
-	overflow bool  // the queue overflowed; only Close's packets are accepted
+	mu      sync.Mutex
+	ws      *wsConn // the WebSocket transport; nil while polling
+	probe   *wsConn // a WebSocket being probed for an upgrade
+	queue   []Message
+	queued  int64 // what queue costs: payload bytes and bookkeeping
+	charged int64 // what queue costs the process-wide budget (shared payloads split)
 
 	// control frames waiting on the session's WebSocket and probe
-	// (wsConn.ctrl): how many, and what they cost
-	nctrl      int
+	// (wsConn.ctrl): how many (nctrl, below), and what they cost
 	ctrlQueued int64
 
 	// polling
-	poll     chan struct{} // closed to wake the pending GET; nil when none
-	pollNoop bool          // the pending GET was released to let an upgrade go on
-	byClient bool          // the client sent CLOSE in a POST: the pending GET gets NOOP, not CLOSE
-	posting  bool          // a POST is being served
-	linger   *time.Timer   // bounds the wait for a last GET after a close
+	poll   chan struct{} // closed to wake the pending GET; nil when none
+	linger *time.Timer   // bounds the wait for a last GET after a close
 
 	// heartbeat
-	timer     *time.Timer // next PING (v4), or the pong deadline
-	deadline  time.Time   // when timer is due; an earlier firing is stale
-	awaitPong bool        // v4: a PING is out
-	refreshed bool        // v4: the pong deadline was pushed back once already
+	// (its timer is in srv.beats: the next PING (v4), or the pong deadline)
+	deadline int64 // when the timer is due (monoNow); an earlier firing is stale
 
 	// upgrade
 	upgradeTimer *time.Timer
+
+	nctrl    int32 // bounded by Options.MaxQueuedPackets
+	beat     int32 // 1 + its place in srv.beats' heap; 0 when its timer is not armed
+	protocol uint8 // the Engine.IO revision: 4, or 3
+	b64      bool  // a v3 client that cannot receive binary over polling
+	state    sessionState
+	upgraded bool
+	overflow bool // the queue overflowed; only Close's packets are accepted
+
+	pollNoop bool // the pending GET was released to let an upgrade go on
+	byClient bool // the client sent CLOSE in a POST: the pending GET gets NOOP, not CLOSE
+	posting  bool // a POST is being served
+
+	awaitPong bool // v4: a PING is out
+	refreshed bool // v4: the pong deadline was pushed back once already
 }
+
+// monoEpoch is the origin of monoNow.
+var monoEpoch = time.Now()
+
+// monoNow is the monotonic clock, in nanoseconds since monoEpoch: a
+// deadline in 8 bytes rather than a time.Time's 24, unaffected by changes
+// of the wall clock.
+func monoNow() int64 { return int64(time.Since(monoEpoch)) }
 
 func newSession(srv *Server, id string, protocol int, r *http.Request) *Session {
 	return &Session{
 		srv:      srv,
 		id:       id,
-		protocol: protocol,
-		req: Request{
-			Header:     r.Header,
-			Host:       r.Host,
-			URL:        r.URL,
-			RemoteAddr: r.RemoteAddr,
-			Secure:     r.TLS != nil,
-			Time:       time.Now(),
-		},
+		protocol: uint8(protocol),
+		hs:       newHandshakeInfo(r, time.Now()),
 	}
 }
 
@@ -112,10 +103,16 @@ func newSession(srv *Server, id string, protocol int, r *http.Request) *Session 
 func (s *Session) ID() string { return s.id }
 
 // Protocol is the Engine.IO revision the client speaks: 4, or 3.
-func (s *Session) Protocol() int { return s.protocol }
+func (s *Session) Protocol() int { return int(s.protocol) }
 
-// Request describes the handshake.
-func (s *Session) Request() *Request { return &s.req }
+// Request describes the handshake. It is built on each call from the
+// compact form the session keeps (see handshakeInfo): a caller that needs
+// it more than once keeps it.
+func (s *Session) Request() *Request { return s.hs.request() }
+
+// RemoteAddr is the client's address, as net/http reported it in the
+// handshake (Request().RemoteAddr, without building the Request).
+func (s *Session) RemoteAddr() string { return s.hs.remoteAddr() }
 
 // Transport is "polling" or "websocket".
 func (s *Session) Transport() string {
@@ -147,7 +144,7 @@ func (s *Session) Waiting() bool {
 func (s *Session) Queued() (packets int, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.queue) + s.nctrl, s.queued + s.ctrlQueued
+	return len(s.queue) + int(s.nctrl), s.queued + s.ctrlQueued
 }
 
 // open queues the OPEN packet, registers the session, asks the server's
@@ -241,7 +238,7 @@ func (s *Session) send(msgs []Message) error {
 // the session's bounds, with what is queued and the control frames.
 func (s *Session) fitsLocked(packets int, n int64) bool {
 	o := &s.srv.opts
-	return len(s.queue)+s.nctrl+packets <= o.MaxQueuedPackets && s.queued+s.ctrlQueued+n <= o.MaxQueuedBytes
+	return len(s.queue)+int(s.nctrl)+packets <= o.MaxQueuedPackets && s.queued+s.ctrlQueued+n <= o.MaxQueuedBytes
 }
 
 // overflowLocked marks the session overflowed (a slow consumer) and drops
@@ -346,9 +343,7 @@ func (s *Session) close(reason string, err error, graceful bool, last []Message)
 		return
 	}
 	s.state = stateClosing
-	if s.timer != nil {
-		s.timer.Stop()
-	}
+	s.srv.beats.stop(s)
 	if s.upgradeTimer != nil {
 		s.upgradeTimer.Stop()
 	}
@@ -380,7 +375,7 @@ func (s *Session) close(reason string, err error, graceful bool, last []Message)
 		probe.abort()
 	}
 	s.srv.stats.closed(reason)
-	s.srv.log.Debug("session closed", "sid", s.id, "transport", s.Transport(), "remote", s.req.RemoteAddr,
+	s.srv.log.Debug("session closed", "sid", s.id, "transport", s.Transport(), "remote", s.hs.remoteAddr(),
 		"reason", describe(reason, err))
 	s.post(event{kind: evClose, reason: reason, err: err})
 	if finish {
@@ -477,19 +472,15 @@ func (s *Session) onPong() {
 
 // setTimerLocked arms the heartbeat timer to fire in d.
 func (s *Session) setTimerLocked(d time.Duration) {
-	s.deadline = time.Now().Add(d)
-	if s.timer == nil {
-		s.timer = time.AfterFunc(d, s.onTimer)
-	} else {
-		s.timer.Reset(d)
-	}
+	s.deadline = monoNow() + int64(d)
+	s.srv.beats.set(s, s.deadline)
 }
 
-// onTimer runs on the timer's goroutine: time to PING (v4), or a PING (v4)
+// onTimer runs on a goroutine of its own (see heartbeats): time to PING (v4), or a PING (v4)
 // or the client's PING (v3) is overdue.
 func (s *Session) onTimer() {
 	s.mu.Lock()
-	if s.state != stateOpen || time.Now().Before(s.deadline) {
+	if s.state != stateOpen || monoNow() < s.deadline {
 		s.mu.Unlock() // closed, or a stale firing of a timer that was reset
 		return
 	}

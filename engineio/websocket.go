@@ -564,12 +564,12 @@ func (c *wsConn) onMessage(op byte, msg []byte) bool {
 		if !utf8.Valid(msg) {
 			return c.protocolError(closeInvalidPayload, "websocket: text message not UTF-8")
 		}
-		p, err = decodeText(msg, s.protocol)
+		p, err = decodeText(msg, int(s.protocol))
 	} else {
-		p, err = decodeBinaryFrame(msg, s.protocol)
+		p, err = decodeBinaryFrame(msg, int(s.protocol))
 	}
 	if err != nil {
-		s.srv.log.Warn("refused packet", "sid", s.id, "transport", "websocket", "remote", s.req.RemoteAddr,
+		s.srv.log.Warn("refused packet", "sid", s.id, "transport", "websocket", "remote", s.hs.remoteAddr(),
 			"reason", "invalid Engine.IO packet")
 		if c.probing {
 			s.abortProbe(c)
@@ -590,7 +590,7 @@ func (c *wsConn) onMessage(op byte, msg []byte) bool {
 // protocolError fails the connection with a close frame of code.
 func (c *wsConn) protocolError(code uint16, reason string) bool {
 	s := c.sess
-	s.srv.log.Warn("refused packet", "sid", s.id, "transport", "websocket", "remote", s.req.RemoteAddr, "reason", reason)
+	s.srv.log.Warn("refused packet", "sid", s.id, "transport", "websocket", "remote", s.hs.remoteAddr(), "reason", reason)
 	c.discard = true
 	c.closeWith(code, "transport error", errors.New(reason))
 	return false
@@ -723,7 +723,7 @@ func (c *wsConn) takeCtrlLocked() []ctrlFrame {
 	ctrl, n := c.ctrl, c.ctrlBytes
 	if n != 0 {
 		s := c.sess
-		s.nctrl -= len(ctrl)
+		s.nctrl -= int32(len(ctrl))
 		s.ctrlQueued -= n
 		s.srv.charge(-n)
 	}
@@ -800,7 +800,7 @@ func (c *wsConn) fill() bool {
 	ctrl := c.ctrl
 	if c.ctrlBytes != 0 {
 		c.inflight += c.ctrlBytes
-		s.nctrl -= len(ctrl)
+		s.nctrl -= int32(len(ctrl))
 		s.ctrlQueued -= c.ctrlBytes
 	}
 	c.ctrl, c.ctrlBytes = nil, 0
@@ -841,7 +841,7 @@ func (c *wsConn) fill() bool {
 		fb.frame(f.op, f.payload, nil)
 	}
 	if c.deflate {
-		c.fillDeflate(msgs, protocol, b64)
+		c.fillDeflate(msgs, int(protocol), b64)
 		return true
 	}
 	for _, m := range msgs {

@@ -57,7 +57,7 @@ func (c *client) onConnectTimeout() {
 		c.mu.Unlock()
 		if !joined {
 			c.srv.log.Debug("closing a session that joined no namespace", "sid", c.conn.ID(),
-				"remote", c.conn.Request().RemoteAddr, "reason", "connect timeout")
+				"remote", c.conn.RemoteAddr(), "reason", "connect timeout")
 			c.conn.Close(ReasonForcedClose)
 		}
 	})
@@ -108,7 +108,7 @@ func (c *client) OnMessage(data []byte, binary bool) {
 // does (its sockets see "forced close"), and logs why.
 func (c *client) refuse(err error) {
 	c.srv.log.Warn("refused packet", "sid", c.conn.ID(), "transport", c.conn.Transport(),
-		"remote", c.conn.Request().RemoteAddr, "reason", err.Error())
+		"remote", c.conn.RemoteAddr(), "reason", err.Error())
 	c.pending = nil
 	c.closeSockets(ReasonForcedClose, err)
 	c.conn.Close(ReasonForcedClose)
@@ -359,7 +359,7 @@ func (c *client) disconnectAll(cause error) {
 // was dropped; the DISCONNECT packets are the session's last.
 func (c *client) OnQueueOverflow() {
 	c.srv.log.Warn("disconnecting slow client: send queue full", "sid", c.conn.ID(), "transport", c.conn.Transport(),
-		"remote", c.conn.Request().RemoteAddr, "reason", "slow consumer")
+		"remote", c.conn.RemoteAddr(), "reason", "slow consumer")
 	c.mu.Lock()
 	sockets := slices.Clone(c.sockets)
 	c.mu.Unlock()

@@ -199,7 +199,7 @@ func (n *Namespace) Rooms() []string {
 
 // addLocked makes s a member of the namespace. n.mu is held.
 func (n *Namespace) addLocked(s *Socket) {
-	s.index = len(n.list)
+	s.index = int32(len(n.list))
 	n.list = append(n.list, s)
 	n.sockets[s.id] = s
 	s.connected = true

@@ -26,20 +26,36 @@ type Socket struct {
 	auth      json.RawMessage // guarded by mu (ForgetAuth)
 	recovered bool
 
-	// guarded by nsp.mu
+	// guarded by nsp.mu (beside recovered, so that the struct fits
+	// the 224-byte allocation class: an idle connection's budget)
 	connected bool
-	index     int      // in nsp.list
+	index     int32    // in nsp.list
 	rooms     []string // rooms joined, its own room aside
 
-	mu              sync.Mutex
-	handlers        []handler
-	anys            *anyListeners // nil until OnAny or OnAnyOutgoing; replaced, never changed
-	middlewares     []func(*Event) error
-	onDisconnect    []func(reason string, cause error)
+	mu           sync.Mutex
+	handlers     []handler
+	anys         *anyListeners // nil until OnAny or OnAnyOutgoing; replaced, never changed
+	middlewares  []func(*Event) error
+	onDisconnect []func(reason string, cause error)
+	rare         *socketRare // nil until OnDisconnecting or OnError
+	acks         map[int64]*pendingAck
+	data         any
+}
+
+// socketRare holds the listeners few sockets have, allocated for the first
+// (the Socket fits the 224-byte allocation class without them: an idle
+// connection's budget, docs/ARCHITECTURE.md).
+type socketRare struct {
 	onDisconnecting []func(reason string)
 	onError         []func(error)
-	acks            map[int64]*pendingAck
-	data            any
+}
+
+// rareLocked returns s.rare, allocated if needed. s.mu is held.
+func (s *Socket) rareLocked() *socketRare {
+	if s.rare == nil {
+		s.rare = &socketRare{}
+	}
+	return s.rare
 }
 
 type handler struct {
@@ -110,7 +126,11 @@ type Handshake struct {
 	Auth json.RawMessage
 }
 
-// Handshake returns the details of the socket's connection.
+// Handshake returns the details of the socket's connection. It is built
+// on each call from the compact form the session keeps of its handshake
+// (engineio.Session.Request): Headers and Query are new maps, which the
+// caller may keep or change; a caller that needs them repeatedly keeps
+// them rather than calling Handshake again.
 func (s *Socket) Handshake() Handshake {
 	r := s.client.conn.Request()
 	s.mu.Lock()
@@ -186,7 +206,8 @@ func (s *Socket) Use(fn func(*Event) error) {
 // OnError is called with what an event middleware refused.
 func (s *Socket) OnError(fn func(error)) {
 	s.mu.Lock()
-	s.onError = append(s.onError, fn)
+	r := s.rareLocked()
+	r.onError = append(r.onError, fn)
 	s.mu.Unlock()
 }
 
@@ -194,7 +215,8 @@ func (s *Socket) OnError(fn func(error)) {
 // it is still in its rooms.
 func (s *Socket) OnDisconnecting(fn func(reason string)) {
 	s.mu.Lock()
-	s.onDisconnecting = append(s.onDisconnecting, fn)
+	r := s.rareLocked()
+	r.onDisconnecting = append(r.onDisconnecting, fn)
 	s.mu.Unlock()
 }
 
@@ -443,8 +465,11 @@ func (s *Socket) leave(reason string, cause error) bool {
 	if !connected {
 		return false
 	}
+	var disconnecting []func(reason string)
 	s.mu.Lock()
-	disconnecting := s.onDisconnecting
+	if s.rare != nil {
+		disconnecting = s.rare.onDisconnecting
+	}
 	s.mu.Unlock()
 	for _, fn := range disconnecting {
 		fn(reason)
@@ -541,8 +566,11 @@ func (s *Socket) dispatch(ev *Event) {
 	s.mu.Unlock()
 	for _, mw := range mws {
 		if err := mw(ev); err != nil {
+			var onErr []func(error)
 			s.mu.Lock()
-			onErr := s.onError
+			if s.rare != nil {
+				onErr = s.rare.onError
+			}
 			s.mu.Unlock()
 			for _, f := range onErr {
 				f(err)

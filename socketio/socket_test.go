@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 )
@@ -570,5 +571,15 @@ func TestEmitReserved(t *testing.T) {
 		if so.Emit(name) == nil || s.Emit(name) == nil {
 			t.Errorf("Emit(%q) succeeded", name)
 		}
+	}
+}
+
+// TestSocketSize: a Socket fits the 224-byte allocation class (an idle
+// connection's budget, docs/ARCHITECTURE.md "Per-connection budget"). A
+// field that makes it grow past it costs 16 bytes or more per connection:
+// put what few sockets use in socketRare.
+func TestSocketSize(t *testing.T) {
+	if n := unsafe.Sizeof(Socket{}); n > 224 {
+		t.Errorf("Socket is %d bytes, over its 224-byte budget", n)
 	}
 }
