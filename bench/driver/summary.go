@@ -19,7 +19,7 @@ type Row struct {
 	// Floor is the floor broadcaster's value (bench/floor), in the rows
 	// of CPU per delivery.
 	Floor *float64 `json:"floor,omitempty"`
-	Ratio  *float64 `json:"ratio,omitempty"` // Go / Node, or Go / RatioOf
+	Ratio *float64 `json:"ratio,omitempty"` // Go / Node, or Go / RatioOf
 	// RatioOf, when set, is the server the ratio compares with instead of
 	// Node (a variant against our default flags).
 	RatioOf string `json:"ratioOf,omitempty"`
