@@ -188,6 +188,7 @@ func TestLabels(t *testing.T) {
 	}{
 		{"go", "", false, true},
 		{"node", "", false, false},
+		{"floor", "", false, false},
 		{"go+recovery", "-recovery 2m", false, true},
 		{"go@HEAD+recovery+redis", "-recovery 2m -redis redis://127.0.0.1:6379/12 -redis-prefix", true, true},
 		{"go+gc400", "-gogc 400", false, true},
@@ -207,7 +208,7 @@ func TestLabels(t *testing.T) {
 			t.Errorf("%s: redis %v, go %v", tc.label, vs.usesRedis(l), isGo(tc.label))
 		}
 	}
-	for _, bad := range []string{"node+redis", "python", "go+", "go@"} {
+	for _, bad := range []string{"node+redis", "floor+recovery", "python", "go+", "go@"} {
 		if _, err := parseLabel(bad); err == nil {
 			t.Errorf("parseLabel(%q) accepted", bad)
 		}
