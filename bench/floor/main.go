@@ -132,6 +132,13 @@ func (f *floor) join(nc net.Conn, sid string) error {
 				if _, err := nc.Write(appendFrame(nil, []byte(`40{"sid":"s`+sid+`"}`))); err != nil {
 					return err
 				}
+				// Frames sent right behind CONNECT (the load generator
+				// sends none: it waits for the answer) are kept, and
+				// handled with the connection's next read.
+				if n := br.Buffered(); n > 0 {
+					b, _ := br.Peek(n)
+					in = append(in, b...)
+				}
 				return f.add(nc, in)
 			}
 		}
