@@ -926,6 +926,13 @@ func (c *wsConn) consume(n int) {
 		n -= len(out[i])
 		out[i] = nil
 	}
+	if i == len(out) {
+		// All written (the usual case): keep the array's front, so that
+		// the next fill appends without allocating; out[i:] would lose
+		// the capacity before it, and every frame would allocate anew.
+		c.fb.out = out[:0]
+		return
+	}
 	out = out[i:]
 	if len(out) > 0 && n > 0 {
 		out[0] = out[0][n:]

@@ -30,6 +30,10 @@ func testRun() *Run {
 			{Name: "sweep", Server: "go+redis", Clients: 1000, Points: []result.Point{pt(25, 5, true, 10), pt(50, 8, true, 9), withOrder(pt(100, 40, true, 8), 2)}},
 			{Name: "cpu", Server: "go", Clients: 1000, Points: []result.Point{pt(25, 5, true, 6), pt(31.3, 5, true, 5)}},
 			{Name: "cpu", Server: "node", Clients: 1000, Points: []result.Point{pt(25, 5, true, 16), pt(31.3, 50, true, 15)}},
+			{Name: "cpu", Server: "floor", Clients: 1000, Points: []result.Point{pt(25, 5, true, 5), pt(31.3, 5, true, 2.5)}},
+			{Name: "fanout", Server: "go", Clients: 10000, Points: []result.Point{pt(5, 20, true, 3)}},
+			{Name: "fanout", Server: "node", Clients: 10000, Points: []result.Point{pt(5, 200, true, 9)}},
+			{Name: "fanout", Server: "floor", Clients: 10000, Points: []result.Point{pt(5, 10, true, 2.4)}},
 			{Name: "idle", Server: "go", RSS0KB: 10000, Ramps: []result.Ramp{{To: 5000, PerSec: 6000}, {From: 5000, To: 18000, PerSec: 7000}},
 				Idle: []result.Idle{{Clients: 5000, PerConnKB: 8, RSSKB: 50000, SlopeKB: 8}, {Clients: 18000, PerConnKB: 7, RSSKB: 50000 + 13000*6, SlopeKB: 6}}},
 			{Name: "idle", Server: "node", RSS0KB: 50000, Ramps: []result.Ramp{{To: 5000, PerSec: 3000}, {From: 5000, To: 18000, PerSec: 3500}},
@@ -79,6 +83,22 @@ func TestSummarize(t *testing.T) {
 	if *r.Ratio != 5.0/15 || !*r.Met {
 		t.Errorf("cpu row at Node's rate %+v", r)
 	}
+	if r.Floor == nil || *r.Floor != 2.5 {
+		t.Errorf("cpu row at Node's rate: floor %v, want 2.5", r.Floor)
+	}
+	// Ours against the floor: a row of its own, with the target.
+	r = get("server CPU per delivery at 25 000 deliveries/s, against the floor")
+	if *r.Go != 6 || *r.Floor != 5 || *r.Ratio != 1.2 || !*r.Met || r.RatioOf != "floor" || r.Target != "≤ 1.5× floor" || !strings.Contains(r.Note, "Node/floor 3.20×") {
+		t.Errorf("cpu floor row %+v", r)
+	}
+	r = get("server CPU per delivery at Node's highest sustained rate, 31 300 deliveries/s, against the floor")
+	if *r.Ratio != 2 || *r.Met {
+		t.Errorf("cpu floor row at Node's rate %+v", r)
+	}
+	r = get("fan-out 10000 clients, 5 msg/s: server CPU per delivery, against the floor")
+	if *r.Ratio != 1.25 || !*r.Met || *r.Node != 9 {
+		t.Errorf("fan-out floor row %+v", r)
+	}
 	r = get("RSS per idle WebSocket connection at 5000")
 	if *r.Ratio > 0.48 || *r.Ratio < 0.46 || !*r.Met {
 		t.Errorf("RSS row ratio %v met %v", *r.Ratio, *r.Met)
@@ -118,7 +138,7 @@ func TestSummarize(t *testing.T) {
 	var buf bytes.Buffer
 	printTable(&buf, &Run{Summary: rows})
 	writeMarkdown(&buf, testRun())
-	for _, want := range []string{"4.00×", "order ≠", "1 000 000 connections would take"} {
+	for _, want := range []string{"4.00×", "order ≠", "1 000 000 connections would take", "| floor |", "≤ 1.5× floor"} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, buf.String())
 		}
@@ -168,6 +188,7 @@ func TestLabels(t *testing.T) {
 	}{
 		{"go", "", false, true},
 		{"node", "", false, false},
+		{"floor", "", false, false},
 		{"go+recovery", "-recovery 2m", false, true},
 		{"go@HEAD+recovery+redis", "-recovery 2m -redis redis://127.0.0.1:6379/12 -redis-prefix", true, true},
 		{"go+gc400", "-gogc 400", false, true},
@@ -187,7 +208,7 @@ func TestLabels(t *testing.T) {
 			t.Errorf("%s: redis %v, go %v", tc.label, vs.usesRedis(l), isGo(tc.label))
 		}
 	}
-	for _, bad := range []string{"node+redis", "python", "go+", "go@"} {
+	for _, bad := range []string{"node+redis", "floor+recovery", "python", "go+", "go@"} {
 		if _, err := parseLabel(bad); err == nil {
 			t.Errorf("parseLabel(%q) accepted", bad)
 		}

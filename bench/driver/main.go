@@ -230,7 +230,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("driver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "small, short scenarios for development (3–4 minutes)")
-	servers := fs.String("servers", "go,node", "servers to run in every scenario, in order: go (this working tree), node (the tutorial), go@REV (a git revision, e.g. go@HEAD), each Go one with optional +VARIANT suffixes (go+recovery)")
+	servers := fs.String("servers", "go,node,floor", "servers to run in every scenario, in order: go (this working tree), node (the tutorial), floor (bench/floor, the least a broadcaster can do per delivery; cpu and fanout only), go@REV (a git revision, e.g. go@HEAD), each Go one with optional +VARIANT suffixes (go+recovery)")
 	only := fs.String("scenarios", allScenarios, "scenarios to run")
 	sweepVariants := fs.String("sweep-variants", "recovery,redis,recovery+redis,history,history-pg", "variants of the compared Go server (the first Go of -servers) that also run the sweep: recovery is -recovery 2m, redis is -redis <-redis-url>, history is -history <-history-file>, history-pg is -history <-history-pg>, others come from -variant; empty: none")
 	var variantDefs listFlag
@@ -456,6 +456,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			run = append(append([]string(nil), names...), res.SweepVariants...)
 		}
 		for _, name := range run {
+			if name == floorServer && !floorScenarios[sc.name] {
+				continue
+			}
 			l, _ := parseLabel(name)
 			o := runOpts{root: *root, bins: bins, serverArgs: serverArgs[name], loadgen: loadgen, profileDir: *profile, log: stderr}
 			if variants.usesRedis(l) {

@@ -35,8 +35,8 @@ func writeMarkdown(w io.Writer, res *Run) {
 	if len(res.SweepVariants) > 0 {
 		fmt.Fprintf(w, "The sweep also ran %s: our server with other flags, compared with its default flags.\n\n", "`"+strings.Join(res.SweepVariants, "`, `")+"`")
 	}
-	fmt.Fprintf(w, "| metric | Go (`%s`) | Node | Go/Node | target | met |\n", res.Compared)
-	fmt.Fprintln(w, "|---|---:|---:|---:|---|---|")
+	fmt.Fprintf(w, "| metric | Go (`%s`) | Node | floor | Go/Node | target | met |\n", res.Compared)
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---|---|")
 	for _, r := range res.Summary {
 		metric := r.Metric
 		if r.Unit != "" {
@@ -45,7 +45,7 @@ func writeMarkdown(w io.Writer, res *Run) {
 		if r.Note != "" {
 			metric += " — " + r.Note
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", metric, num(r.Go), num(r.Node), ratio(r.Ratio), r.Target, met(r.Met))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", metric, num(r.Go), num(r.Node), num(r.Floor), ratio(r.Ratio), r.Target, met(r.Met))
 	}
 
 	fmt.Fprintln(w, "\nEvery load point:")

@@ -51,6 +51,14 @@ func build(ctx context.Context, root, dir string, servers []string, profiling bo
 	}
 	bins = map[string]string{}
 	for _, name := range servers {
+		if name == floorServer {
+			bin := filepath.Join(dir, "floor")
+			if err := goCmd(ctx, abs, log, "build", "-o", bin, "./bench/floor"); err != nil {
+				return nil, "", err
+			}
+			bins[name] = bin
+			continue
+		}
 		if !isGo(name) {
 			continue
 		}
@@ -142,6 +150,8 @@ func revision(ctx context.Context, root, name string) string {
 		return "working tree at " + command(ctx, "git", "-C", root, "describe", "--always", "--dirty")
 	case strings.HasPrefix(name, "go@"):
 		return "git " + command(ctx, "git", "-C", root, "rev-parse", "--short", strings.TrimPrefix(name, "go@"))
+	case name == floorServer:
+		return "bench/floor (the floor: one write(2) of one pre-encoded frame per recipient, no protocol), working tree at " + command(ctx, "git", "-C", root, "describe", "--always", "--dirty")
 	case name == "node":
 		return "bench/node-tutorial/index.js, socket.io " + nodeModuleVersion(root, "socket.io") + ", express " + nodeModuleVersion(root, "express")
 	}
@@ -161,6 +171,16 @@ func nodeModuleVersion(root, mod string) string {
 	}
 	return pkg.Version
 }
+
+// floorServer is the label of the floor broadcaster (bench/floor): the
+// least a server can do per delivery, run in the scenarios that measure CPU
+// per delivery (floorScenarios) so that ours is also reported as a ratio to
+// it.
+const floorServer = "floor"
+
+// floorScenarios are the scenarios the floor runs in; it skips the others
+// (it has no polling, no limits, no sessions to hold idle).
+var floorScenarios = map[string]bool{"cpu": true, "fanout": true}
 
 // server is one running chat server under test.
 type server struct {
@@ -211,11 +231,13 @@ func startServer(ctx context.Context, name, root string, bins map[string]string,
 			env = append(env, "BENCH_PPROF_ADDR=127.0.0.1:"+strconv.Itoa(pp))
 			s.pprofURL = "http://127.0.0.1:" + strconv.Itoa(pp)
 		}
+	case name == floorServer:
+		s.cmd = exec.Command(bins[floorServer], "-addr", "127.0.0.1:"+strconv.Itoa(port))
 	case name == "node":
 		s.cmd = exec.Command("node", "bench/node-tutorial/index.js", "--quiet")
 		env = append(env, "PORT="+strconv.Itoa(port), "HOST=127.0.0.1")
 	default:
-		return nil, fmt.Errorf("unknown server %q (want go, go@REV or node)", name)
+		return nil, fmt.Errorf("unknown server %q (want go, go@REV, node or floor)", name)
 	}
 	s.cmd.Dir, s.cmd.Env = root, env
 	s.cmd.Stdout, s.cmd.Stderr = log, log

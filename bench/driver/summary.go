@@ -16,7 +16,10 @@ type Row struct {
 	Unit   string   `json:"unit,omitempty"`
 	Go     *float64 `json:"go,omitempty"`
 	Node   *float64 `json:"node,omitempty"`
-	Ratio  *float64 `json:"ratio,omitempty"` // Go / Node, or Go / RatioOf
+	// Floor is the floor broadcaster's value (bench/floor), in the rows
+	// of CPU per delivery.
+	Floor *float64 `json:"floor,omitempty"`
+	Ratio *float64 `json:"ratio,omitempty"` // Go / Node, or Go / RatioOf
 	// RatioOf, when set, is the server the ratio compares with instead of
 	// Node (a variant against our default flags).
 	RatioOf string `json:"ratioOf,omitempty"`
@@ -202,7 +205,7 @@ func summarize(res *Run) []Row {
 		}
 	}
 
-	gc, nc := find(res, "cpu", goName), find(res, "cpu", "node")
+	gc, nc, fc := find(res, "cpu", goName), find(res, "cpu", "node"), find(res, "cpu", floorServer)
 	if gc != nil || nc != nil {
 		labels, notes := map[float64]string{}, map[float64]string{}
 		for _, c := range res.CPURates {
@@ -225,7 +228,12 @@ func summarize(res *Run) []Row {
 			if n := notes[rate]; n != "" {
 				r.Note += "; " + n
 			}
+			fp := pointAt(fc, rate)
+			r.Floor = field(fp, func(p *result.Point) float64 { return p.ServerCPUPerDeliveryUs })
 			rows = append(rows, r)
+			if fr, ok := floorRow(fmt.Sprintf("server CPU per delivery at %s, against the floor", label), gp, np, fp); ok {
+				rows = append(rows, fr)
+			}
 		}
 	}
 
@@ -294,9 +302,15 @@ func summarize(res *Run) []Row {
 			field(np, func(p *result.Point) float64 { return p.P99Ms }), 0, 0)
 		r.Note = completeness(gp, np)
 		rows = append(rows, r)
-		rows = append(rows, pair(fmt.Sprintf("fan-out %d clients, %g msg/s: server CPU per delivery", clients, rate), "µs",
+		fp := pointAt(find(res, "fanout", floorServer), rate)
+		r = pair(fmt.Sprintf("fan-out %d clients, %g msg/s: server CPU per delivery", clients, rate), "µs",
 			field(gp, func(p *result.Point) float64 { return p.ServerCPUPerDeliveryUs }),
-			field(np, func(p *result.Point) float64 { return p.ServerCPUPerDeliveryUs }), 0, 0))
+			field(np, func(p *result.Point) float64 { return p.ServerCPUPerDeliveryUs }), 0, 0)
+		r.Floor = field(fp, func(p *result.Point) float64 { return p.ServerCPUPerDeliveryUs })
+		rows = append(rows, r)
+		if fr, ok := floorRow(fmt.Sprintf("fan-out %d clients, %g msg/s: server CPU per delivery, against the floor", clients, rate), gp, np, fp); ok {
+			rows = append(rows, fr)
+		}
 	}
 
 	gp, np := firstPoint(find(res, "polling", goName)), firstPoint(find(res, "polling", "node"))
@@ -421,6 +435,30 @@ func summarize(res *Run) []Row {
 	}
 	rows = append(rows, Row{Metric: "load generator CPU, busiest point", Unit: "% of a core", Go: lg(goName), Node: lg("node")})
 	return rows
+}
+
+// floorTarget is the target of our CPU per delivery against the floor's.
+const floorTarget = 1.5
+
+// floorRow compares our CPU per delivery at a load point (g) with the
+// floor broadcaster's at the same point (f): Ratio is ours / the floor's,
+// the note gives Node's (n) too. ok is false when either did not run.
+func floorRow(metric string, g, n, f *result.Point) (Row, bool) {
+	if g == nil || f == nil || f.ServerCPUPerDeliveryUs <= 0 {
+		return Row{}, false
+	}
+	r := Row{Metric: metric, Unit: "µs", Go: ptr(g.ServerCPUPerDeliveryUs), Floor: ptr(f.ServerCPUPerDeliveryUs), RatioOf: floorServer,
+		Ratio: ptr(g.ServerCPUPerDeliveryUs / f.ServerCPUPerDeliveryUs), Target: fmt.Sprintf("≤ %g× floor", floorTarget)}
+	r.Met = ptr(*r.Ratio <= floorTarget)
+	r.Note = fmt.Sprintf("ratio to `floor` (bench/floor, %.2f µs)", f.ServerCPUPerDeliveryUs)
+	if n != nil {
+		r.Node = ptr(n.ServerCPUPerDeliveryUs)
+		r.Note += fmt.Sprintf("; Node/floor %.2f×", n.ServerCPUPerDeliveryUs/f.ServerCPUPerDeliveryUs)
+	}
+	if !f.Complete {
+		r.Note += fmt.Sprintf("; floor: %d/%d delivered", f.Delivered, f.Expected)
+	}
+	return r, true
 }
 
 // commonBest returns the points of a and b at the highest rate at which
@@ -658,9 +696,9 @@ func printTable(w io.Writer, res *Run) {
 	if goName == "" {
 		goName = "go"
 	}
-	fmt.Fprintf(w, "\n%-*s %12s %12s %8s %8s %4s\n", width, "metric", goName, "node", "go/node", "target", "met")
+	fmt.Fprintf(w, "\n%-*s %12s %12s %8s %8s %8s %4s\n", width, "metric", goName, "node", "floor", "go/node", "target", "met")
 	for _, r := range res.Summary {
-		fmt.Fprintf(w, "%-*s %12s %12s %8s %8s %4s\n", width, metric(r), num(r.Go), num(r.Node), ratio(r.Ratio), r.Target, met(r.Met))
+		fmt.Fprintf(w, "%-*s %12s %12s %8s %8s %8s %4s\n", width, metric(r), num(r.Go), num(r.Node), num(r.Floor), ratio(r.Ratio), r.Target, met(r.Met))
 		if r.Note != "" && r.Note != "all delivered in order" {
 			fmt.Fprintf(w, "    %s\n", r.Note)
 		}

@@ -22,13 +22,13 @@ func parseLabel(name string) (serverLabel, error) {
 	parts := strings.Split(name, "+")
 	l := serverLabel{base: parts[0], variants: parts[1:]}
 	switch {
-	case l.base == "node":
+	case l.base == "node" || l.base == floorServer:
 		if len(l.variants) > 0 {
 			return l, fmt.Errorf("server %q: variants (+…) apply to our Go server only; Node runs as the tutorial has it", name)
 		}
 	case l.base == "go" || strings.HasPrefix(l.base, "go@") && len(l.base) > 3:
 	default:
-		return l, fmt.Errorf("unknown server %q (want go, go@REV, node, or go…+VARIANT)", name)
+		return l, fmt.Errorf("unknown server %q (want go, go@REV, node, floor, or go…+VARIANT)", name)
 	}
 	for _, v := range l.variants {
 		if v == "" {
