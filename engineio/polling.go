@@ -101,12 +101,12 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 func (s *Session) writePayload(w http.ResponseWriter, r *http.Request, msgs []Message) {
 	buf := getBuffer()
 	defer putBuffer(buf)
-	contentType := "text/plain; charset=UTF-8"
+	contentType := hdrTextPlain
 	switch {
 	case s.protocol == 4:
 		buf.b = appendPayloadV4(buf.b, msgs)
 	case !s.b64 && s.jsonp == nil && hasBinary(msgs):
-		contentType = "application/octet-stream"
+		contentType = hdrOctetStream
 		buf.b = appendPayloadV3Binary(buf.b, msgs)
 	default:
 		buf.b = appendPayloadV3Text(buf.b, msgs)
@@ -120,8 +120,8 @@ func (s *Session) writePayload(w http.ResponseWriter, r *http.Request, msgs []Me
 		buf, js = js, buf
 	}
 	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = contentType
+	h["Cache-Control"] = hdrNoStore
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.srv.opts.PingTimeout))
 	if t := s.srv.opts.CompressionThreshold; t >= 0 && len(buf.b) >= t && httpasset.AcceptsGzip(r.Header) {
 		h.Set("Content-Encoding", "gzip")
@@ -270,11 +270,23 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 // answerPost answers a POST that was read: "ok", as Node does.
 func (s *Session) answerPost(w http.ResponseWriter) {
 	h := w.Header()
-	h.Set("Content-Type", "text/html")
-	h.Set("Content-Length", "2")
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = hdrTextHTML
+	h["Content-Length"] = hdrLength2
+	h["Cache-Control"] = hdrNoStore
 	_, _ = io.WriteString(w, "ok")
 }
+
+// The values of the headers of polling responses, shared by every response
+// rather than allocated for each (http.Header.Set allocates the slice): set
+// after the Headers hooks ran, and only read afterwards (net/http copies
+// them when it writes the header), so nothing modifies them.
+var (
+	hdrTextPlain   = []string{"text/plain; charset=UTF-8"}
+	hdrOctetStream = []string{"application/octet-stream"}
+	hdrTextHTML    = []string{"text/html"}
+	hdrNoStore     = []string{"no-store"}
+	hdrLength2     = []string{"2"}
+)
 
 // closeByClient ends the session on the client's CLOSE packet, sent in a
 // POST. As in Node (Polling.onClose), a GET pending then is answered with a

@@ -280,9 +280,11 @@ func (s *Server) refuseCode(w http.ResponseWriter, r *http.Request, level slog.L
 // ServeHTTP serves one Engine.IO request: a handshake, a poll, a polling
 // POST, or a WebSocket (new, or an upgrade of a polling session).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	transport := q.Get("transport")
-	sid := q.Get("sid")
+	// The query is parsed into a map only for a handshake: a session's
+	// requests need three values (queryGet).
+	raw := r.URL.RawQuery
+	transport := queryGet(raw, "transport")
+	sid := queryGet(raw, "sid")
 	isWS := isWebSocketUpgrade(r)
 	if transport != "polling" && transport != "websocket" || !s.allowsTransport(transport) {
 		s.refuseCode(w, r, slog.LevelDebug, sid, transport, http.StatusBadRequest, codeUnknownTransport,
@@ -294,7 +296,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sid == "" {
-		s.handshake(w, r, q, transport, isWS)
+		s.handshake(w, r, r.URL.Query(), transport, isWS)
 		return
 	}
 	if !validID(sid) {
@@ -306,9 +308,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuseCode(w, r, slog.LevelDebug, sid, transport, http.StatusBadRequest, codeUnknownSID, "unknown session")
 		return
 	}
-	if protocolOf(q) != sess.protocol {
+	if eio := queryGet(raw, "EIO"); protocolOf(eio) != sess.protocol {
 		s.refuseCode(w, r, slog.LevelWarn, sid, transport, http.StatusBadRequest, codeBadRequest,
-			fmt.Sprintf("protocol EIO=%s for a v%d session", q.Get("EIO"), sess.protocol))
+			fmt.Sprintf("protocol EIO=%s for a v%d session", eio, sess.protocol))
 		return
 	}
 	s.setHeaders(w.Header(), r, "")
@@ -330,8 +332,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // protocolOf is the Engine.IO revision a request asks for: 4, or 3.
-func protocolOf(q url.Values) int {
-	if q.Get("EIO") == "4" {
+func protocolOf(eio string) int {
+	if eio == "4" {
 		return 4
 	}
 	return 3

@@ -1,0 +1,87 @@
+package engineio
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// queryKeys are the keys the engine reads from a request's query.
+var queryKeys = []string{"EIO", "transport", "sid", "j", "b64", "t", ""}
+
+// checkQuery fails when queryLookup disagrees with url.ParseQuery on raw.
+func checkQuery(t *testing.T, raw string) {
+	t.Helper()
+	q, _ := url.ParseQuery(raw)
+	for _, k := range queryKeys {
+		v, ok := queryLookup(raw, k)
+		if want, wantOK := q.Get(k), q.Has(k); v != want || ok != wantOK {
+			t.Errorf("queryLookup(%q, %q) = %q, %v; url.ParseQuery gives %q, %v", raw, k, v, ok, want, wantOK)
+		}
+	}
+}
+
+func TestQueryGet(t *testing.T) {
+	for _, raw := range []string{
+		"",
+		"EIO=4&transport=polling&t=PZx1a&sid=AAAAAAAAAAAAAAAAAAAA",
+		"EIO=4&EIO=3",                             // the first value
+		"EIO=3;x=1&EIO=4",                         // a pair with ';' is dropped
+		"transport=poll%69ng",                     // escapes in the value
+		"trans%70ort=polling",                     // and in the key
+		"transport=poll%zzng&transport=websocket", // an invalid escape drops the pair
+		"tr%zzansport=x&transport=polling",
+		"sid=a+b",  // '+' is a space
+		"sid",      // no '=': an empty value
+		"&&sid=&",  // empty pairs
+		"=x&sid=1", // an empty key
+		"j=1&b64=1",
+		strings.Repeat("x=1&", maxScannedParams) + "sid=2", // past the scan: url.ParseQuery
+		strings.Repeat("x&", 20000) + "transport=polling",  // past url.ParseQuery's limit: nothing
+	} {
+		checkQuery(t, raw)
+	}
+}
+
+// FuzzQueryGet checks the engine's query scan against url.ParseQuery,
+// whose answers it must give for any query a client sends.
+func FuzzQueryGet(f *testing.F) {
+	for _, s := range []string{
+		"EIO=4&transport=polling&t=PZx1a&sid=AAAAAAAAAAAAAAAAAAAA", "EIO=3;x=1&EIO=4", "trans%70ort=poll%69ng",
+		"sid=a+b&sid=c", "j=1&b64=1", "%", "sid=%g0", "=&=", "t=&EIO=4;",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) { checkQuery(t, raw) })
+}
+
+// nopWriter is a ResponseWriter that keeps nothing: BenchmarkPoll counts
+// the engine's own work and allocations for a poll, not a recorder's.
+type nopWriter struct{ h http.Header }
+
+func (w *nopWriter) Header() http.Header         { return w.h }
+func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *nopWriter) WriteHeader(int)             {}
+
+// BenchmarkPoll is the engine's part of a long poll that finds a message
+// queued (the common case under load): the handler from the query to the
+// encoded response, without net/http around it.
+//
+//	go test -run '^$' -bench Poll -benchmem ./engineio
+func BenchmarkPoll(b *testing.B) {
+	s := startServer(b, Options{}, false)
+	c, rec := pollOpen(b, s, 4)
+	req := httptest.NewRequest(http.MethodGet, c.url(), nil)
+	w := &nopWriter{h: http.Header{}}
+	payload := []byte(`42["user-message","hello from the benchmark"]`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := rec.sess.Send(TextMessage(payload)); err != nil {
+			b.Fatal(err)
+		}
+		clear(w.h)
+		s.Server.ServeHTTP(w, req)
+	}
+}
