@@ -43,7 +43,7 @@ func queryLookup(rawQuery, key string) (string, bool) {
 			continue
 		}
 		k, v, _ := strings.Cut(pair, "=")
-		if !strings.ContainsAny(k, "%+") {
+		if !escaped(k) {
 			if k != key {
 				continue
 			}
@@ -53,7 +53,7 @@ func queryLookup(rawQuery, key string) (string, bool) {
 				continue
 			}
 		}
-		if !strings.ContainsAny(v, "%+") {
+		if !escaped(v) {
 			return v, true
 		}
 		uv, err := url.QueryUnescape(v)
@@ -63,4 +63,15 @@ func queryLookup(rawQuery, key string) (string, bool) {
 		return uv, true
 	}
 	return "", false
+}
+
+// escaped reports whether s has a '%' or '+', which url.QueryUnescape
+// changes (a loop: strings.ContainsAny was most of queryLookup's time).
+func escaped(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' || s[i] == '+' {
+			return true
+		}
+	}
+	return false
 }

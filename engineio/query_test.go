@@ -85,3 +85,26 @@ func BenchmarkPoll(b *testing.B) {
 		s.Server.ServeHTTP(w, req)
 	}
 }
+
+// BenchmarkQueryGet reads a poll's three values from its query, as
+// Server.ServeHTTP does, against url.ParseQuery.
+func BenchmarkQueryGet(b *testing.B) {
+	const raw = "EIO=4&transport=polling&t=PZx1a&sid=AAAAAAAAAAAAAAAAAAAA"
+	b.Run("scan", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if queryGet(raw, "transport") == "" || queryGet(raw, "sid") == "" || queryGet(raw, "EIO") == "" {
+				b.Fatal("missing")
+			}
+		}
+	})
+	b.Run("ParseQuery", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			q, _ := url.ParseQuery(raw)
+			if q.Get("transport") == "" || q.Get("sid") == "" || q.Get("EIO") == "" {
+				b.Fatal("missing")
+			}
+		}
+	})
+}
