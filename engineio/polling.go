@@ -134,7 +134,7 @@ func (s *Session) writePayload(w http.ResponseWriter, r *http.Request, msgs []Me
 		gzipPool.Put(zw)
 		return
 	}
-	h.Set("Content-Length", strconv.Itoa(len(buf.b)))
+	h["Content-Length"] = []string{strconv.Itoa(len(buf.b))}
 	_, _ = w.Write(buf.b)
 }
 

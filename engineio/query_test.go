@@ -108,3 +108,22 @@ func BenchmarkQueryGet(b *testing.B) {
 		}
 	})
 }
+
+// TestHeaderGet checks headerGet against http.Header.Get, and that the
+// names the engine passes to headerGet and headerHasToken are canonical
+// (headerGet does not canonicalize them).
+func TestHeaderGet(t *testing.T) {
+	for _, name := range []string{"Origin", "Connection", "Upgrade"} {
+		if c := http.CanonicalHeaderKey(name); c != name {
+			t.Errorf("%q is not canonical (%q)", name, c)
+		}
+	}
+	req := httptest.NewRequest(http.MethodGet, "/?EIO=4&transport=polling", nil)
+	req.Header.Set("origin", "http://example.com")
+	req.Header.Add("Origin", "http://second.example")
+	for _, name := range []string{"Origin", "Upgrade"} {
+		if got, want := headerGet(req.Header, name), req.Header.Get(name); got != want {
+			t.Errorf("headerGet(%q) = %q, Header.Get %q", name, got, want)
+		}
+	}
+}

@@ -291,7 +291,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("unknown transport %q", transport))
 		return
 	}
-	if o := r.Header.Get("Origin"); o != "" && !validHeaderValue(o) {
+	if o := headerGet(r.Header, "Origin"); o != "" && !validHeaderValue(o) {
 		s.refuseCode(w, r, slog.LevelWarn, sid, transport, http.StatusBadRequest, codeBadRequest, "invalid Origin header")
 		return
 	}
@@ -608,8 +608,10 @@ func isWebSocketUpgrade(r *http.Request) bool {
 	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
 }
 
+// headerHasToken reports whether a comma-separated header has token. name
+// is in canonical form (see headerGet).
 func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
+	for _, v := range h[name] {
 		for part := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(strings.TrimSpace(part), token) {
 				return true
@@ -617,6 +619,17 @@ func headerHasToken(h http.Header, name, token string) bool {
 		}
 	}
 	return false
+}
+
+// headerGet is h.Get(name) for a name already in canonical form, as the
+// literals of the engine's hot path are: net/http stores the headers of a
+// request under their canonical names, and Get canonicalizes its argument
+// first, which costs more than the lookup itself.
+func headerGet(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // ErrClosed is returned by Send on a session that is closed or closing.
