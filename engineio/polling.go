@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -122,7 +123,9 @@ func (s *Session) writePayload(w http.ResponseWriter, r *http.Request, msgs []Me
 	h := w.Header()
 	h["Content-Type"] = contentType
 	h["Cache-Control"] = hdrNoStore
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.srv.opts.PingTimeout))
+	now := time.Now()
+	setDate(h, now)
+	_ = http.NewResponseController(w).SetWriteDeadline(now.Add(s.srv.opts.PingTimeout))
 	if t := s.srv.opts.CompressionThreshold; t >= 0 && len(buf.b) >= t && httpasset.AcceptsGzip(r.Header) {
 		h.Set("Content-Encoding", "gzip")
 		h.Add("Vary", "Accept-Encoding")
@@ -273,7 +276,39 @@ func (s *Session) answerPost(w http.ResponseWriter) {
 	h["Content-Type"] = hdrTextHTML
 	h["Content-Length"] = hdrLength2
 	h["Cache-Control"] = hdrNoStore
+	setDate(h, time.Now())
 	_, _ = io.WriteString(w, "ok")
+}
+
+// dateValue is the Date header of one second.
+type dateValue struct {
+	sec int64
+	v   []string
+}
+
+var lastDate atomic.Pointer[dateValue]
+
+// dateHeader is the Date header value for a response written at now, the
+// same slice for every response of the same second (read only, as the
+// values below). net/http writes the same value when a response has no
+// Date, formatting it for each response (2 000 instructions, 2.5 % of the
+// server's under callgrind in the polling load).
+func dateHeader(now time.Time) []string {
+	sec := now.Unix()
+	if d := lastDate.Load(); d != nil && d.sec == sec {
+		return d.v
+	}
+	d := &dateValue{sec: sec, v: []string{now.UTC().Format(http.TimeFormat)}}
+	lastDate.Store(d)
+	return d.v
+}
+
+// setDate gives a response the Date of now unless a Headers hook gave it
+// one (net/http keeps a handler's Date).
+func setDate(h http.Header, now time.Time) {
+	if _, ok := h["Date"]; !ok {
+		h["Date"] = dateHeader(now)
+	}
 }
 
 // The values of the headers of polling responses, shared by every response

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // queryKeys are the keys the engine reads from a request's query.
@@ -124,6 +125,46 @@ func TestHeaderGet(t *testing.T) {
 	for _, name := range []string{"Origin", "Upgrade"} {
 		if got, want := headerGet(req.Header, name), req.Header.Get(name); got != want {
 			t.Errorf("headerGet(%q) = %q, Header.Get %q", name, got, want)
+		}
+	}
+}
+
+// TestDateHeader checks the polling responses' Date: net/http's format,
+// one value per second, a new one when the second changes.
+func TestDateHeader(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 4, 5, 6, 0, time.FixedZone("CET", 3600))
+	for _, tc := range []struct {
+		at   time.Time
+		want string
+	}{
+		{t0, "Mon, 07 Dec 2026 03:05:06 GMT"},
+		{t0.Add(999 * time.Millisecond), "Mon, 07 Dec 2026 03:05:06 GMT"},
+		{t0.Add(time.Second), "Mon, 07 Dec 2026 03:05:07 GMT"},
+		{t0, "Mon, 07 Dec 2026 03:05:06 GMT"}, // an earlier second again
+	} {
+		if got := dateHeader(tc.at); len(got) != 1 || got[0] != tc.want {
+			t.Errorf("dateHeader(%v) = %q, want %q", tc.at, got, tc.want)
+		}
+	}
+	a, b := dateHeader(t0), dateHeader(t0.Add(time.Millisecond))
+	if &a[0] != &b[0] {
+		t.Error("two responses of the same second got different slices")
+	}
+}
+
+// TestPollDate checks that polling answers carry a Date in net/http's
+// format, of the time they were written.
+func TestPollDate(t *testing.T) {
+	s := startServer(t, Options{}, false)
+	before := time.Now().Truncate(time.Second)
+	c, rec := pollOpen(t, s, 4)
+	if err := rec.sess.Send(TextMessage([]byte("4hello"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []response{c.post("4x"), func() response { r, _ := c.get(); return r }()} {
+		d, err := http.ParseTime(r.header.Get("Date"))
+		if err != nil || d.Before(before) || d.After(time.Now()) {
+			t.Errorf("Date %q (%v): want a time between %v and now", r.header.Get("Date"), err, before)
 		}
 	}
 }
