@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -101,12 +102,12 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 func (s *Session) writePayload(w http.ResponseWriter, r *http.Request, msgs []Message) {
 	buf := getBuffer()
 	defer putBuffer(buf)
-	contentType := "text/plain; charset=UTF-8"
+	contentType := hdrTextPlain
 	switch {
 	case s.protocol == 4:
 		buf.b = appendPayloadV4(buf.b, msgs)
 	case !s.b64 && s.jsonp == nil && hasBinary(msgs):
-		contentType = "application/octet-stream"
+		contentType = hdrOctetStream
 		buf.b = appendPayloadV3Binary(buf.b, msgs)
 	default:
 		buf.b = appendPayloadV3Text(buf.b, msgs)
@@ -120,9 +121,11 @@ func (s *Session) writePayload(w http.ResponseWriter, r *http.Request, msgs []Me
 		buf, js = js, buf
 	}
 	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("Cache-Control", "no-store")
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.srv.opts.PingTimeout))
+	h["Content-Type"] = contentType
+	h["Cache-Control"] = hdrNoStore
+	now := time.Now()
+	setDate(h, now)
+	_ = http.NewResponseController(w).SetWriteDeadline(now.Add(s.srv.opts.PingTimeout))
 	if t := s.srv.opts.CompressionThreshold; t >= 0 && len(buf.b) >= t && httpasset.AcceptsGzip(r.Header) {
 		h.Set("Content-Encoding", "gzip")
 		h.Add("Vary", "Accept-Encoding")
@@ -134,7 +137,7 @@ func (s *Session) writePayload(w http.ResponseWriter, r *http.Request, msgs []Me
 		gzipPool.Put(zw)
 		return
 	}
-	h.Set("Content-Length", strconv.Itoa(len(buf.b)))
+	h["Content-Length"] = []string{strconv.Itoa(len(buf.b))}
 	_, _ = w.Write(buf.b)
 }
 
@@ -270,11 +273,55 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 // answerPost answers a POST that was read: "ok", as Node does.
 func (s *Session) answerPost(w http.ResponseWriter) {
 	h := w.Header()
-	h.Set("Content-Type", "text/html")
-	h.Set("Content-Length", "2")
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = hdrTextHTML
+	h["Content-Length"] = hdrLength2
+	h["Cache-Control"] = hdrNoStore
+	setDate(h, time.Now())
 	_, _ = io.WriteString(w, "ok")
 }
+
+// dateValue is the Date header of one second.
+type dateValue struct {
+	sec int64
+	v   []string
+}
+
+var lastDate atomic.Pointer[dateValue]
+
+// dateHeader is the Date header value for a response written at now, the
+// same slice for every response of the same second (read only, as the
+// values below). net/http writes the same value when a response has no
+// Date, formatting it for each response (2 000 instructions, 2.5 % of the
+// server's under callgrind in the polling load).
+func dateHeader(now time.Time) []string {
+	sec := now.Unix()
+	if d := lastDate.Load(); d != nil && d.sec == sec {
+		return d.v
+	}
+	d := &dateValue{sec: sec, v: []string{now.UTC().Format(http.TimeFormat)}}
+	lastDate.Store(d)
+	return d.v
+}
+
+// setDate gives a response the Date of now unless a Headers hook gave it
+// one (net/http keeps a handler's Date).
+func setDate(h http.Header, now time.Time) {
+	if _, ok := h["Date"]; !ok {
+		h["Date"] = dateHeader(now)
+	}
+}
+
+// The values of the headers of polling responses, shared by every response
+// rather than allocated for each (http.Header.Set allocates the slice): set
+// after the Headers hooks ran, and only read afterwards (net/http copies
+// them when it writes the header), so nothing modifies them.
+var (
+	hdrTextPlain   = []string{"text/plain; charset=UTF-8"}
+	hdrOctetStream = []string{"application/octet-stream"}
+	hdrTextHTML    = []string{"text/html"}
+	hdrNoStore     = []string{"no-store"}
+	hdrLength2     = []string{"2"}
+)
 
 // closeByClient ends the session on the client's CLOSE packet, sent in a
 // POST. As in Node (Polling.onClose), a GET pending then is answered with a

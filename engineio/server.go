@@ -281,21 +281,23 @@ func (s *Server) refuseCode(w http.ResponseWriter, r *http.Request, level slog.L
 // ServeHTTP serves one Engine.IO request: a handshake, a poll, a polling
 // POST, or a WebSocket (new, or an upgrade of a polling session).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	transport := q.Get("transport")
-	sid := q.Get("sid")
+	// The query is parsed into a map only for a handshake: a session's
+	// requests need three values (queryGet).
+	raw := r.URL.RawQuery
+	transport := queryGet(raw, "transport")
+	sid := queryGet(raw, "sid")
 	isWS := isWebSocketUpgrade(r)
 	if transport != "polling" && transport != "websocket" || !s.allowsTransport(transport) {
 		s.refuseCode(w, r, slog.LevelDebug, sid, transport, http.StatusBadRequest, codeUnknownTransport,
 			fmt.Sprintf("unknown transport %q", transport))
 		return
 	}
-	if o := r.Header.Get("Origin"); o != "" && !validHeaderValue(o) {
+	if o := headerGet(r.Header, "Origin"); o != "" && !validHeaderValue(o) {
 		s.refuseCode(w, r, slog.LevelWarn, sid, transport, http.StatusBadRequest, codeBadRequest, "invalid Origin header")
 		return
 	}
 	if sid == "" {
-		s.handshake(w, r, q, transport, isWS)
+		s.handshake(w, r, r.URL.Query(), transport, isWS)
 		return
 	}
 	if !validID(sid) {
@@ -307,9 +309,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuseCode(w, r, slog.LevelDebug, sid, transport, http.StatusBadRequest, codeUnknownSID, "unknown session")
 		return
 	}
-	if protocolOf(q) != int(sess.protocol) {
+	if eio := queryGet(raw, "EIO"); protocolOf(eio) != int(sess.protocol) {
 		s.refuseCode(w, r, slog.LevelWarn, sid, transport, http.StatusBadRequest, codeBadRequest,
-			fmt.Sprintf("protocol EIO=%s for a v%d session", q.Get("EIO"), sess.protocol))
+			fmt.Sprintf("protocol EIO=%s for a v%d session", eio, sess.protocol))
 		return
 	}
 	s.setHeaders(w.Header(), r, "")
@@ -331,8 +333,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // protocolOf is the Engine.IO revision a request asks for: 4, or 3.
-func protocolOf(q url.Values) int {
-	if q.Get("EIO") == "4" {
+func protocolOf(eio string) int {
+	if eio == "4" {
 		return 4
 	}
 	return 3
@@ -607,8 +609,10 @@ func isWebSocketUpgrade(r *http.Request) bool {
 	return headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
 }
 
+// headerHasToken reports whether a comma-separated header has token. name
+// is in canonical form (see headerGet).
 func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
+	for _, v := range h[name] {
 		for part := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(strings.TrimSpace(part), token) {
 				return true
@@ -616,6 +620,17 @@ func headerHasToken(h http.Header, name, token string) bool {
 		}
 	}
 	return false
+}
+
+// headerGet is h.Get(name) for a name already in canonical form, as the
+// literals of the engine's hot path are: net/http stores the headers of a
+// request under their canonical names, and Get canonicalizes its argument
+// first, which costs more than the lookup itself.
+func headerGet(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // ErrClosed is returned by Send on a session that is closed or closing.

@@ -78,7 +78,7 @@ func (f *File) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // gzip: "gzip" or "*" with no q or q > 0 (an unparsable q counts as 0).
 // It does not allocate.
 func AcceptsGzip(h http.Header) bool {
-	for _, v := range h.Values("Accept-Encoding") {
+	for _, v := range h["Accept-Encoding"] { // h.Values without canonicalizing a canonical name
 		for part := range strings.SplitSeq(v, ",") {
 			name, params, _ := strings.Cut(part, ";")
 			name = strings.TrimSpace(name)
