@@ -203,10 +203,14 @@ func (s *Server) Streams() *streamsadapter.Cluster { return s.streams }
 // onConnection runs once per Socket.IO connection to the main namespace.
 func (s *Server) onConnection(client *socketio.Socket) {
 	id, remote := client.ID(), client.Handshake().Address
-	s.log.Info("A new user has connected", "id", id,
-		"transport", client.Conn().Transport(),
-		"remote", remote,
-		"recovered", client.Recovered())
+	// Asked first: the arguments of a call that logs nothing still cost
+	// their boxing and the transport's lookup, on every connect.
+	if s.log.Enabled(context.Background(), slog.LevelInfo) {
+		s.log.Info("A new user has connected", "id", id,
+			"transport", client.Conn().Transport(),
+			"remote", remote,
+			"recovered", client.Recovered())
+	}
 	s.limitEvents(client, remote)
 	client.On("user-message", func(e *socketio.Event) {
 		// The first argument, whatever its type, as the client sent it.

@@ -63,6 +63,9 @@ type goroutineConn struct {
 }
 
 func (e *goroutineEngine) wrap(nc net.Conn, writeTimeout time.Duration) (ioEngine, rawConn, error) {
+	// The deadlines net/http set while it read the request stay after a
+	// hijack: the reader has none, each write its own.
+	_ = nc.SetDeadline(time.Time{})
 	return e, &goroutineConn{nc: nc, writeTimeout: writeTimeout}, nil
 }
 

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -280,9 +279,8 @@ func (s *Server) refuseCode(w http.ResponseWriter, r *http.Request, level slog.L
 // ServeHTTP serves one Engine.IO request: a handshake, a poll, a polling
 // POST, or a WebSocket (new, or an upgrade of a polling session).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	transport := q.Get("transport")
-	sid := q.Get("sid")
+	q := parseQuery(r.URL.RawQuery)
+	transport, sid := q.transport, q.sid
 	isWS := isWebSocketUpgrade(r)
 	if transport != "polling" && transport != "websocket" || !s.allowsTransport(transport) {
 		s.refuseCode(w, r, slog.LevelDebug, sid, transport, http.StatusBadRequest, codeUnknownTransport,
@@ -306,9 +304,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuseCode(w, r, slog.LevelDebug, sid, transport, http.StatusBadRequest, codeUnknownSID, "unknown session")
 		return
 	}
-	if protocolOf(q) != sess.protocol {
+	if protocolOf(q.eio) != sess.protocol {
 		s.refuseCode(w, r, slog.LevelWarn, sid, transport, http.StatusBadRequest, codeBadRequest,
-			fmt.Sprintf("protocol EIO=%s for a v%d session", q.Get("EIO"), sess.protocol))
+			fmt.Sprintf("protocol EIO=%s for a v%d session", q.eio, sess.protocol))
 		return
 	}
 	s.setHeaders(w.Header(), r, "")
@@ -330,16 +328,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // protocolOf is the Engine.IO revision a request asks for: 4, or 3.
-func protocolOf(q url.Values) int {
-	if q.Get("EIO") == "4" {
+func protocolOf(eio string) int {
+	if eio == "4" {
 		return 4
 	}
 	return 3
 }
 
 // handshake opens a session, over polling or WebSocket.
-func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q url.Values, transport string, isWS bool) {
-	eio := q.Get("EIO")
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q query, transport string, isWS bool) {
+	eio := q.eio
 	if eio != "4" && (eio != "3" || !s.opts.AllowEIO3) {
 		s.refuseCode(w, r, slog.LevelWarn, "", transport, http.StatusBadRequest, codeUnsupportedProtocol,
 			fmt.Sprintf("unsupported protocol version EIO=%q", eio))
@@ -359,11 +357,11 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q url.Values,
 		return
 	}
 	var jsonp []byte
-	if transport == "polling" && q.Has("j") {
+	if transport == "polling" && q.hasJ {
 		var ok bool
-		if jsonp, ok = jsonpHead(q.Get("j")); !ok {
+		if jsonp, ok = jsonpHead(q.j); !ok {
 			s.refuseCode(w, r, slog.LevelWarn, "", transport, http.StatusBadRequest, codeBadRequest,
-				fmt.Sprintf("JSONP index j=%.20q is not 1 to %d digits", q.Get("j"), maxJSONPIndexDigits))
+				fmt.Sprintf("JSONP index j=%.20q is not 1 to %d digits", q.j, maxJSONPIndexDigits))
 			return
 		}
 	}
@@ -385,7 +383,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q url.Values,
 	sess := newSession(s, newID(), protocol, r)
 	s.setHeaders(w.Header(), r, sess.id)
 	if transport == "websocket" {
-		c, err := s.acceptWebSocket(w, r, sess)
+		c, err := s.acceptWebSocket(w, r, sess, true)
 		if err != nil {
 			s.release()
 			return // acceptWebSocket answered
@@ -393,7 +391,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q url.Values,
 		sess.open(c)
 		return
 	}
-	sess.b64 = q.Get("b64") != ""
+	sess.b64 = q.b64 != ""
 	sess.jsonp = jsonp
 	sess.open(nil)
 	sess.servePoll(w, r)

@@ -62,6 +62,7 @@ type wsConn struct {
 	discard    bool // the connection is shutting down: input is dropped
 	probing    bool // an upgrade probe: only PING "probe" and UPGRADE are expected
 	rstate     atomic.Int32
+	hup        atomic.Bool // epoll reported the peer's hang-up or an error (see epoll.read)
 
 	// guarded by sess.mu
 	ctrl        []ctrlFrame // frames of the engine's own: pongs, "3probe"; bounded with the session's queue
@@ -73,6 +74,7 @@ type wsConn struct {
 	closeQueued bool
 
 	// flush side, owned by the running flush
+	head     []byte // the handshake's 101 answer, not written yet (see acceptWebSocket)
 	fb       *flushBuf
 	tracked  []*Delivery // of the messages in fb, told once fb is written
 	inflight int64       // what the packets in fb cost, charged to the server's budget until written
@@ -99,7 +101,16 @@ var errBadHandshake = errors.New("bad websocket handshake")
 
 // acceptWebSocket answers the WebSocket handshake of r and takes over the
 // connection. On failure it has answered the request.
-func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *Session) (*wsConn, error) {
+//
+// With deferHead, the 101 answer is not written here but kept for the
+// connection's first flush, which writes it with the first frames (the
+// OPEN packet of a session opened over WebSocket) in one system call and,
+// on a quiet connection, one TCP segment: a connect costs the server one
+// write fewer and the client one wake-up fewer. The caller must then queue
+// something and schedule a flush (Session.open does); an upgrade probe
+// writes its 101 at once, since the client waits for it before it sends
+// its probe.
+func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *Session, deferHead bool) (*wsConn, error) {
 	key := r.Header.Get("Sec-WebSocket-Key")
 	if r.Method != http.MethodGet {
 		s.refuseCode(w, r, slog.LevelWarn, sess.id, "websocket", http.StatusBadRequest, codeBadRequest, "websocket handshake with method "+r.Method)
@@ -130,13 +141,16 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *S
 	resp = append(resp, "\r\n"...)
 	resp = appendHeaders(resp, w.Header())
 	resp = append(resp, "\r\n"...)
-	_ = nc.SetWriteDeadline(time.Now().Add(s.opts.PingTimeout))
-	if _, err := nc.Write(resp); err != nil {
-		_ = nc.Close()
-		return nil, err
-	}
-	_ = nc.SetDeadline(time.Time{})
 	c := &wsConn{sess: sess, deflate: deflate}
+	if deferHead {
+		c.head = resp
+	} else {
+		_ = nc.SetWriteDeadline(time.Now().Add(s.opts.PingTimeout))
+		if _, err := nc.Write(resp); err != nil {
+			_ = nc.Close()
+			return nil, err
+		}
+	}
 	if deflate {
 		s.stats.deflateNegotiated.Add(1)
 		s.log.Debug("websocket compression negotiated", "sid", sess.id, "transport", "websocket", "remote", r.RemoteAddr,
@@ -185,7 +199,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		s.srv.refuseCode(w, r, slog.LevelWarn, s.id, "websocket", http.StatusBadRequest, codeBadRequest, bad)
 		return
 	}
-	c, err := s.srv.acceptWebSocket(w, r, s)
+	c, err := s.srv.acceptWebSocket(w, r, s, false)
 	if err != nil {
 		return
 	}
@@ -804,7 +818,9 @@ func (c *wsConn) fill() bool {
 		s.ctrlQueued -= c.ctrlBytes
 	}
 	c.ctrl, c.ctrlBytes = nil, 0
-	if len(msgs) == 0 && len(ctrl) == 0 {
+	head := c.head
+	c.head = nil
+	if len(msgs) == 0 && len(ctrl) == 0 && head == nil {
 		if !c.closing || c.closeQueued {
 			shutdown := c.closeQueued
 			c.dropFlushBuf() // before another flush may start
@@ -837,6 +853,9 @@ func (c *wsConn) fill() bool {
 	}
 	fb.hdrs = fb.hdrs[:0]
 	fb.out = fb.out[:0]
+	if head != nil {
+		fb.out = append(fb.out, head)
+	}
 	for _, f := range ctrl {
 		fb.frame(f.op, f.payload, nil)
 	}
