@@ -74,7 +74,6 @@ type wsConn struct {
 	closeQueued bool
 
 	// flush side, owned by the running flush
-	head     []byte // the handshake's 101 answer, not written yet (see acceptWebSocket)
 	fb       *flushBuf
 	tracked  []*Delivery // of the messages in fb, told once fb is written
 	inflight int64       // what the packets in fb cost, charged to the server's budget until written
@@ -87,6 +86,19 @@ type wsConn struct {
 type ctrlFrame struct {
 	op      byte
 	payload []byte
+}
+
+// opRawHead marks the ctrl entry that is the handshake's 101 answer, kept
+// for the first flush (see acceptWebSocket): written as it is, unframed.
+const opRawHead = 0xFF
+
+// countedCtrl is how many of ctrl the session's nctrl counts: all but the
+// 101 answer, which is first when it is there.
+func countedCtrl(ctrl []ctrlFrame) int {
+	if len(ctrl) > 0 && ctrl[0].op == opRawHead {
+		return len(ctrl) - 1
+	}
+	return len(ctrl)
 }
 
 // Reader states of a connection (rstate), for the epoll engine.
@@ -143,7 +155,9 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *S
 	resp = append(resp, "\r\n"...)
 	c := &wsConn{sess: sess, deflate: deflate}
 	if deferHead {
-		c.head = resp
+		// First in line, outside the session's bounds (it is not queued
+		// data); the connection is not shared yet.
+		c.ctrl = append(c.ctrl, ctrlFrame{op: opRawHead, payload: resp})
 	} else {
 		_ = nc.SetWriteDeadline(time.Now().Add(s.opts.PingTimeout))
 		if _, err := nc.Write(resp); err != nil {
@@ -737,7 +751,7 @@ func (c *wsConn) takeCtrlLocked() []ctrlFrame {
 	ctrl, n := c.ctrl, c.ctrlBytes
 	if n != 0 {
 		s := c.sess
-		s.nctrl -= len(ctrl)
+		s.nctrl -= countedCtrl(ctrl)
 		s.ctrlQueued -= n
 		s.srv.charge(-n)
 	}
@@ -814,13 +828,11 @@ func (c *wsConn) fill() bool {
 	ctrl := c.ctrl
 	if c.ctrlBytes != 0 {
 		c.inflight += c.ctrlBytes
-		s.nctrl -= len(ctrl)
+		s.nctrl -= countedCtrl(ctrl)
 		s.ctrlQueued -= c.ctrlBytes
 	}
 	c.ctrl, c.ctrlBytes = nil, 0
-	head := c.head
-	c.head = nil
-	if len(msgs) == 0 && len(ctrl) == 0 && head == nil {
+	if len(msgs) == 0 && len(ctrl) == 0 {
 		if !c.closing || c.closeQueued {
 			shutdown := c.closeQueued
 			c.dropFlushBuf() // before another flush may start
@@ -853,10 +865,11 @@ func (c *wsConn) fill() bool {
 	}
 	fb.hdrs = fb.hdrs[:0]
 	fb.out = fb.out[:0]
-	if head != nil {
-		fb.out = append(fb.out, head)
-	}
 	for _, f := range ctrl {
+		if f.op == opRawHead {
+			fb.out = append(fb.out, f.payload)
+			continue
+		}
 		fb.frame(f.op, f.payload, nil)
 	}
 	if c.deflate {
