@@ -202,7 +202,9 @@ func (s *Server) Streams() *streamsadapter.Cluster { return s.streams }
 
 // onConnection runs once per Socket.IO connection to the main namespace.
 func (s *Server) onConnection(client *socketio.Socket) {
-	id, remote := client.ID(), client.Handshake().Address
+	// The address only: Handshake() builds the whole description (the
+	// query parsed into a map), on every connect.
+	id, remote := client.ID(), client.Conn().Request().RemoteAddr
 	// Asked first: the arguments of a call that logs nothing still cost
 	// their boxing and the transport's lookup, on every connect.
 	if s.log.Enabled(context.Background(), slog.LevelInfo) {

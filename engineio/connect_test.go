@@ -95,3 +95,23 @@ func TestWebSocketDataThenHangUp(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenPacket: the OPEN packet built from the server's encoded tail is
+// what encoding/json makes of it, with and without the upgrade offered;
+// an id that would need escaping goes through encoding/json.
+func TestOpenPacket(t *testing.T) {
+	for _, opts := range []Options{
+		{},
+		{PingInterval: 1500 * time.Millisecond, PingTimeout: 700 * time.Millisecond, MaxBufferSize: 12345},
+	} {
+		srv := NewServer(opts, func(*Session) SessionHandler { return nil })
+		for _, sid := range []string{newID(), "a-b_c=", `quote"and\backslash`, ""} {
+			for _, upgrade := range []bool{false, true} {
+				got, want := srv.openPacket(sid, upgrade), marshalOpen(sid, upgrade, srv.opts)
+				if !bytes.Equal(got, want) {
+					t.Errorf("openPacket(%q, %v) = %s, want %s", sid, upgrade, got, want)
+				}
+			}
+		}
+	}
+}

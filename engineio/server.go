@@ -207,6 +207,10 @@ type Server struct {
 
 	// the compressed forms of recent messages, with PerMessageDeflate
 	deflateCache *deflateCache
+
+	// the OPEN packet after the session id, without and with the
+	// WebSocket upgrade offered (openPacket)
+	openTails [2][]byte
 }
 
 // NewServer returns a server that calls connect for each new session, on
@@ -222,6 +226,7 @@ func NewServer(opts Options, connect func(*Session) SessionHandler) *Server {
 		gone:     make(chan struct{}),
 	}
 	s.io = newIOEngine(opts.IOMode)
+	s.openTails = [2][]byte{openTail(false, s.opts), openTail(true, s.opts)}
 	if opts.PerMessageDeflate {
 		s.deflateCache = new(deflateCache)
 	}
