@@ -63,8 +63,8 @@ type goroutineConn struct {
 }
 
 func (e *goroutineEngine) wrap(nc net.Conn, writeTimeout time.Duration) (ioEngine, rawConn, error) {
-	// The deadlines net/http set while it read the request stay after a
-	// hijack: the reader has none, each write its own.
+	// No deadline left from the handshake (an upgrade probe's 101 is
+	// written with one): the reader has none, each write sets its own.
 	_ = nc.SetDeadline(time.Time{})
 	return e, &goroutineConn{nc: nc, writeTimeout: writeTimeout}, nil
 }
