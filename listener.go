@@ -80,11 +80,16 @@ func newLimitListener(ln net.Listener, maxConns, perIP int, log *slog.Logger) *l
 // addrKey is the address a connection is counted under: its IP, and for
 // IPv6 its /64 (one host usually has a whole /64).
 func addrKey(a net.Addr) netip.Addr {
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.Addr{}
+	var ip netip.Addr
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip = ta.AddrPort().Addr().Unmap() // no string to format and parse, per accepted connection
+	} else {
+		ap, err := netip.ParseAddrPort(a.String())
+		if err != nil {
+			return netip.Addr{}
+		}
+		ip = ap.Addr().Unmap()
 	}
-	ip := ap.Addr().Unmap()
 	if ip.Is6() {
 		if p, err := ip.Prefix(64); err == nil {
 			return p.Addr()

@@ -76,7 +76,12 @@ func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- 
 	if err != nil {
 		return err
 	}
-	tcp, err := net.Listen("tcp", cfg.Addr)
+	// No TCP keep-alive probes on accepted connections (Node's http
+	// server sends none either): WebSocket sessions have the heartbeat,
+	// HTTP connections the header and idle timeouts. Go's default turns
+	// them on with four setsockopt calls per connection, a fifth of the
+	// system calls of a WebSocket connect.
+	tcp, err := (&net.ListenConfig{KeepAlive: -1}).Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		app.Close()
 		return fmt.Errorf("listen: %w", err)

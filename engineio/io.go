@@ -63,6 +63,9 @@ type goroutineConn struct {
 }
 
 func (e *goroutineEngine) wrap(nc net.Conn, writeTimeout time.Duration) (ioEngine, rawConn, error) {
+	// No deadline left from the handshake (an upgrade probe's 101 is
+	// written with one): the reader has none, each write sets its own.
+	_ = nc.SetDeadline(time.Time{})
 	return e, &goroutineConn{nc: nc, writeTimeout: writeTimeout}, nil
 }
 

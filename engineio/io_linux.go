@@ -88,21 +88,35 @@ func (e *epoll) wrap(nc net.Conn, writeTimeout time.Duration) (ioEngine, rawConn
 	if err != nil {
 		return nil, nil, err
 	}
+	// One fcntl(F_DUPFD_CLOEXEC) rather than dup, then F_SETFD and
+	// F_GETFL/F_SETFL: the duplicate shares the open file description,
+	// which Go's network poller made non-blocking (it polls nothing else),
+	// so O_NONBLOCK is already set; descriptors are close-on-exec.
 	fd := -1
 	var dupErr error
-	if err := sc.Control(func(s uintptr) { fd, dupErr = syscall.Dup(int(s)) }); err != nil {
+	if err := sc.Control(func(s uintptr) { fd, dupErr = dupCloexec(int(s)) }); err != nil {
 		return nil, nil, err
 	}
 	if dupErr != nil {
 		return nil, nil, dupErr
 	}
-	syscall.CloseOnExec(fd)
-	if err := syscall.SetNonblock(fd, true); err != nil {
-		syscall.Close(fd)
-		return nil, nil, err
-	}
 	_ = nc.Close() // the duplicate keeps the socket open; wrappers see their Close
 	return e, &fdConn{fd: fd}, nil
+}
+
+// dupCloexec duplicates fd, close-on-exec, in one system call.
+func dupCloexec(fd int) (int, error) {
+	for {
+		r, _, errno := syscall.Syscall(syscall.SYS_FCNTL, uintptr(fd), syscall.F_DUPFD_CLOEXEC, 0)
+		switch errno {
+		case 0:
+			return int(r), nil
+		case syscall.EINTR:
+			continue
+		default:
+			return -1, errno
+		}
+	}
 }
 
 func (e *epoll) register(c *wsConn) error {
@@ -187,6 +201,9 @@ func (e *epoll) loop() {
 			if c == nil {
 				continue
 			}
+			if ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
+				c.hup.Store(true) // before the read it starts: see read
+			}
 			if ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
 				e.readable(c)
 			}
@@ -231,7 +248,18 @@ func (e *epoll) read(c *wsConn) {
 				c.rstate.Store(readDead)
 				return
 			}
-			continue
+			if n == len(buf) || c.hup.Load() {
+				continue
+			}
+			// A short read emptied the socket's receive queue: what
+			// arrives from now on raises a new edge (EPOLLET), which
+			// finds this read running (readAgain) or idle (a new read).
+			// Stopping here saves the read that would fail with EAGAIN,
+			// one system call per message of a quiet connection. Not
+			// once the peer hung up: the end of the stream raises no
+			// edge of its own when it came with the data just read, so
+			// the reads go on to EOF.
+			err = errWouldBlock
 		}
 		if errors.Is(err, errWouldBlock) {
 			if c.rstate.CompareAndSwap(readRunning, readIdle) {

@@ -5,73 +5,77 @@ import (
 	"strings"
 )
 
-// queryGet is url.Values.Get of url.ParseQuery(rawQuery) for one key,
-// without building the map: the first value of key, "" when there is none.
-// Every request of a session (each poll, each POST) needs only its
-// transport, sid and EIO; parsing the whole query into a map for them was
-// a fifth of the allocations of a poll. It follows ParseQuery exactly: the
-// query is split at '&'; a pair with a ';' or with an invalid escape (in
-// its key or its value) is skipped; key and value are unescaped as a query
-// component ('+' is a space). A query of more than maxScannedParams
-// parameters goes to url.ParseQuery itself, which also applies its limit
-// on their number (GODEBUG urlmaxqueryparams) by returning none.
-func queryGet(rawQuery, key string) string {
-	v, _ := queryLookup(rawQuery, key)
-	return v
+// query is what the server reads of a request's query string: the first
+// value of each parameter it knows, as url.Values.Get returns it, and
+// whether j is there (JSONP).
+//
+// parseQuery reads them without building a url.Values: the map, its
+// slices and strings were the largest share of what a WebSocket handshake
+// allocated in ServeHTTP. Its result is the same as url.ParseQuery's on
+// every input (FuzzParseQuery checks it); queries with many parameters go
+// through url.ParseQuery itself, which has a limit of its own on them.
+type query struct {
+	transport, sid, eio, j, b64 string
+	hasJ                        bool
 }
 
-// maxScannedParams is the most parameters queryLookup scans itself; an
-// Engine.IO client sends four or five (EIO, transport, sid, t, maybe b64
-// or j).
-const maxScannedParams = 16
+// fastQueryParams is the most parameters parseQuery reads on its own; an
+// Engine.IO request has four or five.
+const fastQueryParams = 32
 
-// queryLookup is queryGet that also reports whether key is present
-// (url.Values.Has).
-func queryLookup(rawQuery, key string) (string, bool) {
-	if strings.Count(rawQuery, "&") >= maxScannedParams {
-		q, _ := url.ParseQuery(rawQuery)
-		vs, ok := q[key]
-		if !ok {
-			return "", false
-		}
-		return vs[0], true
+func parseQuery(raw string) query {
+	var q query
+	if strings.Count(raw, "&") >= fastQueryParams {
+		v, _ := url.ParseQuery(raw)
+		q.transport, q.sid, q.eio, q.j, q.b64 = v.Get("transport"), v.Get("sid"), v.Get("EIO"), v.Get("j"), v.Get("b64")
+		q.hasJ = v.Has("j")
+		return q
 	}
-	for rawQuery != "" {
-		var pair string
-		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
-		if pair == "" || strings.Contains(pair, ";") {
+	var seen uint8 // one bit per field already set: the first value wins
+	for raw != "" {
+		var kv string
+		kv, raw, _ = strings.Cut(raw, "&")
+		if kv == "" || strings.Contains(kv, ";") {
+			continue // url.ParseQuery skips both
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		k, ok := unescapeQuery(k)
+		if !ok {
 			continue
 		}
-		k, v, _ := strings.Cut(pair, "=")
-		if !escaped(k) {
-			if k != key {
-				continue
-			}
-		} else {
-			uk, err := url.QueryUnescape(k)
-			if err != nil || uk != key {
-				continue
-			}
+		var field *string
+		var bit uint8
+		switch k {
+		case "transport":
+			field, bit = &q.transport, 1
+		case "sid":
+			field, bit = &q.sid, 2
+		case "EIO":
+			field, bit = &q.eio, 4
+		case "j":
+			field, bit = &q.j, 8
+		case "b64":
+			field, bit = &q.b64, 16
+		default:
+			continue
 		}
-		if !escaped(v) {
-			return v, true
+		v, ok = unescapeQuery(v)
+		if !ok || seen&bit != 0 {
+			continue
 		}
-		uv, err := url.QueryUnescape(v)
-		if err != nil {
-			continue // ParseQuery drops the pair
-		}
-		return uv, true
+		seen |= bit
+		*field = v
 	}
-	return "", false
+	q.hasJ = seen&8 != 0
+	return q
 }
 
-// escaped reports whether s has a '%' or '+', which url.QueryUnescape
-// changes (a loop: strings.ContainsAny was most of queryLookup's time).
-func escaped(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '%' || s[i] == '+' {
-			return true
-		}
+// unescapeQuery is url.QueryUnescape, without its call (and allocation)
+// for the usual text that has nothing escaped.
+func unescapeQuery(s string) (string, bool) {
+	if strings.IndexByte(s, '%') < 0 && strings.IndexByte(s, '+') < 0 {
+		return s, true
 	}
-	return false
+	u, err := url.QueryUnescape(s)
+	return u, err == nil
 }

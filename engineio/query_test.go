@@ -9,53 +9,67 @@ import (
 	"time"
 )
 
-// queryKeys are the keys the engine reads from a request's query.
-var queryKeys = []string{"EIO", "transport", "sid", "j", "b64", "t", ""}
+// wantQuery is what the server read with url.ParseQuery before parseQuery.
+func wantQuery(raw string) query {
+	v, _ := url.ParseQuery(raw)
+	return query{transport: v.Get("transport"), sid: v.Get("sid"), eio: v.Get("EIO"), j: v.Get("j"), b64: v.Get("b64"), hasJ: v.Has("j")}
+}
 
-// checkQuery fails when queryLookup disagrees with url.ParseQuery on raw.
-func checkQuery(t *testing.T, raw string) {
-	t.Helper()
-	q, _ := url.ParseQuery(raw)
-	for _, k := range queryKeys {
-		v, ok := queryLookup(raw, k)
-		if want, wantOK := q.Get(k), q.Has(k); v != want || ok != wantOK {
-			t.Errorf("queryLookup(%q, %q) = %q, %v; url.ParseQuery gives %q, %v", raw, k, v, ok, want, wantOK)
+func TestParseQuery(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want query
+	}{
+		{"", query{}},
+		{"EIO=4&transport=websocket", query{eio: "4", transport: "websocket"}},
+		{"EIO=4&transport=polling&t=PXk1&sid=abc_-", query{eio: "4", transport: "polling", sid: "abc_-"}},
+		{"EIO=3&transport=polling&j=0&b64=1", query{eio: "3", transport: "polling", j: "0", hasJ: true, b64: "1"}},
+		{"j", query{hasJ: true}}, // no '=': an empty value
+		{"transport=polling&transport=websocket", query{transport: "polling"}},  // the first value wins
+		{"transport=bad%zz&transport=websocket", query{transport: "websocket"}}, // a bad escape skips the pair
+		{"transport=web%73ocket", query{transport: "websocket"}},
+		{"tr%61nsport=polling", query{transport: "polling"}},
+		{"transport=a+b", query{transport: "a b"}},
+		{"transport=polling;sid=x", query{}}, // semicolons are not separators: the pair is skipped
+		{"&&EIO=4&", query{eio: "4"}},
+		{"eio=4&Transport=polling", query{}}, // names are case-sensitive
+	} {
+		if got := parseQuery(tc.raw); got != tc.want {
+			t.Errorf("parseQuery(%q) = %+v, want %+v", tc.raw, got, tc.want)
+		}
+		if got := wantQuery(tc.raw); got != tc.want {
+			t.Errorf("url.ParseQuery(%q) gives %+v, the table says %+v", tc.raw, got, tc.want)
 		}
 	}
 }
 
-func TestQueryGet(t *testing.T) {
-	for _, raw := range []string{
-		"",
-		"EIO=4&transport=polling&t=PZx1a&sid=AAAAAAAAAAAAAAAAAAAA",
-		"EIO=4&EIO=3",                             // the first value
-		"EIO=3;x=1&EIO=4",                         // a pair with ';' is dropped
-		"transport=poll%69ng",                     // escapes in the value
-		"trans%70ort=polling",                     // and in the key
-		"transport=poll%zzng&transport=websocket", // an invalid escape drops the pair
-		"tr%zzansport=x&transport=polling",
-		"sid=a+b",  // '+' is a space
-		"sid",      // no '=': an empty value
-		"&&sid=&",  // empty pairs
-		"=x&sid=1", // an empty key
-		"j=1&b64=1",
-		strings.Repeat("x=1&", maxScannedParams) + "sid=2", // past the scan: url.ParseQuery
-		strings.Repeat("x&", 20000) + "transport=polling",  // past url.ParseQuery's limit: nothing
-	} {
-		checkQuery(t, raw)
+// TestParseQueryManyParameters: a query with more parameters than
+// parseQuery reads itself is read as url.ParseQuery reads it, limits
+// included.
+func TestParseQueryManyParameters(t *testing.T) {
+	for _, n := range []int{fastQueryParams - 1, fastQueryParams, fastQueryParams + 1, 20000} {
+		raw := strings.Repeat("x=1&", n) + "EIO=4&transport=websocket"
+		if got, want := parseQuery(raw), wantQuery(raw); got != want {
+			t.Errorf("%d parameters: parseQuery = %+v, url.ParseQuery gives %+v", n+2, got, want)
+		}
 	}
 }
 
-// FuzzQueryGet checks the engine's query scan against url.ParseQuery,
-// whose answers it must give for any query a client sends.
-func FuzzQueryGet(f *testing.F) {
+// FuzzParseQuery: parseQuery reads every query string (untrusted input)
+// as url.ParseQuery does.
+func FuzzParseQuery(f *testing.F) {
 	for _, s := range []string{
-		"EIO=4&transport=polling&t=PZx1a&sid=AAAAAAAAAAAAAAAAAAAA", "EIO=3;x=1&EIO=4", "trans%70ort=poll%69ng",
-		"sid=a+b&sid=c", "j=1&b64=1", "%", "sid=%g0", "=&=", "t=&EIO=4;",
+		"", "EIO=4&transport=websocket", "EIO=3&transport=polling&j=12&b64=1&sid=abc",
+		"transport=%zz&transport=polling", "sid=a;b", "j", "EIO=%34", "transport=a+b&&",
+		strings.Repeat("a&", fastQueryParams) + "sid=x",
 	} {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, raw string) { checkQuery(t, raw) })
+	f.Fuzz(func(t *testing.T, raw string) {
+		if got, want := parseQuery(raw), wantQuery(raw); got != want {
+			t.Fatalf("parseQuery(%q) = %+v, url.ParseQuery gives %+v", raw, got, want)
+		}
+	})
 }
 
 // nopWriter is a ResponseWriter that keeps nothing: BenchmarkPoll counts
@@ -87,14 +101,14 @@ func BenchmarkPoll(b *testing.B) {
 	}
 }
 
-// BenchmarkQueryGet reads a poll's three values from its query, as
+// BenchmarkParseQuery reads a poll's values from its query, as
 // Server.ServeHTTP does, against url.ParseQuery.
-func BenchmarkQueryGet(b *testing.B) {
+func BenchmarkParseQuery(b *testing.B) {
 	const raw = "EIO=4&transport=polling&t=PZx1a&sid=AAAAAAAAAAAAAAAAAAAA"
 	b.Run("scan", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if queryGet(raw, "transport") == "" || queryGet(raw, "sid") == "" || queryGet(raw, "EIO") == "" {
+			if q := parseQuery(raw); q.transport == "" || q.sid == "" || q.eio == "" {
 				b.Fatal("missing")
 			}
 		}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -209,6 +208,10 @@ type Server struct {
 
 	// the compressed forms of recent messages, with PerMessageDeflate
 	deflateCache *deflateCache
+
+	// the OPEN packet after the session id, without and with the
+	// WebSocket upgrade offered (openPacket)
+	openTails [2][]byte
 }
 
 // NewServer returns a server that calls connect for each new session, on
@@ -224,6 +227,7 @@ func NewServer(opts Options, connect func(*Session) SessionHandler) *Server {
 		gone:     make(chan struct{}),
 	}
 	s.io = newIOEngine(opts.IOMode)
+	s.openTails = [2][]byte{openTail(false, s.opts), openTail(true, s.opts)}
 	if opts.PerMessageDeflate {
 		s.deflateCache = new(deflateCache)
 	}
@@ -281,11 +285,8 @@ func (s *Server) refuseCode(w http.ResponseWriter, r *http.Request, level slog.L
 // ServeHTTP serves one Engine.IO request: a handshake, a poll, a polling
 // POST, or a WebSocket (new, or an upgrade of a polling session).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// The query is parsed into a map only for a handshake: a session's
-	// requests need three values (queryGet).
-	raw := r.URL.RawQuery
-	transport := queryGet(raw, "transport")
-	sid := queryGet(raw, "sid")
+	q := parseQuery(r.URL.RawQuery)
+	transport, sid := q.transport, q.sid
 	isWS := isWebSocketUpgrade(r)
 	if transport != "polling" && transport != "websocket" || !s.allowsTransport(transport) {
 		s.refuseCode(w, r, slog.LevelDebug, sid, transport, http.StatusBadRequest, codeUnknownTransport,
@@ -297,7 +298,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sid == "" {
-		s.handshake(w, r, r.URL.Query(), transport, isWS)
+		s.handshake(w, r, q, transport, isWS)
 		return
 	}
 	if !validID(sid) {
@@ -309,9 +310,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuseCode(w, r, slog.LevelDebug, sid, transport, http.StatusBadRequest, codeUnknownSID, "unknown session")
 		return
 	}
-	if eio := queryGet(raw, "EIO"); protocolOf(eio) != int(sess.protocol) {
+	if protocolOf(q.eio) != int(sess.protocol) {
 		s.refuseCode(w, r, slog.LevelWarn, sid, transport, http.StatusBadRequest, codeBadRequest,
-			fmt.Sprintf("protocol EIO=%s for a v%d session", eio, sess.protocol))
+			fmt.Sprintf("protocol EIO=%s for a v%d session", q.eio, sess.protocol))
 		return
 	}
 	s.setHeaders(w.Header(), r, "")
@@ -341,8 +342,8 @@ func protocolOf(eio string) int {
 }
 
 // handshake opens a session, over polling or WebSocket.
-func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q url.Values, transport string, isWS bool) {
-	eio := q.Get("EIO")
+func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q query, transport string, isWS bool) {
+	eio := q.eio
 	if eio != "4" && (eio != "3" || !s.opts.AllowEIO3) {
 		s.refuseCode(w, r, slog.LevelWarn, "", transport, http.StatusBadRequest, codeUnsupportedProtocol,
 			fmt.Sprintf("unsupported protocol version EIO=%q", eio))
@@ -362,11 +363,11 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q url.Values,
 		return
 	}
 	var jsonp []byte
-	if transport == "polling" && q.Has("j") {
+	if transport == "polling" && q.hasJ {
 		var ok bool
-		if jsonp, ok = jsonpHead(q.Get("j")); !ok {
+		if jsonp, ok = jsonpHead(q.j); !ok {
 			s.refuseCode(w, r, slog.LevelWarn, "", transport, http.StatusBadRequest, codeBadRequest,
-				fmt.Sprintf("JSONP index j=%.20q is not 1 to %d digits", q.Get("j"), maxJSONPIndexDigits))
+				fmt.Sprintf("JSONP index j=%.20q is not 1 to %d digits", q.j, maxJSONPIndexDigits))
 			return
 		}
 	}
@@ -388,7 +389,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q url.Values,
 	sess := newSession(s, newID(), protocol, r)
 	s.setHeaders(w.Header(), r, sess.id)
 	if transport == "websocket" {
-		c, err := s.acceptWebSocket(w, r, sess)
+		c, err := s.acceptWebSocket(w, r, sess, true)
 		if err != nil {
 			s.release()
 			return // acceptWebSocket answered
@@ -396,7 +397,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q url.Values,
 		sess.open(c)
 		return
 	}
-	sess.b64 = q.Get("b64") != ""
+	sess.b64 = q.b64 != ""
 	sess.jsonp = jsonp
 	sess.open(nil)
 	sess.servePoll(w, r)

@@ -151,19 +151,8 @@ func (s *Session) Queued() (packets int, bytes int64) {
 // connect function for the handler and starts the heartbeat. c is the
 // WebSocket of a session opened over WebSocket, nil for polling.
 func (s *Session) open(c *wsConn) {
-	upgrades := []string{}
-	if c == nil && !s.srv.opts.DisableUpgrades && s.srv.allowsTransport("websocket") {
-		upgrades = []string{"websocket"}
-	}
 	o := s.srv.opts
-	hs, _ := json.Marshal(struct {
-		SID          string   `json:"sid"`
-		Upgrades     []string `json:"upgrades"`
-		PingInterval int64    `json:"pingInterval"`
-		PingTimeout  int64    `json:"pingTimeout"`
-		MaxPayload   int64    `json:"maxPayload"`
-	}{s.id, upgrades, o.PingInterval.Milliseconds(), o.PingTimeout.Milliseconds(), o.MaxBufferSize})
-	s.enqueueLocked(Message{b: append([]byte{typeOpen}, hs...)})
+	s.enqueueLocked(Message{b: s.srv.openPacket(s.id, c == nil && !o.DisableUpgrades && s.srv.allowsTransport("websocket"))})
 	s.ws = c
 	if !s.srv.register(s) {
 		s.state = stateClosed
@@ -183,13 +172,66 @@ func (s *Session) open(c *wsConn) {
 	} else {
 		s.setTimerLocked(o.PingInterval)
 	}
-	if c != nil {
-		c.scheduleFlushLocked()
+	// The first flush (the 101 answer, OPEN and what connect sent) runs
+	// here, on the handshake's goroutine, which has nothing else to do:
+	// handing it to a flush worker cost a wake-up per connect. It makes
+	// only non-blocking writes (epoll engine) or one bounded by the write
+	// timeout (goroutine engine), and runs no handler.
+	inline := false
+	if c != nil && !c.flushing && !c.released.Load() {
+		c.flushing = true
+		inline = true
 	}
 	s.mu.Unlock()
 	if c != nil {
+		if inline {
+			c.flush()
+		}
 		c.start()
 	}
+}
+
+// openPacket is the OPEN packet of session sid: 0{"sid":…,"upgrades":…,
+// "pingInterval":…,"pingTimeout":…,"maxPayload":…}, with "websocket" in
+// the upgrades when upgrade is set.
+func (srv *Server) openPacket(sid string, upgrade bool) []byte {
+	tail := &srv.openTails[0]
+	if upgrade {
+		tail = &srv.openTails[1]
+	}
+	if *tail == nil || !validID(sid) {
+		return marshalOpen(sid, upgrade, srv.opts)
+	}
+	// What follows the id is the same for every session: encoded once
+	// (NewServer), not with json.Marshal per handshake. Session ids are
+	// URL-safe base64 (validID), nothing in them to escape.
+	b := make([]byte, 0, len(`0{"sid":"`)+len(sid)+len(*tail))
+	b = append(b, `0{"sid":"`...)
+	b = append(b, sid...)
+	return append(b, *tail...)
+}
+
+// marshalOpen encodes the OPEN packet with encoding/json.
+func marshalOpen(sid string, upgrade bool, o Options) []byte {
+	upgrades := []string{}
+	if upgrade {
+		upgrades = []string{"websocket"}
+	}
+	hs, _ := json.Marshal(struct {
+		SID          string   `json:"sid"`
+		Upgrades     []string `json:"upgrades"`
+		PingInterval int64    `json:"pingInterval"`
+		PingTimeout  int64    `json:"pingTimeout"`
+		MaxPayload   int64    `json:"maxPayload"`
+	}{sid, upgrades, o.PingInterval.Milliseconds(), o.PingTimeout.Milliseconds(), o.MaxBufferSize})
+	return append([]byte{typeOpen}, hs...)
+}
+
+// openTail is what follows the session id in the OPEN packet.
+func openTail(upgrade bool, o Options) []byte {
+	const probe = "x"
+	b := marshalOpen(probe, upgrade, o)
+	return b[len(`0{"sid":"`+probe):]
 }
 
 // Send queues m for the client. It returns ErrClosed once the session is

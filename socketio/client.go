@@ -285,11 +285,41 @@ func (c *client) connectPacket(s *Socket) engineio.Message {
 	if c.conn.Protocol() == 3 {
 		return encodeControlFor(c.kind(), typeConnect, s.nsp.name, nil)
 	}
-	b, _ := json.Marshal(struct {
-		SID string `json:"sid"`
-		PID string `json:"pid,omitempty"`
-	}{s.id, s.pid}) // cannot fail: two strings
-	return encodeControlFor(c.kind(), typeConnect, s.nsp.name, b)
+	return encodeControlFor(c.kind(), typeConnect, s.nsp.name, connectPayload(s.id, s.pid))
+}
+
+// connectPayload is the CONNECT answer's payload, {"sid":…} with "pid"
+// when there is one: written out for the usual ids (URL-safe base64, as
+// engineio.NewID makes them, nothing to escape), not with json.Marshal on
+// every connect; encoding/json for any other.
+func connectPayload(sid, pid string) []byte {
+	if !plainID(sid) || !plainID(pid) {
+		b, _ := json.Marshal(struct {
+			SID string `json:"sid"`
+			PID string `json:"pid,omitempty"`
+		}{sid, pid}) // cannot fail: two strings
+		return b
+	}
+	b := make([]byte, 0, len(`{"sid":"","pid":""}`)+len(sid)+len(pid))
+	b = append(b, `{"sid":"`...)
+	b = append(b, sid...)
+	if pid != "" {
+		b = append(b, `","pid":"`...)
+		b = append(b, pid...)
+	}
+	return append(b, `"}`...)
+}
+
+// plainID reports whether id has only characters JSON leaves as they are
+// and ids are made of: letters, digits, '-', '_' and '='.
+func plainID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '=') {
+			return false
+		}
+	}
+	return true
 }
 
 // newSocketID is a fresh socket id: random for Socket.IO v5 (the session
