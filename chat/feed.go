@@ -161,6 +161,7 @@ type joinRequest struct {
 	from      int64  // set by run: the catch-up starts after from
 	needGen   uint64 // parked: a fetch started after parking must end first
 	lastThen  int64  // parked: last when it was parked
+	atJoin    int64  // the last offset published when join was called
 }
 
 // handoff is a stream's subscriber back to run, its catch-up sent up to pos.
@@ -232,7 +233,11 @@ func (f *feed) committed(r history.Record) {
 // join asks for a subscriber's catch-up and its entry into the live room.
 func (f *feed) join(sub subscriber, offset int64, hasOffset bool) {
 	f.mu.Lock()
-	f.joins = append(f.joins, joinRequest{sub: sub, offset: offset, hasOffset: hasOffset})
+	// atJoin is read now, on the connection's handler right after its
+	// CONNECT answer, not when run gets to the request: a client whose
+	// offset is ahead of the history gets what was broadcast since it
+	// connected, and run may have broadcast more by then.
+	f.joins = append(f.joins, joinRequest{sub: sub, offset: offset, hasOffset: hasOffset, atJoin: f.published.Load()})
 	f.mu.Unlock()
 	f.signal()
 }
@@ -424,7 +429,7 @@ func (f *feed) startJoin(j *joinRequest) {
 	if j.from > f.last {
 		// The client saw messages this node has not broadcast yet (another
 		// node's): it joins once they are here, so that it gets none twice.
-		j.needGen, j.lastThen = f.fetchGen+1, f.last
+		j.needGen, j.lastThen = f.fetchGen+1, min(f.last, j.atJoin)
 		f.parked[j] = struct{}{}
 		f.wantFetch = true
 		return
