@@ -55,7 +55,7 @@ func TestSummarize(t *testing.T) {
 		return Row{}
 	}
 	r := get("sustained deliveries/s, all")
-	if *r.Go != 150000 || *r.Node != 37500 || *r.Ratio != 4 || !*r.Met || r.Note != "" {
+	if *r.Go != 150000 || *r.Node != 37500 || *r.Ratio != 4 || *r.Met || r.Target != "≥ 10×" || r.Note != "" {
 		t.Errorf("sustained row %+v (go %v node %v)", r, *r.Go, *r.Node)
 	}
 	r = get("sustained deliveries/s with `-recovery 2m`")
@@ -100,7 +100,7 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("fan-out floor row %+v", r)
 	}
 	r = get("RSS per idle WebSocket connection at 5000")
-	if *r.Ratio > 0.48 || *r.Ratio < 0.46 || !*r.Met {
+	if *r.Ratio > 0.48 || *r.Ratio < 0.46 || *r.Met || r.Target != "≤ 0.25×" {
 		t.Errorf("RSS row ratio %v met %v", *r.Ratio, *r.Met)
 	}
 	r = get("RSS per idle WebSocket connection at 18000")
@@ -115,8 +115,11 @@ func TestSummarize(t *testing.T) {
 	if want := (128000 + 6*982000.0) / (1 << 20); math.Abs(*r.Go-want) > 1e-9 {
 		t.Errorf("projection %v GB, want %v", *r.Go, want)
 	}
+	if r.Target != "≤ 2.5 GB" || r.Met == nil || *r.Met {
+		t.Errorf("projection row %+v: want the 2.5 GB target, missed", r)
+	}
 	r = get("new connections per second (0 → 5000")
-	if *r.Ratio != 2 || !*r.Met {
+	if *r.Ratio != 2 || *r.Met || r.Target != "≥ 3×" {
 		t.Errorf("connect row ratio %v", *r.Ratio)
 	}
 	r = get("polling clients: server CPU")

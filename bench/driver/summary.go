@@ -148,7 +148,7 @@ func summarize(res *Run) []Row {
 			senders = s.Points[0].Senders
 		}
 		bound := p99Bound(firstNonNil(gs, ns))
-		r := pair(fmt.Sprintf("sustained deliveries/s, all delivered, p99 ≤ %g ms (%d clients, %d senders)", bound, clients, senders), "/s", g, n, 3, 0)
+		r := pair(fmt.Sprintf("sustained deliveries/s, all delivered, p99 ≤ %g ms (%d clients, %d senders)", bound, clients, senders), "/s", g, n, 10, 0)
 		switch {
 		case gtop:
 			r.Note = "Go passed the sweep's top point: its limit is higher"
@@ -248,7 +248,7 @@ func summarize(res *Run) []Row {
 			if ni != nil && k < len(ni.Idle) {
 				n, clients = ptr(ni.Idle[k].PerConnKB), max(clients, ni.Idle[k].Clients)
 			}
-			rows = append(rows, pair(fmt.Sprintf("RSS per idle WebSocket connection at %d ((RSS − RSS at 0) / N)", roundClients(clients)), "KB", g, n, 0, 0.5))
+			rows = append(rows, pair(fmt.Sprintf("RSS per idle WebSocket connection at %d ((RSS − RSS at 0) / N)", roundClients(clients)), "KB", g, n, 0, 0.25))
 		}
 		if k := max(lenIdle(gi), lenIdle(ni)) - 1; k >= 1 {
 			from, to := 0, 0
@@ -269,6 +269,10 @@ func summarize(res *Run) []Row {
 			}
 			r := pair(fmt.Sprintf("projected RSS at 1 000 000 idle connections (RSS at %d + slope × the rest)", to), "GB", proj(gi), proj(ni), 0, 0)
 			r.Note = "a projection from the measured per-connection budget, not a measurement"
+			if r.Go != nil {
+				r.Target = fmt.Sprintf("≤ %g GB", maxProjectedGB)
+				r.Met = ptr(*r.Go <= maxProjectedGB)
+			}
 			rows = append(rows, r)
 		}
 		ramp := func(s *result.Scenario, k int) *float64 {
@@ -282,10 +286,7 @@ func summarize(res *Run) []Row {
 			if s := firstNonNil(gi, ni); s != nil && k < len(s.Ramps) {
 				from, to = s.Ramps[k].From, s.Ramps[k].To
 			}
-			atLeast := 0.0
-			if k == 0 {
-				atLeast = 2 // the target: new connections per second
-			}
+			atLeast := 3.0 // the target on every ramp: new connections per second
 			rows = append(rows, pair(fmt.Sprintf("new connections per second (%d → %d, %d in flight)", from, to, rampConcurrency(gi, ni, k)), "/s", ramp(gi, k), ramp(ni, k), atLeast, 0))
 		}
 	}
@@ -436,6 +437,10 @@ func summarize(res *Run) []Row {
 	rows = append(rows, Row{Metric: "load generator CPU, busiest point", Unit: "% of a core", Go: lg(goName), Node: lg("node")})
 	return rows
 }
+
+// maxProjectedGB is the target of the projection of our RSS to one
+// million idle connections.
+const maxProjectedGB = 2.5
 
 // floorTarget is the target of our CPU per delivery against the floor's.
 const floorTarget = 1.5
