@@ -1033,10 +1033,13 @@ func (r *clusterRedisServer) stop(t *testing.T) {
 
 // clusterProxy forwards TCP connections to a target that can change: a
 // stand-in for a load balancer that stops sending clients to a dead node.
+// It can also be shut (its port refuses connections) and opened again on
+// the same port.
 type clusterProxy struct {
-	ln     net.Listener
+	addr   string
 	target atomic.Value // string
 	mu     sync.Mutex
+	ln     net.Listener // nil while shut or closed
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
 }
@@ -1047,21 +1050,51 @@ func clusterStartProxy(t *testing.T, target string) *clusterProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &clusterProxy{ln: ln, conns: map[net.Conn]struct{}{}}
+	p := &clusterProxy{addr: ln.Addr().String(), ln: ln, conns: map[net.Conn]struct{}{}}
 	p.target.Store(target)
 	p.wg.Add(1)
-	go p.serve()
+	go p.serve(ln)
 	t.Cleanup(p.close)
 	return p
 }
 
-func (p *clusterProxy) url() string             { return "http://" + p.ln.Addr().String() }
+func (p *clusterProxy) url() string             { return "http://" + p.addr }
 func (p *clusterProxy) setTarget(target string) { p.target.Store(target) }
 
-func (p *clusterProxy) serve() {
+// shut closes the proxy's port: connections to it are refused until open.
+// The connections it forwards stay.
+func (p *clusterProxy) shut() {
+	p.mu.Lock()
+	ln := p.ln
+	p.ln = nil
+	p.mu.Unlock()
+	if ln != nil {
+		_ = ln.Close()
+	}
+}
+
+// open listens on the proxy's port again after shut.
+func (p *clusterProxy) open(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatalf("proxy: listening on %s again: %v", p.addr, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil || p.ln != nil {
+		_ = ln.Close()
+		t.Fatal("proxy: open after close, or while open")
+	}
+	p.ln = ln
+	p.wg.Add(1)
+	go p.serve(ln)
+}
+
+func (p *clusterProxy) serve(ln net.Listener) {
 	defer p.wg.Done()
 	for {
-		c, err := p.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
@@ -1109,8 +1142,11 @@ func (p *clusterProxy) track(c, up net.Conn) bool {
 }
 
 func (p *clusterProxy) close() {
-	_ = p.ln.Close()
 	p.mu.Lock()
+	if p.ln != nil {
+		_ = p.ln.Close()
+		p.ln = nil
+	}
 	for c := range p.conns {
 		_ = c.Close()
 	}

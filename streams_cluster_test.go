@@ -336,7 +336,20 @@ func testStreamsRedisRestart(t *testing.T, recovery time.Duration) {
 	})
 	metrics := metricsURL(t, go1)
 	go2 := streamsGo(t, r.url, prefix, recovery)
-	js := streamsStartNodeJS(t, r.url, prefix, recovery)
+	// The Node.js node reaches Redis through a gate, shut from the kill
+	// until the restarted Redis answers PING, that is until it has loaded
+	// its append-only file. Redis listens before it loads, and while it
+	// loads it answers commands with LOADING (Redis 7.0 serves clients
+	// once as soon as it starts loading the file). The Node.js node's
+	// redis client writes its offline queue on its first connection, and
+	// socket.io-adapter's ClusterAdapter.broadcast drops a broadcast whose
+	// XADD failed, even for the node's own clients: a reconnection that
+	// fell in those few milliseconds lost the ten messages of the Node.js
+	// node's client (seen once in a loaded -race run). That is Node's
+	// behaviour, not ours; the Go nodes connect directly and keep their
+	// broadcasts through LOADING.
+	gate := clusterStartProxy(t, "127.0.0.1:"+r.port)
+	js := streamsStartNodeJS(t, "redis://"+gate.addr+"/0", prefix, recovery)
 	peers := []clusterPeer{
 		clusterDial(t, "go1", go1.URL, sioWebSocket, nil),
 		clusterDial(t, "go2", go2.URL, sioWebSocket, nil),
@@ -351,6 +364,7 @@ func testStreamsRedisRestart(t *testing.T, recovery time.Duration) {
 			value(fams, "socketio_redis_up"), value(fams, "socketio_redis_published_total"))
 	}
 
+	gate.shut()
 	r.stop(t)
 	clusterWaitLog(t, go1, "redis unavailable", 1, 10*time.Second)
 	clusterWaitLog(t, go2, "redis unavailable", 1, 10*time.Second)
@@ -387,7 +401,8 @@ func testStreamsRedisRestart(t *testing.T, recovery time.Duration) {
 			return slices.Contains(got, "outage/go1-websocket#09")
 		})
 	}
-	r.start(t)
+	r.start(t) // returns once Redis answers PING: it has loaded its file
+	gate.open(t)
 	clusterWaitLog(t, go1, "redis available again", 1, 10*time.Second)
 	clusterWaitLog(t, go2, "redis available again", 1, 10*time.Second)
 	for _, p := range peers {

@@ -2,6 +2,7 @@ package streamsadapter
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -222,7 +223,7 @@ func (o *outbox) send(batch []item) (int, error) {
 		client, batch = node, batch[:n]
 	}
 	skip := make([]bool, len(batch))
-	cmds, _ := client.Pipelined(ctx, func(pp redis.Pipeliner) error {
+	cmds, perr := client.Pipelined(ctx, func(pp redis.Pipeliner) error {
 		for i := range batch {
 			it := &batch[i]
 			switch it.kind {
@@ -251,6 +252,17 @@ func (o *outbox) send(batch []item) (int, error) {
 		}
 		return nil
 	})
+	if perr != nil && !slices.ContainsFunc(cmds, func(cmd redis.Cmder) bool { return cmd.Err() != nil }) {
+		// go-redis could not get a connection (dial refused, closed or
+		// refused during its setup) and, the error being one it retries
+		// but the client having no retry left, returns it without
+		// marking the commands, which were not sent: none is done.
+		// (Taken for done, they were lost whenever Redis stayed down
+		// longer than go-redis's dial attempts, about half a second.)
+		failed := true
+		c.health.set(0, &failed, perr)
+		return 0, perr
+	}
 	done := 0
 	for i, cmd := range cmds {
 		err := cmd.Err()
