@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -438,7 +439,7 @@ func (c *Cluster) send(ctx context.Context, batch []publication) ([]publication,
 		}
 		return nil, nil
 	}
-	cmds, _ := client.Pipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, perr := client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, pub := range batch {
 			p.Publish(ctx, pub.channel, pub.payload)
 		}
@@ -446,6 +447,12 @@ func (c *Cluster) send(ctx context.Context, batch []publication) ([]publication,
 	})
 	if len(cmds) != len(batch) {
 		return batch, errors.New("pipeline not sent")
+	}
+	if perr != nil && !slices.ContainsFunc(cmds, func(cmd redis.Cmder) bool { return cmd.Err() != nil }) {
+		// go-redis could not get a connection (a refused dial, a
+		// connection closed during its setup) and returns the error
+		// without marking the commands: none was sent.
+		return batch, perr
 	}
 	var (
 		left []publication

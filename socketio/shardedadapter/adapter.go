@@ -275,6 +275,12 @@ func (c *Adapter) send(ctx context.Context, batch []publication) {
 			err = cmd.Err()
 		}
 	}
+	if err != nil && failed == 0 {
+		// go-redis could not get a connection (a refused dial, a
+		// connection closed during its setup) and returns the error
+		// without marking the commands: none was sent.
+		failed = len(cmds)
+	}
 	c.published.Add(uint64(len(cmds) - failed))
 	if failed > 0 {
 		c.dropped.Add(uint64(failed))
