@@ -11,6 +11,8 @@ package engineio
 import (
 	"bytes"
 	"unicode/utf8"
+
+	"github.com/chatio/socketio-chat/internal/jsontext"
 )
 
 // maxJSONPIndexDigits bounds the j parameter, the index of the client's
@@ -41,7 +43,8 @@ func jsonpHead(j string) ([]byte, bool) {
 // JSON.stringify's escapes (`\"`, `\\`, `\b`, `\t`, `\n`, `\f`, `\r`, and
 // `\u00xx` for the other control characters), and U+2028 and U+2029
 // escaped too, since JavaScript before ES2019 does not allow them in a
-// string literal. Bytes that are not UTF-8 are written as U+FFFD.
+// string literal. Bytes that are not UTF-8 are written as U+FFFD, one per
+// maximal ill-formed subpart (as Node's Buffer.toString).
 func appendJSONP(dst, head, payload []byte) []byte {
 	const hex = "0123456789abcdef"
 	dst = append(dst, head...)
@@ -49,14 +52,13 @@ func appendJSONP(dst, head, payload []byte) []byte {
 	for i := 0; i < len(payload); {
 		c := payload[i]
 		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRune(payload[i:])
+			size, ok := jsontext.NextUTF8(payload, i)
 			switch {
-			case r == '\u2028':
-				dst = append(dst, `\u2028`...)
-			case r == '\u2029':
-				dst = append(dst, `\u2029`...)
-			case r == utf8.RuneError && size == 1:
-				dst = append(dst, "\uFFFD"...)
+			case !ok:
+				dst = append(dst, "\uFFFD"...) // one per maximal ill-formed subpart, as Node
+			case size == 3 && payload[i] == 0xE2 && payload[i+1] == 0x80 && payload[i+2]&0xFE == 0xA8:
+				dst = append(dst, `\u202`...) // U+2028, U+2029
+				dst = append(dst, hex[payload[i+2]&0x0F])
 			default:
 				dst = append(dst, payload[i:i+size]...)
 			}

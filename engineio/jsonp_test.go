@@ -37,8 +37,9 @@ func TestAppendJSONP(t *testing.T) {
 	if got := string(appendJSONP(nil, head, []byte(payload))); got != want {
 		t.Errorf("appendJSONP(%q)\n got %q\nwant %q", payload, got, want)
 	}
-	// Bytes that are not UTF-8 (a Go handler's) become U+FFFD.
-	if got := string(appendJSONP(nil, head, []byte("4\xff\xe2\x80"))); got != "___eio[3](\"4\uFFFD\uFFFD\uFFFD\");" {
+	// Bytes that are not UTF-8 (a Go handler's) become U+FFFD, one per
+	// maximal ill-formed subpart (FF; the truncated E2 80), as Node.
+	if got := string(appendJSONP(nil, head, []byte("4\xff\xe2\x80"))); got != "___eio[3](\"4\uFFFD\uFFFD\");" {
 		t.Errorf("invalid UTF-8: %q", got)
 	}
 }

@@ -383,7 +383,10 @@ func TestValidUTF8(t *testing.T) {
 		{"4héllo", "4héllo"},
 		{"4\xff", "4\uFFFD"},
 		{"4\xed\xa0\x80x", "4\uFFFD\uFFFD\uFFFDx"}, // a WTF-8 surrogate: three bad bytes
-		{"4\xf0\x9f\x98", "4\uFFFD\uFFFD\uFFFD"},
+		{"4\xf0\x9f\x98", "4\uFFFD"},               // a truncated sequence: one maximal subpart, as Node
+		{"4\xf0\x9f\x98x\xc3", "4\uFFFDx\uFFFD"},
+		{"4\xe0\x80\x80", "4\uFFFD\uFFFD\uFFFD"},           // overlong: E0 takes A0..BF only
+		{"4\xf4\x90\x80\x80", "4\uFFFD\uFFFD\uFFFD\uFFFD"}, // past U+10FFFF
 	}
 	for _, tt := range tests {
 		if got := string(validUTF8([]byte(tt.in))); got != tt.want {

@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/chatio/socketio-chat/internal/httpasset"
+
+	"github.com/chatio/socketio-chat/internal/jsontext"
 )
 
 var (
@@ -372,23 +374,14 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	}
 }
 
-// validUTF8 returns b with every byte that is not part of valid UTF-8
-// replaced by U+FFFD, as Node decodes a polling body.
+// validUTF8 returns b, or, if it is not valid UTF-8, a copy with each
+// maximal ill-formed subpart replaced by U+FFFD, as Node reads a polling
+// body (Buffer.toString("utf8")).
 func validUTF8(b []byte) []byte {
 	if utf8.Valid(b) {
 		return b
 	}
-	out := make([]byte, 0, len(b)+16)
-	for i := 0; i < len(b); {
-		r, size := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && size == 1 {
-			out = append(out, "\uFFFD"...)
-		} else {
-			out = append(out, b[i:i+size]...)
-		}
-		i += size
-	}
-	return out
+	return jsontext.AppendUTF8(make([]byte, 0, len(b)+16), b)
 }
 
 // buffer is a pooled scratch buffer.

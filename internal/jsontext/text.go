@@ -302,3 +302,45 @@ func hex4(b []byte) rune {
 	}
 	return r
 }
+
+// NextUTF8 reads the non-ASCII bytes at b[i:] the way Node's
+// Buffer.toString("utf8") does: a valid UTF-8 sequence (ok, its size), or
+// the maximal ill-formed subpart that one U+FFFD stands for (a lead byte
+// and the continuation bytes that could still have completed it, or one
+// byte). Unlike nextChar, a surrogate written in three bytes is ill-formed
+// (ED is followed by 80–9F only): Node decodes it as three U+FFFD.
+func NextUTF8(b []byte, i int) (size int, ok bool) {
+	l := leads[b[i]]
+	if l.need == 0 {
+		return 1, false
+	}
+	n := 1
+	if i+1 < len(b) && b[i+1]-l.lo <= l.hi-l.lo {
+		n = 2
+		for n <= int(l.need) && i+n < len(b) && b[i+n]&0xC0 == 0x80 {
+			n++
+		}
+	}
+	return n, n == int(l.need)+1
+}
+
+// AppendUTF8 appends b decoded as Node's Buffer.toString("utf8") decodes
+// it (see NextUTF8): valid UTF-8 as is, each maximal ill-formed subpart as
+// one U+FFFD.
+func AppendUTF8(dst, b []byte) []byte {
+	for i := 0; i < len(b); {
+		if b[i] < utf8.RuneSelf {
+			dst = append(dst, b[i])
+			i++
+			continue
+		}
+		n, ok := NextUTF8(b, i)
+		if ok {
+			dst = append(dst, b[i:i+n]...)
+		} else {
+			dst = append(dst, "\uFFFD"...)
+		}
+		i += n
+	}
+	return dst
+}

@@ -1,6 +1,7 @@
 package jsontext
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"testing"
@@ -290,6 +291,70 @@ func FuzzJSString(f *testing.F) {
 		}
 		if want := decodeOracle(b); got != want {
 			t.Fatalf("JSString(%q) = %q, want %q", b, got, want)
+		}
+	})
+}
+
+// utf8Tests: bytes as Node's buf.toString("utf8") decodes them, WTF-8
+// surrogates included (ill-formed: three U+FFFD).
+var utf8Tests = []struct{ name, in, want string }{
+	{"ascii", "abc", "abc"},
+	{"valid", "é😀€", "é😀€"},
+	{"stray bytes", "\xff\xfeA", "\uFFFD\uFFFDA"},
+	{"truncated 3-byte", "\xe2\x82A", "\uFFFDA"},
+	{"truncated 4-byte at the end", "4\xf0\x9f\x98", "4\uFFFD"},
+	{"overlong", "\xc0\x80\xe0\x80\x80", "\uFFFD\uFFFD\uFFFD\uFFFD\uFFFD"},
+	{"beyond U+10FFFF", "\xf4\x90\x80\x80", "\uFFFD\uFFFD\uFFFD\uFFFD"},
+	{"lone surrogate", "\xed\xa0\x80x", "\uFFFD\uFFFD\uFFFDx"},
+	{"surrogate pair", "\xed\xa0\xbd\xed\xb8\x80", "\uFFFD\uFFFD\uFFFD\uFFFD\uFFFD\uFFFD"},
+	{"lead then lead", "\xe2\xe2\x82\xac", "\uFFFD€"},
+}
+
+func TestAppendUTF8(t *testing.T) {
+	for _, tt := range utf8Tests {
+		if got := string(AppendUTF8(nil, []byte(tt.in))); got != tt.want {
+			t.Errorf("%s: AppendUTF8(%q) = %q, want %q", tt.name, tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestAppendUTF8TableIsNode checks utf8Tests against Node's
+// buf.toString("utf8").
+func TestAppendUTF8TableIsNode(t *testing.T) {
+	cases := make([]nodeCase, len(utf8Tests))
+	for i, tt := range utf8Tests {
+		cases[i] = nodeCase{Op: "string", Hex: hexOf(tt.in)}
+	}
+	for i, got := range askNode(t, cases) {
+		if tt := utf8Tests[i]; got != hexOf(tt.want) {
+			t.Errorf("%s: node reads %q as %q, the table %q", tt.name, tt.in, unhex(t, got), tt.want)
+		}
+	}
+}
+
+// FuzzAppendUTF8: valid UTF-8 out for any input, the input itself when it
+// is valid, and what AppendJSString reads when it holds no WTF-8 surrogate
+// (the one place the two differ).
+func FuzzAppendUTF8(f *testing.F) {
+	for _, tt := range utf8Tests {
+		f.Add([]byte(tt.in))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		out := AppendUTF8(nil, b)
+		if !utf8.Valid(out) {
+			t.Fatalf("AppendUTF8(%q) = %q: not UTF-8", b, out)
+		}
+		if utf8.Valid(b) && !bytes.Equal(out, b) {
+			t.Fatalf("AppendUTF8(%q) = %q: changed valid UTF-8", b, out)
+		}
+		hasSurrogate := false
+		for i := 0; i+1 < len(b); i++ {
+			if b[i] == 0xED && b[i+1] >= 0xA0 && b[i+1] <= 0xBF {
+				hasSurrogate = true
+			}
+		}
+		if js := AppendJSString(nil, b); !hasSurrogate && !bytes.Equal(out, js) {
+			t.Fatalf("AppendUTF8(%q) = %q, AppendJSString %q", b, out, js)
 		}
 	})
 }
