@@ -117,7 +117,7 @@ func TestAnnouncedBodyCostsWhatArrives(t *testing.T) {
 	waitFor(t, "every POST being read", func() bool {
 		for _, sess := range sessions {
 			sess.mu.Lock()
-			posting := sess.posting
+			posting := sess.pl.posting
 			sess.mu.Unlock()
 			if !posting {
 				return false

@@ -16,8 +16,9 @@ import (
 // taken before the heap's; the heap's lock is never held while anything
 // else is. A session whose deadline passed is taken out of the heap and its
 // onTimer runs on a goroutine of its own, as time.AfterFunc would run it;
-// onTimer ignores a firing that a later arming made stale (its deadline
-// moved on), and the later arming is in the heap by then.
+// onTimer ignores a firing that a later arming made stale: the session is
+// in the heap again by then (pending), and that arming's firing follows. So
+// the session keeps no deadline of its own.
 type heartbeats struct {
 	mu    sync.Mutex
 	heap  []beat
@@ -52,6 +53,14 @@ func (h *heartbeats) set(sess *Session, at int64) {
 		h.up(len(h.heap) - 1)
 	}
 	h.armLocked()
+}
+
+// pending reports whether sess's timer is armed (in the heap), which makes
+// a firing that onTimer is about to handle stale. sess.mu is held.
+func (h *heartbeats) pending(sess *Session) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return sess.beat != 0
 }
 
 // stop disarms sess's timer. sess.mu is held.

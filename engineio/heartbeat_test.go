@@ -2,6 +2,7 @@ package engineio
 
 import (
 	"math/rand/v2"
+	"net/http/httptest"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -95,5 +96,61 @@ func TestHeartbeatsHeap(t *testing.T) {
 			t.Errorf("after every stop: %d entries, capacity %d", len(h.heap), cap(h.heap))
 		}
 		h.timer.Stop()
+	})
+}
+
+// TestHeartbeatStaleFiring: a firing that the session's timer outlived (it
+// was armed again, as a pong or a packet does, between the heap letting it
+// go and onTimer taking the session's lock) is ignored, and the later
+// arming fires at its own deadline. The session keeps no deadline of its
+// own: that it is in the heap again tells.
+func TestHeartbeatStaleFiring(t *testing.T) {
+	// The server's I/O goroutines start outside the bubble; its heartbeat
+	// timers are replaced by ones of the bubble's.
+	srv := NewServer(Options{PingInterval: time.Second, PingTimeout: time.Second, Logger: discardLogger()}, nil)
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var due []time.Duration
+		start := time.Now()
+		srv.beats = heartbeats{onDue: func(*Session) {
+			mu.Lock()
+			due = append(due, time.Since(start))
+			mu.Unlock()
+		}}
+		sess := newSession(srv, newID(), 4, httptest.NewRequest("GET", "/", nil))
+		sess.handler = nopHandler{}
+		pings := func() int {
+			sess.mu.Lock()
+			defer sess.mu.Unlock()
+			return len(sess.queue)
+		}
+		arm := func(d time.Duration) {
+			sess.mu.Lock()
+			sess.setTimerLocked(d)
+			sess.mu.Unlock()
+		}
+
+		arm(time.Second)
+		time.Sleep(time.Second)
+		synctest.Wait() // fired: out of the heap, onTimer not run yet
+		arm(3 * time.Second)
+		sess.onTimer() // the first firing, stale
+		if n := pings(); n != 0 || sess.awaitPong {
+			t.Fatalf("a stale firing sent %d PINGs (awaitPong %v)", n, sess.awaitPong)
+		}
+		time.Sleep(3 * time.Second)
+		synctest.Wait()
+		sess.onTimer() // the second one
+		if n := pings(); n != 1 || !sess.awaitPong {
+			t.Fatalf("the due firing sent %d PINGs (awaitPong %v), want 1", n, sess.awaitPong)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(due) != 2 || due[0] != time.Second || due[1] != 4*time.Second {
+			t.Errorf("fired at %v, want [1s 4s]", due)
+		}
+		sess.mu.Lock()
+		srv.beats.stop(sess)
+		sess.mu.Unlock()
 	})
 }

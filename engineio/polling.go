@@ -36,27 +36,27 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		s.srv.refuseCode(w, r, slog.LevelDebug, s.id, "polling", http.StatusBadRequest, codeUnknownSID, "session closed")
 		return
-	case s.ws != nil:
+	case s.ws != nil || s.pl == nil:
 		s.mu.Unlock()
 		s.srv.refuseCode(w, r, slog.LevelDebug, s.id, "polling", http.StatusBadRequest, codeBadRequest, "poll on a websocket session")
 		return
-	case s.poll != nil:
+	case s.pl.poll != nil:
 		s.mu.Unlock()
 		s.srv.refuseCode(w, r, slog.LevelWarn, s.id, "polling", http.StatusBadRequest, codeBadRequest, "overlapping GET")
 		s.close("transport error", errOverlap, false, nil)
 		return
 	}
-	for len(s.queue) == 0 && s.state == stateOpen && !s.pollNoop && s.ws == nil {
+	for len(s.queue) == 0 && s.state == stateOpen && !s.pl.pollNoop && s.ws == nil {
 		ch := make(chan struct{})
-		s.poll = ch
+		s.pl.poll = ch
 		s.mu.Unlock()
 		select {
 		case <-ch:
 			s.mu.Lock()
 		case <-r.Context().Done():
 			s.mu.Lock()
-			if s.poll == ch {
-				s.poll = nil
+			if s.pl.poll == ch {
+				s.pl.poll = nil
 				s.mu.Unlock()
 				s.close("transport error", errPollClosed, false, nil)
 				return
@@ -68,8 +68,8 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 		msgs = s.takeQueueLocked()
 	}
 	closing := s.state != stateOpen
-	byClient := s.byClient
-	s.pollNoop = false
+	byClient := s.pl.byClient
+	s.pl.pollNoop = false
 	// A closing session's last packets go in one response and CLOSE in
 	// the next, as in Node: socket.io-client handles the packets of a
 	// payload a tick after the CLOSE that ends the payload, so a DISCONNECT
@@ -77,10 +77,10 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	// disconnect").
 	last := closing && len(msgs) == 0
 	if closing && !last {
-		if s.linger != nil {
-			s.linger.Stop()
+		if s.pl.linger != nil {
+			s.pl.linger.Stop()
 		}
-		s.linger = time.AfterFunc(s.srv.opts.CloseTimeout, s.finish)
+		s.pl.linger = time.AfterFunc(s.srv.opts.CloseTimeout, s.finish)
 	}
 	s.mu.Unlock()
 	if last && !byClient {
@@ -108,18 +108,18 @@ func (s *Session) writePayload(w http.ResponseWriter, r *http.Request, msgs []Me
 	switch {
 	case s.protocol == 4:
 		buf.b = appendPayloadV4(buf.b, msgs)
-	case !s.b64 && s.jsonp == nil && hasBinary(msgs):
+	case !s.b64 && s.pl.jsonp == nil && hasBinary(msgs):
 		contentType = hdrOctetStream
 		buf.b = appendPayloadV3Binary(buf.b, msgs)
 	default:
 		buf.b = appendPayloadV3Text(buf.b, msgs)
 	}
-	if s.jsonp != nil {
+	if s.pl.jsonp != nil {
 		// Node's JSONP.doWrite: the payload as a string literal, passed to
 		// the client's callback; the Content-Type stays text/plain.
 		js := getBuffer()
 		defer putBuffer(js)
-		js.b = appendJSONP(js.b, s.jsonp, buf.b)
+		js.b = appendJSONP(js.b, s.pl.jsonp, buf.b)
 		buf, js = js, buf
 	}
 	h := w.Header()
@@ -171,21 +171,21 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		s.srv.refuseCode(w, r, slog.LevelDebug, s.id, transport, http.StatusBadRequest, codeUnknownSID, "session closed")
 		return
-	case s.ws != nil:
+	case s.ws != nil || s.pl == nil:
 		s.mu.Unlock()
 		s.srv.refuseCode(w, r, slog.LevelDebug, s.id, transport, http.StatusBadRequest, codeBadRequest, "POST on a websocket session")
 		return
-	case s.posting:
+	case s.pl.posting:
 		s.mu.Unlock()
 		s.srv.refuseCode(w, r, slog.LevelWarn, s.id, transport, http.StatusBadRequest, codeBadRequest, "overlapping POST")
 		s.close("transport error", errPostOverlap, false, nil)
 		return
 	}
-	s.posting = true
+	s.pl.posting = true
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		s.posting = false
+		s.pl.posting = false
 		s.mu.Unlock()
 	}()
 
@@ -223,7 +223,7 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 		s.close("transport error", err, false, nil)
 		return
 	}
-	if s.jsonp != nil {
+	if s.pl.jsonp != nil {
 		d, ok := jsonpData(body)
 		if !ok {
 			// Node reads nothing from such a body (qs.parse(body).d is not a
@@ -267,7 +267,7 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 		s.close("parse error", err, false, nil)
 	}
 	s.mu.Lock()
-	s.posting = false
+	s.pl.posting = false
 	s.mu.Unlock()
 	s.answerPost(w)
 }
@@ -331,7 +331,7 @@ var (
 func (s *Session) closeByClient() {
 	s.mu.Lock()
 	if s.state == stateOpen {
-		s.byClient = true
+		s.pl.byClient = true
 	}
 	s.mu.Unlock()
 	s.close("transport close", nil, false, nil)

@@ -398,7 +398,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q query, tran
 		return
 	}
 	sess.b64 = q.b64 != ""
-	sess.jsonp = jsonp
+	sess.pl = &pollState{jsonp: jsonp}
 	sess.open(nil)
 	sess.servePoll(w, r)
 }

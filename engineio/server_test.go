@@ -344,7 +344,7 @@ func TestOverlappingPost(t *testing.T) {
 	waitFor(t, "the first POST being read", func() bool {
 		rec.sess.mu.Lock()
 		defer rec.sess.mu.Unlock()
-		return rec.sess.posting
+		return rec.sess.pl.posting
 	})
 	r := c.post("4second")
 	if r.status != 400 || parseError(t, r).Code != codeBadRequest {

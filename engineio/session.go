@@ -30,23 +30,21 @@ const (
 // (Options.QueueBudget).
 type Session struct {
 	// The fields are ordered so that the struct fits its allocation size
-	// class with no padding (288 bytes; an idle connection's budget,
+	// class (224 bytes; an idle connection's budget,
 	// docs/ARCHITECTURE.md): the flags are gathered at the end.
 	srv *Server
 	id  string
 	hs  handshakeInfo // what Request describes
 
-	// jsonp is, for a JSONP polling session, the start of each response,
-	// `___eio[j](`; nil otherwise. Set by the handshake before the session
-	// is registered, read-only afterwards.
-	jsonp []byte
-
 	handler SessionHandler // set under mu once the server's connect returned
 	exec    executor       // runs the handler's methods one at a time
 
-	mu      sync.Mutex
-	ws      *wsConn // the WebSocket transport; nil while polling
-	probe   *wsConn // a WebSocket being probed for an upgrade
+	mu sync.Mutex
+	ws *wsConn // the WebSocket transport; nil while polling
+	// pl is what only a session opened over polling uses (its GETs and
+	// POSTs, its upgrade); nil for one opened over WebSocket, which never
+	// polls. Set by the handshake before the session is registered.
+	pl      *pollState
 	queue   []Message
 	queued  int64 // what queue costs: payload bytes and bookkeeping
 	charged int64 // what queue costs the process-wide budget (shared payloads split)
@@ -54,17 +52,6 @@ type Session struct {
 	// control frames waiting on the session's WebSocket and probe
 	// (wsConn.ctrl): how many (nctrl, below), and what they cost
 	ctrlQueued int64
-
-	// polling
-	poll   chan struct{} // closed to wake the pending GET; nil when none
-	linger *time.Timer   // bounds the wait for a last GET after a close
-
-	// heartbeat
-	// (its timer is in srv.beats: the next PING (v4), or the pong deadline)
-	deadline int64 // when the timer is due (monoNow); an earlier firing is stale
-
-	// upgrade
-	upgradeTimer *time.Timer
 
 	nctrl    int32 // bounded by Options.MaxQueuedPackets
 	beat     int32 // 1 + its place in srv.beats' heap; 0 when its timer is not armed
@@ -74,12 +61,37 @@ type Session struct {
 	upgraded bool
 	overflow bool // the queue overflowed; only Close's packets are accepted
 
+	awaitPong bool // v4: a PING is out
+	refreshed bool // v4: the pong deadline was pushed back once already
+}
+
+// pollState is the part of a session that only polling uses: a session
+// opened over WebSocket (most clients, and every idle connection of the
+// budget in docs/ARCHITECTURE.md) does without it. Guarded by Session.mu.
+type pollState struct {
+	// jsonp is, for a JSONP polling session, the start of each response,
+	// `___eio[j](`; nil otherwise. Set by the handshake, read-only afterwards.
+	jsonp []byte
+
+	poll   chan struct{} // closed to wake the pending GET; nil when none
+	linger *time.Timer   // bounds the wait for a last GET after a close
+
+	// upgrade
+	probe        *wsConn // a WebSocket being probed for an upgrade
+	upgradeTimer *time.Timer
+
 	pollNoop bool // the pending GET was released to let an upgrade go on
 	byClient bool // the client sent CLOSE in a POST: the pending GET gets NOOP, not CLOSE
 	posting  bool // a POST is being served
+}
 
-	awaitPong bool // v4: a PING is out
-	refreshed bool // v4: the pong deadline was pushed back once already
+// probeLocked is the WebSocket being probed for an upgrade, or nil. s.mu
+// is held.
+func (s *Session) probeLocked() *wsConn {
+	if s.pl == nil {
+		return nil
+	}
+	return s.pl.probe
 }
 
 // monoEpoch is the origin of monoNow.
@@ -135,7 +147,7 @@ func (s *Session) Closed() bool {
 func (s *Session) Waiting() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.poll != nil
+	return s.pl != nil && s.pl.poll != nil
 }
 
 // Queued returns the number of packets waiting to be sent, the engine's
@@ -290,7 +302,7 @@ func (s *Session) fitsLocked(packets int, n int64) bool {
 func (s *Session) overflowLocked() []Message {
 	s.overflow = true
 	dropped := s.takeQueueLocked()
-	for _, c := range [...]*wsConn{s.ws, s.probe} {
+	for _, c := range [...]*wsConn{s.ws, s.probeLocked()} {
 		if c != nil {
 			c.takeCtrlLocked()
 		}
@@ -361,9 +373,9 @@ func (s *Session) kickLocked() {
 
 // wakePollLocked releases the pending GET, if any.
 func (s *Session) wakePollLocked() {
-	if s.poll != nil {
-		close(s.poll)
-		s.poll = nil
+	if s.pl != nil && s.pl.poll != nil {
+		close(s.pl.poll)
+		s.pl.poll = nil
 	}
 }
 
@@ -386,11 +398,13 @@ func (s *Session) close(reason string, err error, graceful bool, last []Message)
 	}
 	s.state = stateClosing
 	s.srv.beats.stop(s)
-	if s.upgradeTimer != nil {
-		s.upgradeTimer.Stop()
+	var probe *wsConn
+	if pl := s.pl; pl != nil {
+		if pl.upgradeTimer != nil {
+			pl.upgradeTimer.Stop()
+		}
+		probe, pl.probe = pl.probe, nil
 	}
-	probe := s.probe
-	s.probe = nil
 	var dropped []Message
 	if graceful {
 		for _, m := range last {
@@ -403,11 +417,13 @@ func (s *Session) close(reason string, err error, graceful bool, last []Message)
 	switch {
 	case s.ws != nil:
 		s.ws.closeLocked(graceful)
-	case s.poll != nil:
+	case s.pl == nil:
+		finish = true // opened over WebSocket, which is gone (never here: ws stays set)
+	case s.pl.poll != nil:
 		s.wakePollLocked() // the GET delivers the queue and a CLOSE packet, then finishes
 	case graceful:
 		// Wait for the client's next GET, which gets the queue and CLOSE.
-		s.linger = time.AfterFunc(s.srv.opts.CloseTimeout, s.finish)
+		s.pl.linger = time.AfterFunc(s.srv.opts.CloseTimeout, s.finish)
 	default:
 		finish = true
 	}
@@ -441,8 +457,8 @@ func (s *Session) finish() {
 	}
 	s.state = stateClosed
 	dropped := s.takeQueueLocked()
-	if s.linger != nil {
-		s.linger.Stop()
+	if s.pl != nil && s.pl.linger != nil {
+		s.pl.linger.Stop()
 	}
 	ws := s.ws
 	s.mu.Unlock()
@@ -514,16 +530,15 @@ func (s *Session) onPong() {
 
 // setTimerLocked arms the heartbeat timer to fire in d.
 func (s *Session) setTimerLocked(d time.Duration) {
-	s.deadline = monoNow() + int64(d)
-	s.srv.beats.set(s, s.deadline)
+	s.srv.beats.set(s, monoNow()+int64(d))
 }
 
 // onTimer runs on a goroutine of its own (see heartbeats): time to PING (v4), or a PING (v4)
 // or the client's PING (v3) is overdue.
 func (s *Session) onTimer() {
 	s.mu.Lock()
-	if s.state != stateOpen || monoNow() < s.deadline {
-		s.mu.Unlock() // closed, or a stale firing of a timer that was reset
+	if s.state != stateOpen || s.srv.beats.pending(s) {
+		s.mu.Unlock() // closed, or a stale firing of a timer that was armed again since
 		return
 	}
 	if s.protocol == 3 || s.awaitPong {

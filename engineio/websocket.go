@@ -74,10 +74,8 @@ type wsConn struct {
 	closeQueued bool
 
 	// flush side, owned by the running flush
-	fb       *flushBuf
-	tracked  []*Delivery // of the messages in fb, told once fb is written
-	inflight int64       // what the packets in fb cost, charged to the server's budget until written
-	waitOut  atomic.Bool // a flush waits for the socket to be writable
+	fb      *flushBuf   // nil between flushes; with the trackers and budget charge of what it holds
+	waitOut atomic.Bool // a flush waits for the socket to be writable
 
 	released atomic.Bool
 	timer    *time.Timer // bounds the close handshake
@@ -203,7 +201,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		bad = "upgrade of a closed session"
 	case s.ws != nil || s.upgraded:
 		busy = "session already upgraded"
-	case s.probe != nil:
+	case s.probeLocked() != nil:
 		busy = "upgrade already under way"
 	case s.srv.opts.DisableUpgrades:
 		bad = "upgrades are disabled"
@@ -228,13 +226,13 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 		c.abort()
 		return
-	case s.probe != nil || s.ws != nil:
+	case s.ws != nil || s.pl == nil || s.pl.probe != nil:
 		s.mu.Unlock()
 		s.refuseWebSocket(c, r, "upgrade already under way")
 		return
 	}
-	s.probe = c
-	s.upgradeTimer = time.AfterFunc(s.srv.opts.UpgradeTimeout, func() { s.abortProbe(c) })
+	s.pl.probe = c
+	s.pl.upgradeTimer = time.AfterFunc(s.srv.opts.UpgradeTimeout, func() { s.abortProbe(c) })
 	s.mu.Unlock()
 	c.start()
 }
@@ -255,13 +253,13 @@ func (s *Session) refuseWebSocket(c *wsConn, r *http.Request, reason string) {
 // abortProbe gives up an upgrade; the session goes on polling.
 func (s *Session) abortProbe(c *wsConn) {
 	s.mu.Lock()
-	if s.probe != c {
+	if s.probeLocked() != c {
 		s.mu.Unlock()
 		return
 	}
-	s.probe = nil
-	if s.upgradeTimer != nil {
-		s.upgradeTimer.Stop()
+	s.pl.probe = nil
+	if s.pl.upgradeTimer != nil {
+		s.pl.upgradeTimer.Stop()
 	}
 	s.mu.Unlock()
 	c.abort()
@@ -272,7 +270,7 @@ func (s *Session) onProbe(c *wsConn, p packet) {
 	switch {
 	case p.typ == typePing && string(p.data) == "probe":
 		s.mu.Lock()
-		if s.probe == c {
+		if s.probeLocked() == c {
 			c.queueCtrlLocked(opText, probeMessage.b)
 			// The pending GET is released 100ms from now, and every 100ms,
 			// as Node does: the client pauses polling when it has seen the
@@ -283,18 +281,18 @@ func (s *Session) onProbe(c *wsConn, p packet) {
 		s.mu.Unlock()
 	case p.typ == typeUpgrade:
 		s.mu.Lock()
-		if s.probe != c || s.state != stateOpen {
+		if s.probeLocked() != c || s.state != stateOpen {
 			s.mu.Unlock()
 			c.abort()
 			return
 		}
-		s.probe = nil
-		s.upgradeTimer.Stop()
+		s.pl.probe = nil
+		s.pl.upgradeTimer.Stop()
 		s.ws = c
 		s.upgraded = true
 		c.probing = false
-		if s.poll != nil {
-			s.pollNoop = true
+		if s.pl.poll != nil {
+			s.pl.pollNoop = true
 			s.wakePollLocked()
 		}
 		c.scheduleFlushLocked() // what polling left in the queue
@@ -314,11 +312,11 @@ func (s *Session) upgradeTick(c *wsConn) {
 	tick = func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if s.probe != c || s.state != stateOpen {
+		if s.probeLocked() != c || s.state != stateOpen {
 			return
 		}
-		if s.poll != nil {
-			s.pollNoop = true
+		if s.pl.poll != nil {
+			s.pl.pollNoop = true
 			s.wakePollLocked()
 		}
 		time.AfterFunc(100*time.Millisecond, tick)
@@ -629,10 +627,10 @@ func (c *wsConn) protocolError(code uint16, reason string) bool {
 func (c *wsConn) closeWith(code uint16, reason string, err error) {
 	s := c.sess
 	s.mu.Lock()
-	isProbe := s.probe == c
+	isProbe := s.probeLocked() == c
 	if isProbe {
-		s.probe = nil
-		s.upgradeTimer.Stop()
+		s.pl.probe = nil
+		s.pl.upgradeTimer.Stop()
 	}
 	s.mu.Unlock()
 	c.beginClose(code, true)
@@ -646,7 +644,7 @@ func (c *wsConn) onReadError(err error) {
 	c.rstate.Store(readDead)
 	s := c.sess
 	s.mu.Lock()
-	isProbe, isTransport := s.probe == c, s.ws == c
+	isProbe, isTransport := s.probeLocked() == c, s.ws == c
 	s.mu.Unlock()
 	switch {
 	case isProbe:
@@ -769,10 +767,13 @@ func (c *wsConn) scheduleFlushLocked() {
 }
 
 // flushBuf is what a flush needs while data moves: frame headers and the
-// iovecs not yet written.
+// iovecs not yet written, and what is told once they are (a connection
+// holds one only while it has something to write: an idle one holds none).
 type flushBuf struct {
-	hdrs []byte
-	out  [][]byte
+	hdrs     []byte
+	out      [][]byte
+	tracked  []*Delivery // of the messages in out, told once they are written
+	inflight int64       // what the packets in out cost, charged to the server's budget until written
 }
 
 var flushBufPool = sync.Pool{New: func() any { return &flushBuf{} }}
@@ -819,15 +820,16 @@ func (c *wsConn) fill() bool {
 	s := c.sess
 	s.mu.Lock()
 	var msgs []Message
+	var inflight int64 // for fb.inflight
 	if s.ws == c && !c.dropData {
 		// Still charged to the server's budget until written (delivered).
 		msgs = s.queue
-		c.inflight += s.charged
+		inflight += s.charged
 		s.queue, s.queued, s.charged = nil, 0, 0
 	}
 	ctrl := c.ctrl
 	if c.ctrlBytes != 0 {
-		c.inflight += c.ctrlBytes
+		inflight += c.ctrlBytes
 		s.nctrl -= int32(countedCtrl(ctrl))
 		s.ctrlQueued -= c.ctrlBytes
 	}
@@ -838,6 +840,9 @@ func (c *wsConn) fill() bool {
 			c.dropFlushBuf() // before another flush may start
 			c.flushing = false
 			s.mu.Unlock()
+			if inflight != 0 { // a charge with nothing queued: nothing to wait for
+				s.srv.charge(-inflight)
+			}
 			if shutdown {
 				c.shutdown()
 			}
@@ -849,16 +854,16 @@ func (c *wsConn) fill() bool {
 	protocol, b64 := s.protocol, s.b64
 	s.mu.Unlock()
 	s.srv.stats.countOut(msgs)
-	for i := range msgs {
-		if d := msgs[i].track; d != nil {
-			c.tracked = append(c.tracked, d)
-		}
-	}
-
 	if c.fb == nil {
 		c.fb = flushBufPool.Get().(*flushBuf)
 	}
 	fb := c.fb
+	fb.inflight += inflight
+	for i := range msgs {
+		if d := msgs[i].track; d != nil {
+			fb.tracked = append(fb.tracked, d)
+		}
+	}
 	frames := len(ctrl) + len(msgs)
 	if need := frames * 10; cap(fb.hdrs) < need {
 		fb.hdrs = make([]byte, 0, need)
@@ -936,18 +941,22 @@ func (fb *flushBuf) frameFirst(first byte, payload, prefix []byte) {
 // they are written (or dropped), and gives back what they cost to the
 // server's budget.
 func (c *wsConn) delivered() {
-	if c.inflight != 0 {
-		c.sess.srv.charge(-c.inflight)
-		c.inflight = 0
-	}
-	if len(c.tracked) == 0 {
+	fb := c.fb
+	if fb == nil {
 		return
 	}
-	for _, d := range c.tracked {
+	if fb.inflight != 0 {
+		c.sess.srv.charge(-fb.inflight)
+		fb.inflight = 0
+	}
+	if len(fb.tracked) == 0 {
+		return
+	}
+	for _, d := range fb.tracked {
 		d.Done()
 	}
-	clear(c.tracked)
-	c.tracked = c.tracked[:0]
+	clear(fb.tracked)
+	fb.tracked = fb.tracked[:0]
 }
 
 // consume drops n written bytes from the front of the flush buffer.
@@ -981,7 +990,7 @@ func (c *wsConn) dropFlushBuf() {
 	c.fb = nil
 	clear(fb.out[:cap(fb.out)])
 	fb.out = fb.out[:0]
-	if cap(fb.out) > 4096 || cap(fb.hdrs) > 40960 {
+	if cap(fb.out) > 4096 || cap(fb.hdrs) > 40960 || cap(fb.tracked) > 4096 {
 		return
 	}
 	flushBufPool.Put(fb)

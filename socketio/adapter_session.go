@@ -84,14 +84,14 @@ func (n *Namespace) deliverRemoteAt(p *BroadcastPacket, offset string) {
 
 // sessionStateLocked is s's state for its SessionAdapter. n.mu is held.
 func (s *Socket) sessionStateLocked() SessionState {
-	return SessionState{SID: s.id, PID: s.pid, Rooms: append([]string{s.id}, s.rooms...), Data: s.Data()}
+	return SessionState{SID: s.id, PID: s.pid(), Rooms: append([]string{s.id}, s.rooms...), Data: s.Data()}
 }
 
 // persistSession saves s's state with its namespace's SessionAdapter, if
 // it has one and s is connected.
 func (s *Socket) persistSession() {
 	sa := s.nsp.sessionAdapter()
-	if sa == nil || s.pid == "" {
+	if sa == nil || s.pid() == "" {
 		return
 	}
 	s.nsp.mu.Lock()

@@ -179,7 +179,10 @@ func (c *client) connect(name string, auth json.RawMessage) {
 	pid, offset := recoveryAuth(auth)
 	ranMiddlewares := false
 	for attempt := 0; attempt < 2; attempt++ {
-		s := &Socket{nsp: nsp, client: c, auth: auth}
+		s := &Socket{nsp: nsp, client: c}
+		if auth != nil {
+			s.ext = &socketExtra{auth: auth}
+		}
 		var saved *savedSession
 		sa := nsp.sessionAdapter()
 		var st *SessionState
@@ -191,13 +194,15 @@ func (c *client) connect(name string, auth json.RawMessage) {
 			nsp.mu.Unlock()
 		}
 		if st != nil {
-			s.id, s.pid, s.recovered, s.data = st.SID, pid, true, st.Data
+			s.id, s.recovered, s.data = st.SID, true, st.Data
+			s.setPID(pid)
 		} else if saved != nil {
-			s.id, s.pid, s.recovered, s.data = saved.sid, pid, true, saved.data
+			s.id, s.recovered, s.data = saved.sid, true, saved.data
+			s.setPID(pid)
 		} else {
 			s.id = c.newSocketID(nsp)
 			if nsp.log != nil {
-				s.pid = engineio.NewID()
+				s.setPID(engineio.NewID())
 			}
 		}
 		skip := s.recovered && c.srv.opts.Recovery.SkipMiddlewares
@@ -251,7 +256,7 @@ func (c *client) join(s *Socket, offset string) bool {
 	nsp.mu.Lock()
 	var missed [][]engineio.Message
 	if s.recovered {
-		saved, packets, ok := nsp.log.takeLocked(s.pid, offset, c.kind())
+		saved, packets, ok := nsp.log.takeLocked(s.pid(), offset, c.kind())
 		if !ok {
 			nsp.mu.Unlock()
 			return false
@@ -285,7 +290,7 @@ func (c *client) connectPacket(s *Socket) engineio.Message {
 	if c.conn.Protocol() == 3 {
 		return encodeControlFor(c.kind(), typeConnect, s.nsp.name, nil)
 	}
-	return encodeControlFor(c.kind(), typeConnect, s.nsp.name, connectPayload(s.id, s.pid))
+	return encodeControlFor(c.kind(), typeConnect, s.nsp.name, connectPayload(s.id, s.pid()))
 }
 
 // connectPayload is the CONNECT answer's payload, {"sid":…} with "pid"

@@ -97,12 +97,12 @@ func (l *recoveryLog) sweepLocked(now time.Time) {
 
 // persistLocked saves the session of a socket that disconnects.
 func (l *recoveryLog) persistLocked(s *Socket) {
-	if s.pid == "" {
+	if s.pid() == "" {
 		return
 	}
 	now := time.Now()
 	l.sweepLocked(now)
-	l.sessions[s.pid] = &savedSession{
+	l.sessions[s.pid()] = &savedSession{
 		sid:   s.id,
 		rooms: append([]string{s.id}, s.rooms...),
 		data:  s.Data(),

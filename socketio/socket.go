@@ -22,12 +22,11 @@ type Socket struct {
 	nsp       *Namespace
 	client    *client
 	id        string
-	pid       string          // the recovery session id; "" without recovery
-	auth      json.RawMessage // guarded by mu (ForgetAuth)
+	ext       *socketExtra // set before the socket is connected; nil without auth or recovery
 	recovered bool
 
 	// guarded by nsp.mu (beside recovered, so that the struct fits
-	// the 224-byte allocation class: an idle connection's budget)
+	// the 192-byte allocation class: an idle connection's budget)
 	connected bool
 	index     int32    // in nsp.list
 	rooms     []string // rooms joined, its own room aside
@@ -48,6 +47,31 @@ type Socket struct {
 type socketRare struct {
 	onDisconnecting []func(reason string)
 	onError         []func(error)
+}
+
+// socketExtra is what a CONNECT brings that most sockets lack (the chat's
+// clients send no auth, and recovery is off by default): apart from Socket
+// so that those do not pay for it (docs/ARCHITECTURE.md "Per-connection
+// budget").
+type socketExtra struct {
+	pid  string          // the recovery session id; "" without recovery. Read-only once connected
+	auth json.RawMessage // guarded by Socket.mu (ForgetAuth)
+}
+
+// pid is the recovery session id; "" without recovery.
+func (s *Socket) pid() string {
+	if s.ext == nil {
+		return ""
+	}
+	return s.ext.pid
+}
+
+// setPID sets the recovery session id, before the socket is connected.
+func (s *Socket) setPID(pid string) {
+	if s.ext == nil {
+		s.ext = &socketExtra{}
+	}
+	s.ext.pid = pid
 }
 
 // rareLocked returns s.rare, allocated if needed. s.mu is held.
@@ -133,8 +157,11 @@ type Handshake struct {
 // them rather than calling Handshake again.
 func (s *Socket) Handshake() Handshake {
 	r := s.client.conn.Request()
+	var auth json.RawMessage
 	s.mu.Lock()
-	auth := s.auth
+	if s.ext != nil {
+		auth = s.ext.auth
+	}
 	s.mu.Unlock()
 	h := Handshake{
 		Headers: r.Header,
@@ -156,7 +183,9 @@ func (s *Socket) Handshake() Handshake {
 // FetchSockets (on this node or another) no longer shows it.
 func (s *Socket) ForgetAuth() {
 	s.mu.Lock()
-	s.auth = nil
+	if s.ext != nil {
+		s.ext.auth = nil
+	}
 	s.mu.Unlock()
 }
 
@@ -483,13 +512,13 @@ func (s *Socket) leave(reason string, cause error) bool {
 		s.nsp.log.persistLocked(s)
 	}
 	sa := s.nsp.sessionAdapter()
-	if sa != nil && s.pid != "" {
+	if sa != nil && s.pid() != "" {
 		if recoverable[reason] {
 			st := s.sessionStateLocked()
 			st.Disconnected = true
 			s.nsp.persistLocked(st)
 		} else {
-			s.nsp.dropLocked(s.pid)
+			s.nsp.dropLocked(s.pid())
 		}
 	}
 	s.nsp.removeLocked(s)
