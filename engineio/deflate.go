@@ -176,9 +176,7 @@ func (dc *deflateCache) get(payload []byte) []byte {
 	if len(payload) > deflateCacheMax {
 		return deflate(nil, payload)
 	}
-	p := uintptr(unsafe.Pointer(unsafe.SliceData(payload)))
-	h := (p >> 4) ^ (p >> 13) ^ uintptr(len(payload))
-	s := &dc.slots[h%deflateSlots]
+	s := &dc.slots[slotOf(payload)]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.src) == len(payload) && unsafe.SliceData(s.src) == unsafe.SliceData(payload) {
@@ -188,6 +186,14 @@ func (dc *deflateCache) get(payload []byte) []byte {
 	dc.runs.Add(1)
 	s.src, s.z = payload, z
 	return z
+}
+
+// slotOf is the deflateCache slot of a payload, by its address and length.
+// Two payloads in one slot evict each other (each is compressed again when
+// their sends alternate); with 128 slots that is rare and costs only time.
+func slotOf(payload []byte) uintptr {
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(payload)))
+	return ((p >> 4) ^ (p >> 13) ^ uintptr(len(payload))) % deflateSlots
 }
 
 // inflateTail ends a message's compressed payload: the tail the sender
