@@ -389,7 +389,7 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q query, tran
 	sess := newSession(s, newID(), protocol, r)
 	s.setHeaders(w.Header(), r, sess.id)
 	if transport == "websocket" {
-		c, err := s.acceptWebSocket(w, r, sess, true)
+		c, err := s.acceptWebSocket(w, r, sess)
 		if err != nil {
 			s.release()
 			return // acceptWebSocket answered

@@ -184,21 +184,11 @@ func (s *Session) open(c *wsConn) {
 	} else {
 		s.setTimerLocked(o.PingInterval)
 	}
-	// The first flush (the 101 answer, OPEN and what connect sent) runs
-	// here, on the handshake's goroutine, which has nothing else to do:
-	// handing it to a flush worker cost a wake-up per connect. It makes
-	// only non-blocking writes (epoll engine) or one bounded by the write
-	// timeout (goroutine engine), and runs no handler.
-	inline := false
-	if c != nil && !c.flushing && !c.released.Load() {
-		c.flushing = true
-		inline = true
+	if c != nil {
+		c.scheduleFlushLocked()
 	}
 	s.mu.Unlock()
 	if c != nil {
-		if inline {
-			c.flush()
-		}
 		c.start()
 	}
 }

@@ -86,19 +86,6 @@ type ctrlFrame struct {
 	payload []byte
 }
 
-// opRawHead marks the ctrl entry that is the handshake's 101 answer, kept
-// for the first flush (see acceptWebSocket): written as it is, unframed.
-const opRawHead = 0xFF
-
-// countedCtrl is how many of ctrl the session's nctrl counts: all but the
-// 101 answer, which is first when it is there.
-func countedCtrl(ctrl []ctrlFrame) int {
-	if len(ctrl) > 0 && ctrl[0].op == opRawHead {
-		return len(ctrl) - 1
-	}
-	return len(ctrl)
-}
-
 // Reader states of a connection (rstate), for the epoll engine.
 const (
 	readIdle    = 0
@@ -112,15 +99,14 @@ var errBadHandshake = errors.New("bad websocket handshake")
 // acceptWebSocket answers the WebSocket handshake of r and takes over the
 // connection. On failure it has answered the request.
 //
-// With deferHead, the 101 answer is not written here but kept for the
-// connection's first flush, which writes it with the first frames (the
-// OPEN packet of a session opened over WebSocket) in one system call and,
-// on a quiet connection, one TCP segment: a connect costs the server one
-// write fewer and the client one wake-up fewer. The caller must then queue
-// something and schedule a flush (Session.open does); an upgrade probe
-// writes its 101 at once, since the client waits for it before it sends
-// its probe.
-func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *Session, deferHead bool) (*wsConn, error) {
+// The 101 answer is written here, on its own, before the session's first
+// flush writes the OPEN packet. Writing both in one writev (and the first
+// flush on the handshake's goroutine) saved a system call and a wake-up per
+// connect, but the OPEN then reached clients a little sooner, and
+// zishang520's Go client, which subscribes to its Engine.IO socket's
+// "open" only after it has started the handshake, missed it 3 times in 12
+// (test/goclient; none in 12 before): it then waits its connect timeout.
+func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *Session) (*wsConn, error) {
 	key := r.Header.Get("Sec-WebSocket-Key")
 	if r.Method != http.MethodGet {
 		s.refuseCode(w, r, slog.LevelWarn, sess.id, "websocket", http.StatusBadRequest, codeBadRequest, "websocket handshake with method "+r.Method)
@@ -152,16 +138,10 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *S
 	resp = appendHeaders(resp, w.Header())
 	resp = append(resp, "\r\n"...)
 	c := &wsConn{sess: sess, deflate: deflate}
-	if deferHead {
-		// First in line, outside the session's bounds (it is not queued
-		// data); the connection is not shared yet.
-		c.ctrl = append(c.ctrl, ctrlFrame{op: opRawHead, payload: resp})
-	} else {
-		_ = nc.SetWriteDeadline(time.Now().Add(s.opts.PingTimeout))
-		if _, err := nc.Write(resp); err != nil {
-			_ = nc.Close()
-			return nil, err
-		}
+	_ = nc.SetWriteDeadline(time.Now().Add(s.opts.PingTimeout))
+	if _, err := nc.Write(resp); err != nil {
+		_ = nc.Close()
+		return nil, err
 	}
 	if deflate {
 		s.stats.deflateNegotiated.Add(1)
@@ -211,7 +191,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		s.srv.refuseCode(w, r, slog.LevelWarn, s.id, "websocket", http.StatusBadRequest, codeBadRequest, bad)
 		return
 	}
-	c, err := s.srv.acceptWebSocket(w, r, s, false)
+	c, err := s.srv.acceptWebSocket(w, r, s)
 	if err != nil {
 		return
 	}
@@ -749,7 +729,7 @@ func (c *wsConn) takeCtrlLocked() []ctrlFrame {
 	ctrl, n := c.ctrl, c.ctrlBytes
 	if n != 0 {
 		s := c.sess
-		s.nctrl -= int32(countedCtrl(ctrl))
+		s.nctrl -= int32(len(ctrl))
 		s.ctrlQueued -= n
 		s.srv.charge(-n)
 	}
@@ -830,7 +810,7 @@ func (c *wsConn) fill() bool {
 	ctrl := c.ctrl
 	if c.ctrlBytes != 0 {
 		inflight += c.ctrlBytes
-		s.nctrl -= int32(countedCtrl(ctrl))
+		s.nctrl -= int32(len(ctrl))
 		s.ctrlQueued -= c.ctrlBytes
 	}
 	c.ctrl, c.ctrlBytes = nil, 0
@@ -871,10 +851,6 @@ func (c *wsConn) fill() bool {
 	fb.hdrs = fb.hdrs[:0]
 	fb.out = fb.out[:0]
 	for _, f := range ctrl {
-		if f.op == opRawHead {
-			fb.out = append(fb.out, f.payload)
-			continue
-		}
 		fb.frame(f.op, f.payload, nil)
 	}
 	if c.deflate {
