@@ -287,7 +287,7 @@ func serverOffset(auth json.RawMessage) (int64, bool) {
 // connect starts the catch-up of a socket that connected, unless it was
 // recovered into the live room (the core gave it what it missed).
 func (h *chatHistory) connect(sock *socketio.Socket) {
-	offset, hasOffset := serverOffset(sock.Handshake().Auth)
+	offset, hasOffset := serverOffset(sock.Auth()) // not Handshake(): it parses the headers and query too
 	if h.members != nil {
 		sock.OnDisconnect(func(string, error) { h.forgetLater(sock) })
 		if sock.Recovered() && h.recover(sock) {

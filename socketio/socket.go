@@ -157,12 +157,7 @@ type Handshake struct {
 // them rather than calling Handshake again.
 func (s *Socket) Handshake() Handshake {
 	r := s.client.conn.Request()
-	var auth json.RawMessage
-	s.mu.Lock()
-	if s.ext != nil {
-		auth = s.ext.auth
-	}
-	s.mu.Unlock()
+	auth := s.Auth()
 	h := Handshake{
 		Headers: r.Header,
 		Time:    r.Time,
@@ -176,6 +171,17 @@ func (s *Socket) Handshake() Handshake {
 		h.Query = r.URL.Query()
 	}
 	return h
+}
+
+// Auth is the auth payload of the client's CONNECT (Handshake().Auth),
+// without building the rest of the handshake.
+func (s *Socket) Auth() json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ext == nil {
+		return nil
+	}
+	return s.ext.auth
 }
 
 // ForgetAuth drops the client's auth payload, for a middleware that has
