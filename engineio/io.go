@@ -5,6 +5,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -108,16 +109,57 @@ func (g *goroutineConn) shutdownWrite() {
 
 func (g *goroutineConn) close() { _ = g.nc.Close() }
 
+// evConn is a connection the epoll engine drives: a WebSocket (wsConn), or
+// a keep-alive HTTP connection whose polling requests the server serves
+// itself (pollConn).
+type evConn interface {
+	evs() *evState
+	// runRead reads the connection until it has nothing more, on a reader
+	// goroutine (which may run the session's handlers); one runs at a time
+	// (evState.rstate).
+	runRead()
+	// runFlush writes what waits to be written, on a flush worker; it
+	// makes only non-blocking system calls.
+	runFlush()
+}
+
+// evState is what the epoll engine keeps of an evConn: 8 bytes, the
+// flags as bits of one word (a WebSocket's size budget).
+type evState struct {
+	rstate atomic.Int32
+	flags  atomic.Uint32 // evHup, evWaitOut
+}
+
+const (
+	evHup     = 1 << iota // epoll reported the peer's hang-up or an error (see epoll.read)
+	evWaitOut             // a flush waits for the socket to be writable
+)
+
+func (s *evState) setHup()      { s.flags.Or(evHup) }
+func (s *evState) hupped() bool { return s.flags.Load()&evHup != 0 }
+func (s *evState) setWaitOut()  { s.flags.Or(evWaitOut) }
+
+// takeWaitOut clears evWaitOut and reports whether it was set.
+func (s *evState) takeWaitOut() bool { return s.flags.And(^uint32(evWaitOut))&evWaitOut != 0 }
+
+// Reader states of a connection (rstate), for the epoll engine.
+const (
+	readIdle    = 0
+	readRunning = 1
+	readAgain   = 2 // running, and more input was signalled meanwhile
+	readDead    = 3
+)
+
 // workers runs tasks on a fixed set of goroutines, in the order they were
 // submitted. Tasks must not block: the flushes of the epoll engine, which
 // only make non-blocking system calls.
 type workers struct {
-	ch chan *wsConn
-	fn func(*wsConn)
+	ch chan evConn
+	fn func(evConn)
 }
 
-func newWorkers(n int, fn func(*wsConn)) *workers {
-	w := &workers{ch: make(chan *wsConn, 1<<16), fn: fn}
+func newWorkers(n int, fn func(evConn)) *workers {
+	w := &workers{ch: make(chan evConn, 1<<16), fn: fn}
 	for range n {
 		go func() {
 			for c := range w.ch {
@@ -128,7 +170,7 @@ func newWorkers(n int, fn func(*wsConn)) *workers {
 	return w
 }
 
-func (w *workers) submit(c *wsConn) {
+func (w *workers) submit(c evConn) {
 	select {
 	case w.ch <- c:
 	default:
@@ -140,15 +182,15 @@ func (w *workers) submit(c *wsConn) {
 // handlers) on idle goroutines, starting a new one when none is idle. An
 // idle goroutine exits after a while.
 type elastic struct {
-	ch chan *wsConn
-	fn func(*wsConn)
+	ch chan evConn
+	fn func(evConn)
 }
 
 const elasticIdle = 10 * time.Second
 
-func newElastic(fn func(*wsConn)) *elastic { return &elastic{ch: make(chan *wsConn), fn: fn} }
+func newElastic(fn func(evConn)) *elastic { return &elastic{ch: make(chan evConn), fn: fn} }
 
-func (e *elastic) submit(c *wsConn) {
+func (e *elastic) submit(c evConn) {
 	select {
 	case e.ch <- c:
 	default:
@@ -156,7 +198,7 @@ func (e *elastic) submit(c *wsConn) {
 	}
 }
 
-func (e *elastic) worker(c *wsConn) {
+func (e *elastic) worker(c evConn) {
 	e.fn(c)
 	t := time.NewTimer(elasticIdle)
 	defer t.Stop()

@@ -31,7 +31,7 @@ type epoll struct {
 	// highest in use, where a map cost about 36 per connection. It grows
 	// with the highest descriptor and does not shrink; the open-file limit
 	// bounds it.
-	conns []*wsConn
+	conns []evConn
 }
 
 var (
@@ -48,8 +48,8 @@ func epollEngine() ioEngine {
 			return
 		}
 		e := &epoll{fd: fd}
-		e.readers = newElastic(e.read)
-		e.flusher = newWorkers(flushWorkers(), (*wsConn).flush)
+		e.readers = newElastic(evConn.runRead)
+		e.flusher = newWorkers(flushWorkers(), evConn.runFlush)
 		go e.loop()
 		epollInst = e
 	})
@@ -119,8 +119,10 @@ func dupCloexec(fd int) (int, error) {
 	}
 }
 
-func (e *epoll) register(c *wsConn) error {
-	fc := c.raw.(*fdConn)
+func (e *epoll) register(c *wsConn) error { return e.add(c, c.raw.(*fdConn)) }
+
+// add puts c, whose socket is fc, in the table and in the epoll set.
+func (e *epoll) add(c evConn, fc *fdConn) error {
 	fc.mu.RLock()
 	defer fc.mu.RUnlock()
 	if fc.fd < 0 {
@@ -128,7 +130,7 @@ func (e *epoll) register(c *wsConn) error {
 	}
 	e.mu.Lock()
 	if fc.fd >= len(e.conns) {
-		e.conns = append(e.conns, make([]*wsConn, fc.fd+1-len(e.conns))...)
+		e.conns = append(e.conns, make([]evConn, fc.fd+1-len(e.conns))...)
 	}
 	e.conns[fc.fd] = c
 	e.mu.Unlock()
@@ -143,10 +145,14 @@ func (e *epoll) register(c *wsConn) error {
 }
 
 func (e *epoll) unregister(c *wsConn) {
-	fc, ok := c.raw.(*fdConn)
-	if !ok {
-		return
+	if fc, ok := c.raw.(*fdConn); ok {
+		e.remove(c, fc)
 	}
+}
+
+// remove takes c out of the table and the epoll set; no event starts a
+// read or flush of it once it returns.
+func (e *epoll) remove(c evConn, fc *fdConn) {
 	fc.mu.RLock()
 	defer fc.mu.RUnlock()
 	if fc.fd < 0 {
@@ -166,16 +172,19 @@ func (e *epoll) scheduleFlush(c *wsConn) { e.flusher.submit(c) }
 // (which reports a socket that is writable by now at once) means that the
 // event cannot be missed; the flush that ends here must not touch the
 // connection afterwards, since the event may start the next one at once.
-func (e *epoll) waitWritable(c *wsConn) {
-	fc := c.raw.(*fdConn)
-	c.waitOut.Store(true)
+func (e *epoll) waitWritable(c *wsConn) { e.waitOut(c, c.raw.(*fdConn)) }
+
+// waitOut is waitWritable for any evConn.
+func (e *epoll) waitOut(c evConn, fc *fdConn) {
+	ev := c.evs()
+	ev.setWaitOut()
 	fc.mu.RLock()
 	defer fc.mu.RUnlock()
 	if fc.fd < 0 {
 		return
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | epollET, Fd: int32(fc.fd)}
-	if err := syscall.EpollCtl(e.fd, syscall.EPOLL_CTL_MOD, fc.fd, &ev); err != nil && c.waitOut.CompareAndSwap(true, false) {
+	pev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | epollET, Fd: int32(fc.fd)}
+	if err := syscall.EpollCtl(e.fd, syscall.EPOLL_CTL_MOD, fc.fd, &pev); err != nil && ev.takeWaitOut() {
 		e.flusher.submit(c) // the flush will see the error
 	}
 }
@@ -194,20 +203,21 @@ func (e *epoll) loop() {
 		e.mu.Lock()
 		for i := range n {
 			ev := &events[i]
-			var c *wsConn
+			var c evConn
 			if int(ev.Fd) < len(e.conns) {
 				c = e.conns[ev.Fd]
 			}
 			if c == nil {
 				continue
 			}
+			st := c.evs()
 			if ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
-				c.hup.Store(true) // before the read it starts: see read
+				st.setHup() // before the read it starts: see read
 			}
 			if ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
 				e.readable(c)
 			}
-			if ev.Events&(syscall.EPOLLOUT|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 && c.waitOut.CompareAndSwap(true, false) {
+			if ev.Events&(syscall.EPOLLOUT|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 && st.takeWaitOut() {
 				e.flusher.submit(c)
 			}
 		}
@@ -216,16 +226,17 @@ func (e *epoll) loop() {
 }
 
 // readable starts a read of c, or tells the running one to read again.
-func (e *epoll) readable(c *wsConn) {
+func (e *epoll) readable(c evConn) {
+	rs := &c.evs().rstate
 	for {
-		switch st := c.rstate.Load(); st {
+		switch st := rs.Load(); st {
 		case readIdle:
-			if c.rstate.CompareAndSwap(readIdle, readRunning) {
+			if rs.CompareAndSwap(readIdle, readRunning) {
 				e.readers.submit(c)
 				return
 			}
 		case readRunning:
-			if c.rstate.CompareAndSwap(readRunning, readAgain) {
+			if rs.CompareAndSwap(readRunning, readAgain) {
 				return
 			}
 		default: // readAgain, readDead
@@ -233,6 +244,10 @@ func (e *epoll) readable(c *wsConn) {
 		}
 	}
 }
+
+func (c *wsConn) evs() *evState { return &c.evState }
+func (c *wsConn) runRead()      { epollInst.read(c) }
+func (c *wsConn) runFlush()     { c.flush() }
 
 // read reads c until the socket has nothing more, handing what it reads to
 // the connection. One runs at a time per connection (rstate).
@@ -248,7 +263,7 @@ func (e *epoll) read(c *wsConn) {
 				c.rstate.Store(readDead)
 				return
 			}
-			if n == len(buf) || c.hup.Load() {
+			if n == len(buf) || c.hupped() {
 				continue
 			}
 			// A short read emptied the socket's receive queue: what

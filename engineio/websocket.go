@@ -61,8 +61,7 @@ type wsConn struct {
 	peerClosed bool // a close frame was received
 	discard    bool // the connection is shutting down: input is dropped
 	probing    bool // an upgrade probe: only PING "probe" and UPGRADE are expected
-	rstate     atomic.Int32
-	hup        atomic.Bool // epoll reported the peer's hang-up or an error (see epoll.read)
+	evState         // the epoll engine's
 
 	// guarded by sess.mu
 	ctrl        []ctrlFrame // frames of the engine's own: pongs, "3probe"; bounded with the session's queue
@@ -73,26 +72,17 @@ type wsConn struct {
 	closeCode   uint16
 	closeQueued bool
 
-	// flush side, owned by the running flush
-	fb      *flushBuf   // nil between flushes; with the trackers and budget charge of what it holds
-	waitOut atomic.Bool // a flush waits for the socket to be writable
+	released atomic.Bool // in the word the flags above leave free
 
-	released atomic.Bool
-	timer    *time.Timer // bounds the close handshake
+	// flush side, owned by the running flush
+	fb    *flushBuf   // nil between flushes; with the trackers and budget charge of what it holds
+	timer *time.Timer // bounds the close handshake
 }
 
 type ctrlFrame struct {
 	op      byte
 	payload []byte
 }
-
-// Reader states of a connection (rstate), for the epoll engine.
-const (
-	readIdle    = 0
-	readRunning = 1
-	readAgain   = 2 // running, and more input was signalled meanwhile
-	readDead    = 3
-)
 
 var errBadHandshake = errors.New("bad websocket handshake")
 
@@ -675,7 +665,7 @@ func (c *wsConn) release() {
 	}
 	c.io.unregister(c)
 	c.raw.close()
-	if c.waitOut.CompareAndSwap(true, false) {
+	if c.takeWaitOut() {
 		// A flush waited for the socket to be writable: it will not run
 		// again, and what it was writing is dropped.
 		c.delivered()
