@@ -203,7 +203,44 @@ type connKey struct{}
 // connContext is the http.Server's ConnContext: it lets handler find the
 // connection of a request.
 func connContext(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, c)
+	if cc := countedOf(c); cc != nil {
+		return context.WithValue(ctx, connKey{}, cc)
+	}
+	return ctx
+}
+
+// countedOf is the countedConn c is, or wraps (a connection the engine
+// gives back after serving its long polls: engineio.HandBack), or nil.
+func countedOf(c net.Conn) *countedConn {
+	for {
+		if cc, ok := c.(*countedConn); ok {
+			return cc
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		c = u.NetConn()
+	}
+}
+
+// connState is the http.Server's ConnState. A hijacked connection is
+// still counted: the engine tells it what it became (Upgraded,
+// ServingSession), and it is released when it is closed. One the engine
+// gives back is net/http's again (StateNew).
+func (l *limitListener) connState(c net.Conn, state http.ConnState) {
+	cc := countedOf(c)
+	if cc == nil {
+		return
+	}
+	switch state {
+	case http.StateNew, http.StateHijacked:
+		l.mu.Lock()
+		cc.hijacked = state == http.StateHijacked
+		l.mu.Unlock()
+	case http.StateClosed:
+		cc.release()
+	}
 }
 
 // handler wraps the public handler: it keeps the per-address counts as
@@ -234,10 +271,16 @@ func (l *limitListener) handler(next http.Handler, enginePath string, full func(
 		}
 		defer func() {
 			l.mu.Lock()
+			if c.hijacked {
+				// The engine's now (a WebSocket, or long polls it serves
+				// itself), which keeps the counts from here on.
+				l.mu.Unlock()
+				return
+			}
 			c.inRequest = false
 			l.mu.Unlock()
 			if session {
-				l.setPending(c, true) // now idle, unless closed or hijacked
+				l.setPending(c, true) // now idle, unless closed
 			}
 		}()
 		next.ServeHTTP(w, r)
@@ -283,12 +326,27 @@ type countedConn struct {
 	key       netip.Addr
 	reserve   bool // of the health reserve, not counted against max
 	pending   bool // counted in l.pending[key]
-	inRequest bool // a handler runs a request of this connection
+	inRequest bool // a handler runs a request of this connection, or the engine a session's
+	hijacked  bool // the engine's, not net/http's
 	released  bool
 }
 
+// Upgraded is the engine's (engineio.ConnObserver): the connection is a
+// WebSocket now, which the session limit bounds.
+func (c *countedConn) Upgraded() { c.release() }
+
+// ServingSession is the engine's (engineio.ConnObserver), on a keep-alive
+// connection whose long polls it serves itself: a session's request starts
+// or ends, as in handler.
+func (c *countedConn) ServingSession(serving bool) {
+	c.l.mu.Lock()
+	c.inRequest = serving
+	c.l.mu.Unlock()
+	c.l.setPending(c, !serving)
+}
+
 // release takes the connection out of the counts, once: when it is
-// closed, or hijacked (a WebSocket).
+// closed, or becomes a WebSocket.
 func (c *countedConn) release() {
 	l := c.l
 	l.mu.Lock()

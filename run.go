@@ -108,18 +108,22 @@ func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- 
 		// A connection that stalls in its headers, or idles between
 		// requests, is closed; long polls and bodies have their own
 		// deadlines (the heartbeat's).
-		ReadHeaderTimeout: 10 * time.Second,
+		// The keep-alive fast path (engineio.KeepAlive) applies the same.
+		ReadHeaderTimeout: chat.HTTPHeaderTimeout,
 		IdleTimeout:       cfg.HTTPIdleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    chat.HTTPMaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		ConnState: func(c net.Conn, state http.ConnState) {
-			if cc, ok := c.(*countedConn); ok && (state == http.StateHijacked || state == http.StateClosed) {
-				cc.release()
-			}
-		},
+		ConnState:         ln.connState,
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	// The engine gives back, through hb, the keep-alive connections it
+	// took over for long-polling when they send it anything else.
+	if hb, ok := app.(interface{ HandBack() net.Listener }); ok {
+		if hl := hb.HandBack(); hl != nil {
+			go func() { errc <- srv.Serve(hl) }()
+		}
+	}
 	log.Info("Server started", "addr", ln.Addr().String(), "url", "http://"+displayAddr(ln.Addr()))
 	if ready != nil {
 		ready <- ln.Addr()

@@ -66,6 +66,10 @@ type Config struct {
 	// (no goroutine per connection; Linux) or "goroutine" (one reader
 	// goroutine each, the portable model, kept for comparison).
 	WebSocketIO string
+	// PollingKeepAlive serves the later long-polling requests of a
+	// keep-alive connection on the epoll engine instead of net/http
+	// (engineio.KeepAlive), with -ws-io epoll. On by default.
+	PollingKeepAlive bool
 	// WSCompression negotiates permessage-deflate with the WebSocket
 	// clients that offer it (off by default, as in Node); messages of
 	// WSCompressionThreshold bytes or more are sent compressed (0: all).
@@ -204,6 +208,7 @@ func DefaultConfig() Config {
 		MaxHTTPConnections:     10_000,
 		MaxPendingPerIP:        512,
 		WebSocketIO:            "epoll",
+		PollingKeepAlive:       true,
 		Parser:                 "auto",
 		WSCompressionThreshold: 1024,
 		HTTPIdleTimeout:        30 * time.Second,
@@ -344,6 +349,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	str(&cfg.Parser, "parser", "PARSER", "Socket.IO packet format: json (socket.io-parser), msgpack (socket.io-msgpack-parser) or auto (each client's own)")
 	integer(&cfg.MaxConnections, "max-connections", "MAX_CONNECTIONS", "most concurrent sessions; more get 503")
 	str(&cfg.WebSocketIO, "ws-io", "WS_IO", "how idle WebSocket connections wait: epoll (no goroutine each, Linux) or goroutine")
+	boolean(&cfg.PollingKeepAlive, "polling-keepalive", "POLLING_KEEPALIVE", "with -ws-io epoll: serve a keep-alive connection's later long-polling requests on the event loop, without net/http")
 	boolean(&cfg.WSCompression, "ws-compression", "WS_COMPRESSION", "negotiate WebSocket compression (permessage-deflate) with clients that offer it")
 	integer(&cfg.WSCompressionThreshold, "ws-compression-threshold", "WS_COMPRESSION_THRESHOLD", "with -ws-compression, the smallest WebSocket message sent compressed, bytes; 0 compresses all")
 	integer(&cfg.MaxHTTPConnections, "max-http-connections", "MAX_HTTP_CONNECTIONS", "most TCP connections that are not WebSocket sessions (HTTP requests, long polls, idle keep-alive); more are closed")

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -49,6 +50,10 @@ type Server struct {
 	admin   *admin.Admin
 	adminUI http.Handler
 	ready   readiness
+
+	// handBack gives keep-alive connections back to net/http; nil when
+	// -polling-keepalive is off (see HandBack).
+	handBack *engineio.HandBack
 
 	closeOnce sync.Once
 }
@@ -131,6 +136,7 @@ func (s *Server) socketOptions() socketio.Options {
 			MaxQueuedBytes:   c.SendQueueBytes,
 			QueueBudget:      c.QueueBudget,
 			IOMode:           ioMode(c.WebSocketIO),
+			KeepAlive:        s.keepAlive(),
 
 			PerMessageDeflate:          c.WSCompression,
 			PerMessageDeflateThreshold: deflateThreshold(c.WSCompressionThreshold),
@@ -161,6 +167,40 @@ func deflateThreshold(n int) int {
 	}
 	return n
 }
+
+// keepAlive is the engine's keep-alive fast path for long-polling, with
+// the HTTP server's limits (run.go), or nil when it is off.
+func (s *Server) keepAlive() *engineio.KeepAlive {
+	if !s.cfg.PollingKeepAlive || ioMode(s.cfg.WebSocketIO) != engineio.IOModeEpoll {
+		return nil
+	}
+	if s.handBack == nil {
+		s.handBack = engineio.NewHandBack(nil)
+	}
+	return &engineio.KeepAlive{
+		HandBack:       s.handBack,
+		IdleTimeout:    s.cfg.HTTPIdleTimeout,
+		HeaderTimeout:  HTTPHeaderTimeout,
+		MaxHeaderBytes: HTTPMaxHeaderBytes,
+	}
+}
+
+// HandBack is the listener through which the engine gives keep-alive
+// connections back to net/http (engineio.KeepAlive): the HTTP server
+// serving the chat must serve it too. nil when the fast path is off.
+func (s *Server) HandBack() net.Listener {
+	if s.handBack == nil {
+		return nil
+	}
+	return s.handBack
+}
+
+// The HTTP server's limits on a request's head (run.go), which the
+// keep-alive fast path applies too.
+const (
+	HTTPHeaderTimeout  = 10 * time.Second
+	HTTPMaxHeaderBytes = 64 << 10
+)
 
 func ioMode(name string) engineio.IOMode {
 	if name == "goroutine" {

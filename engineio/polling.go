@@ -46,8 +46,8 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 		s.close("transport error", errOverlap, false, nil)
 		return
 	}
-	for len(s.queue) == 0 && s.state == stateOpen && !s.pl.pollNoop && s.ws == nil {
-		ch := make(chan struct{})
+	for s.mustWaitLocked() {
+		ch := make(chanWaiter)
 		s.pl.poll = ch
 		s.mu.Unlock()
 		select {
@@ -63,7 +63,32 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	var msgs []Message
+	msgs, last := s.takePollLocked()
+	open := s.state == stateOpen
+	s.mu.Unlock()
+	s.writePayload(w, r, msgs)
+	s.srv.stats.countOut(msgs)
+	deliveredAll(msgs)
+	if last {
+		s.finish()
+		return
+	}
+	if open {
+		s.keepAlive(w, r, true)
+	}
+}
+
+// mustWaitLocked reports whether a GET has nothing to answer yet. s.mu is
+// held.
+func (s *Session) mustWaitLocked() bool {
+	return len(s.queue) == 0 && s.state == stateOpen && !s.pl.pollNoop && s.ws == nil
+}
+
+// takePollLocked takes what a GET answers, once there is something
+// (mustWaitLocked is false): the queue, a CLOSE, or a NOOP. last reports
+// that the answer ends the session, which the caller finishes once it is
+// written. s.mu is held.
+func (s *Session) takePollLocked() (msgs []Message, last bool) {
 	if s.ws == nil {
 		msgs = s.takeQueueLocked()
 	}
@@ -75,14 +100,13 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 	// payload a tick after the CLOSE that ends the payload, so a DISCONNECT
 	// next to it would come too late to be reported ("io server
 	// disconnect").
-	last := closing && len(msgs) == 0
+	last = closing && len(msgs) == 0
 	if closing && !last {
 		if s.pl.linger != nil {
 			s.pl.linger.Stop()
 		}
 		s.pl.linger = time.AfterFunc(s.srv.opts.CloseTimeout, s.finish)
 	}
-	s.mu.Unlock()
 	if last && !byClient {
 		msgs = append(msgs, closeMessage)
 	} else if len(msgs) == 0 {
@@ -91,12 +115,7 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 		// (Polling.onClose).
 		msgs = append(msgs, noopMessage)
 	}
-	s.writePayload(w, r, msgs)
-	s.srv.stats.countOut(msgs)
-	deliveredAll(msgs)
-	if last {
-		s.finish()
-	}
+	return msgs, last
 }
 
 // writePayload encodes msgs for the session's protocol and writes them as
@@ -104,16 +123,8 @@ func (s *Session) servePoll(w http.ResponseWriter, r *http.Request) {
 func (s *Session) writePayload(w http.ResponseWriter, r *http.Request, msgs []Message) {
 	buf := getBuffer()
 	defer putBuffer(buf)
-	contentType := hdrTextPlain
-	switch {
-	case s.protocol == 4:
-		buf.b = appendPayloadV4(buf.b, msgs)
-	case !s.b64 && s.pl.jsonp == nil && hasBinary(msgs):
-		contentType = hdrOctetStream
-		buf.b = appendPayloadV3Binary(buf.b, msgs)
-	default:
-		buf.b = appendPayloadV3Text(buf.b, msgs)
-	}
+	var contentType []string
+	buf.b, contentType = s.appendPayload(buf.b, msgs)
 	if s.pl.jsonp != nil {
 		// Node's JSONP.doWrite: the payload as a string literal, passed to
 		// the client's callback; the Content-Type stays text/plain.
@@ -141,6 +152,19 @@ func (s *Session) writePayload(w http.ResponseWriter, r *http.Request, msgs []Me
 	}
 	h["Content-Length"] = []string{strconv.Itoa(len(buf.b))}
 	_, _ = w.Write(buf.b)
+}
+
+// appendPayload appends msgs encoded for the session's protocol to b, and
+// returns the Content-Type of the answer.
+func (s *Session) appendPayload(b []byte, msgs []Message) ([]byte, []string) {
+	switch {
+	case s.protocol == 4:
+		return appendPayloadV4(b, msgs), hdrTextPlain
+	case !s.b64 && s.pl.jsonp == nil && hasBinary(msgs):
+		return appendPayloadV3Binary(b, msgs), hdrOctetStream
+	default:
+		return appendPayloadV3Text(b, msgs), hdrTextPlain
+	}
 }
 
 func hasBinary(msgs []Message) bool {
@@ -268,8 +292,12 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	s.pl.posting = false
+	open := s.state == stateOpen
 	s.mu.Unlock()
 	s.answerPost(w)
+	if open && r.ContentLength == int64(len(body)) {
+		s.keepAlive(w, r, false)
+	}
 }
 
 // answerPost answers a POST that was read: "ok", as Node does.

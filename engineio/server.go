@@ -95,6 +95,10 @@ type Options struct {
 	// InitialHeaders. They run on the request's goroutine.
 	InitialHeaders func(h http.Header, r *http.Request)
 	Headers        func(h http.Header, r *http.Request)
+	// KeepAlive, when set, serves the later polling requests of a
+	// keep-alive connection on the epoll engine, without net/http (see
+	// KeepAlive). Off by default.
+	KeepAlive *KeepAlive
 	// IOMode chooses how idle WebSocket connections wait for data:
 	// IOModeEpoll (the default on Linux) or IOModeGoroutine.
 	IOMode IOMode
@@ -148,6 +152,15 @@ func (o *Options) setDefaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if k := o.KeepAlive; k != nil {
+		if k.HandBack == nil {
+			o.KeepAlive = nil
+		} else {
+			c := *k
+			c.setDefaults()
+			o.KeepAlive = &c
+		}
 	}
 }
 
@@ -205,6 +218,8 @@ type Server struct {
 	shedding    atomic.Bool // a shedding pass is running
 
 	stats Stats
+
+	ka pollConns // the keep-alive connections served on the epoll engine
 
 	// the compressed forms of recent messages, with PerMessageDeflate
 	deflateCache *deflateCache
@@ -529,6 +544,7 @@ func (s *Server) checkGoneLocked() {
 		case <-s.gone:
 		default:
 			close(s.gone)
+			go s.closePollConns()
 		}
 	}
 }

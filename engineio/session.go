@@ -73,8 +73,8 @@ type pollState struct {
 	// `___eio[j](`; nil otherwise. Set by the handshake, read-only afterwards.
 	jsonp []byte
 
-	poll   chan struct{} // closed to wake the pending GET; nil when none
-	linger *time.Timer   // bounds the wait for a last GET after a close
+	poll   pollWaiter  // the pending GET, woken once; nil when none
+	linger *time.Timer // bounds the wait for a last GET after a close
 
 	// upgrade
 	probe        *wsConn // a WebSocket being probed for an upgrade
@@ -84,6 +84,17 @@ type pollState struct {
 	byClient bool // the client sent CLOSE in a POST: the pending GET gets NOOP, not CLOSE
 	posting  bool // a POST is being served
 }
+
+// pollWaiter is a pending GET: a request net/http serves, waiting on a
+// channel (chanWaiter), or one the server serves on a keep-alive
+// connection of its own (pollConn). wake is called under the session's
+// lock, once: it must not block or take that lock.
+type pollWaiter interface{ wake() }
+
+// chanWaiter is the pending GET of servePoll.
+type chanWaiter chan struct{}
+
+func (c chanWaiter) wake() { close(c) }
 
 // probeLocked is the WebSocket being probed for an upgrade, or nil. s.mu
 // is held.
@@ -364,7 +375,7 @@ func (s *Session) kickLocked() {
 // wakePollLocked releases the pending GET, if any.
 func (s *Session) wakePollLocked() {
 	if s.pl != nil && s.pl.poll != nil {
-		close(s.pl.poll)
+		s.pl.poll.wake()
 		s.pl.poll = nil
 	}
 }

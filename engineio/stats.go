@@ -14,6 +14,9 @@ type Stats struct {
 	msgsIn, bytesIn    atomic.Uint64
 	msgsOut, bytesOut  atomic.Uint64
 
+	kaConns          atomic.Int64 // keep-alive connections served by the engine (Options.KeepAlive)
+	kaTaken, kaGiven atomic.Uint64
+
 	deflateNegotiated         atomic.Uint64
 	deflatedMsgs              atomic.Uint64
 	deflatedIn, deflatedBytes atomic.Uint64
@@ -82,6 +85,12 @@ type StatsSnapshot struct {
 	DeflateNegotiated, DeflatedMessages, DeflatedFrom, DeflatedTo uint64
 	// Closed counts closed sessions by reason.
 	Closed map[string]uint64
+	// KeepAliveConns is the number of keep-alive connections whose long
+	// polls the engine serves itself now (Options.KeepAlive);
+	// KeepAliveTaken counts those taken over from net/http, KeepAliveGiven
+	// those given back for a request the fast path does not serve.
+	KeepAliveConns                 int64
+	KeepAliveTaken, KeepAliveGiven uint64
 }
 
 func (st *Stats) opened(websocket bool) {
@@ -147,6 +156,9 @@ func (st *Stats) snapshot() StatsSnapshot {
 		DeflatedMessages:  st.deflatedMsgs.Load(),
 		DeflatedFrom:      st.deflatedIn.Load(),
 		DeflatedTo:        st.deflatedBytes.Load(),
+		KeepAliveConns:    st.kaConns.Load(),
+		KeepAliveTaken:    st.kaTaken.Load(),
+		KeepAliveGiven:    st.kaGiven.Load(),
 		Refused:           map[int]uint64{},
 		Refusals:          map[Refusal]uint64{},
 		Closed:            map[string]uint64{},

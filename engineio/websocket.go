@@ -117,6 +117,9 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *S
 		http.Error(w, "websocket not supported here", http.StatusInternalServerError)
 		return nil, err
 	}
+	if o, ok := nc.(ConnObserver); ok {
+		o.Upgraded()
+	}
 	resp := make([]byte, 0, 160)
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	resp = append(resp, acceptKey(key)...)
@@ -138,10 +141,7 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *S
 		s.log.Debug("websocket compression negotiated", "sid", sess.id, "transport", "websocket", "remote", r.RemoteAddr,
 			"extensions", deflateResponse)
 	}
-	if n := brw.Reader.Buffered(); n > 0 {
-		b, _ := brw.Reader.Peek(n)
-		c.partial = bytes.Clone(b)
-	}
+	c.partial = unread(nc, brw.Reader)
 	c.io, c.raw, err = s.io.wrap(nc, s.opts.PingTimeout)
 	if err != nil {
 		_ = nc.Close()

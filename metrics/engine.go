@@ -42,6 +42,10 @@ var (
 		"WebSocket messages sent compressed (one per recipient; a broadcast is compressed once)", nil, nil)
 	descDeflatedBytes = prometheus.NewDesc("engineio_ws_deflated_bytes_total",
 		"Bytes of the WebSocket messages sent compressed, before (payload) and after (wire) compression", []string{"of"}, nil)
+	descKeepAlive = prometheus.NewDesc("engineio_polling_keepalive_connections",
+		"Keep-alive connections whose long polls the engine serves on its event loop now (-polling-keepalive)", nil, nil)
+	descKeepAliveMoves = prometheus.NewDesc("engineio_polling_keepalive_moves_total",
+		"Keep-alive connections taken over from net/http by the long-polling fast path (to=engine), and given back to it for another request (to=net_http)", []string{"to"}, nil)
 	descQueue = prometheus.NewDesc("engineio_send_queue_packets",
 		"Packets waiting in each open session's send queue, sampled at the scrape", nil, nil)
 	descQueueBytes = prometheus.NewDesc("engineio_send_queue_bytes",
@@ -56,7 +60,7 @@ var queueBuckets = []float64{0, 1, 4, 16, 64, 256, 1024, 4096}
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnected, descSessions, descOpened, descUpgrades, descClosed,
 		descRefused, descSlow, descShed, descMsgsIn, descBytesIn, descMsgsOut, descBytesOut, descQueue, descQueueBytes, descSockets,
-		descDeflateNegotiated, descDeflatedMsgs, descDeflatedBytes} {
+		descDeflateNegotiated, descDeflatedMsgs, descDeflatedBytes, descKeepAlive, descKeepAliveMoves} {
 		ch <- d
 	}
 }
@@ -91,6 +95,9 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descDeflatedMsgs, st.DeflatedMessages)
 	counter(descDeflatedBytes, st.DeflatedFrom, "payload")
 	counter(descDeflatedBytes, st.DeflatedTo, "wire")
+	gauge(descKeepAlive, float64(st.KeepAliveConns))
+	counter(descKeepAliveMoves, st.KeepAliveTaken, "engine")
+	counter(descKeepAliveMoves, st.KeepAliveGiven, "net_http")
 
 	buckets := make(map[float64]uint64, len(queueBuckets))
 	for _, le := range queueBuckets {
