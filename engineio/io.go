@@ -22,7 +22,8 @@ type ioEngine interface {
 	wrap(nc net.Conn, writeTimeout time.Duration) (ioEngine, rawConn, error)
 	// register starts delivering input to c.handleRead.
 	register(c *wsConn) error
-	// unregister stops it; input is no longer delivered once it returns.
+	// unregister stops it: once it returns, no new input is delivered (a
+	// read already started may still run, and find the connection closed).
 	unregister(c *wsConn)
 	// scheduleFlush has c.flush run soon, on a goroutine of the engine's.
 	scheduleFlush(c *wsConn)

@@ -150,8 +150,10 @@ func (e *epoll) unregister(c *wsConn) {
 	}
 }
 
-// remove takes c out of the table and the epoll set; no event starts a
-// read or flush of it once it returns.
+// remove takes c out of the table and the epoll set; once it returns, no
+// new event starts a read or flush of it (the loop may still serve one it
+// had taken, which finds the connection closed, as a read in progress
+// does).
 func (e *epoll) remove(c evConn, fc *fdConn) {
 	fc.mu.RLock()
 	defer fc.mu.RUnlock()
@@ -192,6 +194,7 @@ func (e *epoll) waitOut(c evConn, fc *fdConn) {
 // loop waits for readiness and dispatches it, forever.
 func (e *epoll) loop() {
 	events := make([]syscall.EpollEvent, 256)
+	conns := make([]evConn, len(events))
 	for {
 		n, err := syscall.EpollWait(e.fd, events, -1)
 		if err != nil {
@@ -200,28 +203,68 @@ func (e *epoll) loop() {
 			}
 			panic("engineio: epoll_wait: " + err.Error())
 		}
+		// The connections are looked up under the lock and served after
+		// it, since a read on the loop (loopReader) may remove its own. A
+		// connection removed meanwhile gets a spurious read or flush,
+		// which finds it closed.
 		e.mu.Lock()
 		for i := range n {
-			ev := &events[i]
-			var c evConn
-			if int(ev.Fd) < len(e.conns) {
-				c = e.conns[ev.Fd]
+			conns[i] = nil
+			if fd := int(events[i].Fd); fd < len(e.conns) {
+				conns[i] = e.conns[fd]
 			}
+		}
+		e.mu.Unlock()
+		for i := range n {
+			ev, c := &events[i], conns[i]
 			if c == nil {
 				continue
 			}
+			conns[i] = nil
 			st := c.evs()
 			if ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
 				st.setHup() // before the read it starts: see read
 			}
 			if ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 {
-				e.readable(c)
+				e.readableOnLoop(c)
 			}
 			if ev.Events&(syscall.EPOLLOUT|syscall.EPOLLHUP|syscall.EPOLLERR) != 0 && st.takeWaitOut() {
 				e.flusher.submit(c)
 			}
 		}
-		e.mu.Unlock()
+	}
+}
+
+// loopReader is an evConn that may start its reads on the epoll loop's
+// goroutine: readOnLoop runs with rstate readRunning, does only
+// non-blocking work and no user code, and reports false to have a reader
+// go on from where it stopped.
+type loopReader interface{ readOnLoop() bool }
+
+// readableOnLoop is readable on the epoll loop.
+func (e *epoll) readableOnLoop(c evConn) {
+	lr, ok := c.(loopReader)
+	if !ok {
+		e.readable(c)
+		return
+	}
+	rs := &c.evs().rstate
+	for {
+		switch st := rs.Load(); st {
+		case readIdle:
+			if rs.CompareAndSwap(readIdle, readRunning) {
+				if !lr.readOnLoop() {
+					e.readers.submit(c)
+				}
+				return
+			}
+		case readRunning:
+			if rs.CompareAndSwap(readRunning, readAgain) {
+				return
+			}
+		default: // readAgain, readDead
+			return
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -65,11 +66,16 @@ type pollConn struct {
 	postBin  bool
 
 	// the answer being written, from off
-	out      []byte
-	off      int
-	outSess  *Session // the poll the answer is of (finished once it is written, with outLast)
-	outLast  bool
-	shutting bool // the connection closes once its answer is written
+	out    []byte
+	off    int
+	outBuf *buffer // out's, pooled
+	// serving a session's request, for obs (see applyServing): what the
+	// last change of state wants and what obs was told
+	serveWant, serveApplied bool
+	applying                atomic.Bool
+	outSess                 *Session // the poll the answer is of (finished once it is written, with outLast)
+	outLast                 bool
+	shutting                bool // the connection closes once its answer is written
 
 	phase    int   // for the deadline
 	deadline int64 // monoNow of the deadline; 0: none (a GET waits)
@@ -243,8 +249,19 @@ func (pc *pollConn) evs() *evState { return &pc.evState }
 func (pc *pollConn) maxInput() int { return pc.ka.MaxHeaderBytes + int(pc.srv.opts.MaxBufferSize) }
 
 // runRead reads the socket until it has nothing more, serving each
-// complete request. One runs at a time (rstate).
-func (pc *pollConn) runRead() {
+// complete request, on a reader goroutine. One runs at a time (rstate).
+func (pc *pollConn) runRead() { pc.read(false) }
+
+// readOnLoop is runRead on the epoll loop's goroutine, which saves a
+// reader's wake-up for the usual request, a GET that waits or is answered
+// at once: it stops, leaving the rest to a reader (and reports false),
+// where serving needs a goroutine that may block: a POST's handlers, a
+// hand-back.
+func (pc *pollConn) readOnLoop() bool { return pc.read(true) }
+
+// read is runRead's loop; it reports false if it stopped for a reader to
+// go on (onLoop), with rstate still readRunning.
+func (pc *pollConn) read(onLoop bool) bool {
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
 	buf := *bp
@@ -259,14 +276,17 @@ func (pc *pollConn) runRead() {
 				pc.mu.Unlock()
 				pc.fail("input beyond a request's limits while an answer was pending")
 				pc.rstate.Store(readDead)
-				return
+				return true
 			}
 			pc.in = append(pc.in, buf[:n]...)
 			pc.mu.Unlock()
 		}
-		if !pc.serve() {
+		switch pc.serve(onLoop) {
+		case serveEnd:
 			pc.rstate.Store(readDead)
-			return
+			return true
+		case servePunt:
+			return false
 		}
 		if n > 0 {
 			if n == len(buf) || pc.hupped() {
@@ -276,37 +296,49 @@ func (pc *pollConn) runRead() {
 		}
 		if errors.Is(err, errWouldBlock) {
 			if pc.rstate.CompareAndSwap(readRunning, readIdle) {
-				return
+				return true
 			}
 			if !pc.rstate.CompareAndSwap(readAgain, readRunning) {
-				return
+				return true
 			}
 			continue
 		}
 		pc.readFailed(err)
 		pc.rstate.Store(readDead)
-		return
+		return true
 	}
 }
 
+// What serve did.
+const (
+	serveWait = iota // served what it could; the rest waits for input or an answer
+	serveEnd         // the connection is closed or given back
+	servePunt        // (onLoop) the next step needs a reader goroutine
+)
+
 // serve serves the complete requests in the input, one at a time: it
 // stops at a request whose answer is pending (a GET that waits, an answer
-// the socket has not taken yet), which calls kick once it is done. It
-// reports false once the connection is closed or given back.
-func (pc *pollConn) serve() bool {
+// the socket has not taken yet), which calls kick once it is done. On the
+// epoll loop (onLoop) it stops, changing nothing, before a step that needs
+// a goroutine of its own.
+func (pc *pollConn) serve(onLoop bool) int {
 	for {
 		pc.mu.Lock()
 		switch {
 		case pc.closed:
 			pc.mu.Unlock()
-			return false
+			return serveEnd
 		case pc.busy && pc.post == nil:
 			pc.mu.Unlock()
-			return true
+			return serveWait
 		case pc.post != nil:
 			if len(pc.in) < pc.postHead+pc.postLen {
 				pc.mu.Unlock()
-				return true
+				return serveWait
+			}
+			if onLoop {
+				pc.mu.Unlock()
+				return servePunt // the handlers
 			}
 			s, body, binary := pc.post, make([]byte, pc.postLen), pc.postBin
 			copy(body, pc.in[pc.postHead:])
@@ -318,32 +350,28 @@ func (pc *pollConn) serve() bool {
 		}
 		n := headEnd(pc.in, pc.scanned)
 		if n < 0 {
-			from := pc.scanned
-			pc.scanned = len(pc.in)
 			switch {
-			case len(pc.in) > pc.ka.MaxHeaderBytes, bareLF(pc.in, from):
+			case len(pc.in) > pc.ka.MaxHeaderBytes, bareLF(pc.in, pc.scanned):
 				// A bare LF: parseHead refuses the head, whose end net/http
 				// may see (a blank line of a bare LF) where headEnd does not.
 				pc.mu.Unlock()
-				pc.handBack() // net/http answers 431
-				return false
+				return pc.handBack(onLoop) // net/http answers 431
 			case len(pc.in) > 0:
 				pc.setPhaseLocked(phaseHead)
 			}
+			pc.scanned = len(pc.in)
 			pc.mu.Unlock()
-			return true
+			return serveWait
 		}
 		if n > pc.ka.MaxHeaderBytes {
 			pc.mu.Unlock()
-			pc.handBack() // a complete head, longer than the limit: net/http answers 431
-			return false
+			return pc.handBack(onLoop) // a complete head, longer than the limit: net/http answers 431
 		}
 		var h reqHead
 		res := parseHead(pc.in, n, &h)
 		pc.mu.Unlock()
-		if res != headOurs || !pc.same(&h) || !pc.take(&h) {
-			pc.handBack()
-			return false
+		if res != headOurs || !pc.same(&h) || !pc.take(&h, onLoop) {
+			return pc.handBack(onLoop)
 		}
 	}
 }
@@ -358,7 +386,7 @@ func (pc *pollConn) same(h *reqHead) bool {
 // open polling session that would accept it, and reports true; for any
 // other it does nothing and reports false (net/http then serves it, and
 // refuses what it must). The reader holds no lock.
-func (pc *pollConn) take(h *reqHead) bool {
+func (pc *pollConn) take(h *reqHead, onLoop bool) bool {
 	// The query is read in place: the strings point into the input,
 	// which does not change until the reader consumes the head, below;
 	// nothing keeps them.
@@ -387,34 +415,40 @@ func (pc *pollConn) take(h *reqHead) bool {
 		pc.mu.Lock()
 		pc.busy, pc.post, pc.postHead, pc.postLen, pc.postBin = true, s, h.n, int(h.length), h.binary
 		pc.shutting = pc.shutting || h.close
+		pc.serveWant = true
 		pc.setPhaseLocked(phaseBody)
 		pc.mu.Unlock()
 		s.mu.Unlock()
-		pc.serving(true)
+		pc.applyServing()
 		return true
 	}
 	if s.pl.poll != nil {
 		s.mu.Unlock()
 		return false // overlapping GET: refused by servePoll, which closes the session
 	}
+	wait := s.mustWaitLocked()
+	if !wait && onLoop && h.gzip && pc.srv.opts.CompressionThreshold >= 0 && s.queued >= int64(pc.srv.opts.CompressionThreshold) {
+		s.mu.Unlock()
+		return false // an answer that may be compressed: not on the epoll loop
+	}
 	pc.mu.Lock()
 	pc.consumeLocked(h.n)
 	pc.busy, pc.gzip = true, h.gzip
 	pc.shutting = pc.shutting || h.close
-	if s.mustWaitLocked() {
+	if wait {
 		pc.wait = s
 		s.pl.poll = pc
+		pc.serveWant = true
 		pc.setPhaseLocked(phaseWait)
 		pc.mu.Unlock()
 		s.mu.Unlock()
-		pc.serving(true)
+		pc.applyServing()
 		return true
 	}
 	pc.mu.Unlock()
 	msgs, last := s.takePollLocked()
 	s.mu.Unlock()
-	pc.serving(true)
-	pc.answerPoll(s, msgs, last)
+	pc.answerPoll(s, msgs, last) // too soon over to count as serving a session
 	return true
 }
 
@@ -428,9 +462,32 @@ func (pc *pollConn) consumeLocked(n int) {
 	}
 }
 
-func (pc *pollConn) serving(on bool) {
-	if pc.obs != nil {
-		pc.obs.ServingSession(on)
+// applyServing tells obs (the listener's admission count) whether the
+// connection serves a session's request now: a POST, or a GET that waits;
+// a GET answered at once is too soon over to count. The state is decided
+// under mu (serveWant) and told after it, by one caller at a time, the
+// last state last, without a lock of ours held.
+func (pc *pollConn) applyServing() {
+	if pc.obs == nil {
+		return
+	}
+	for pc.applying.CompareAndSwap(false, true) {
+		pc.mu.Lock()
+		want, applied := pc.serveWant, pc.serveApplied
+		pc.mu.Unlock()
+		if want != applied {
+			pc.obs.ServingSession(want)
+			pc.mu.Lock()
+			pc.serveApplied = want
+			pc.mu.Unlock()
+		}
+		pc.applying.Store(false)
+		pc.mu.Lock()
+		again := pc.serveWant != pc.serveApplied
+		pc.mu.Unlock()
+		if !again {
+			return
+		}
 	}
 }
 
@@ -503,10 +560,8 @@ func (pc *pollConn) answerPoll(s *Session, msgs []Message, last bool) {
 		gzipPool.Put(zw)
 		body = zbuf.b
 	}
-	pc.out = pc.appendAnswerLocked(nil, ct[0], body, gz)
-	pc.off = 0
+	pc.setAnswerLocked(ct[0], body, gz)
 	pc.outSess, pc.outLast = s, last
-	pc.setPhaseLocked(phaseWrite)
 	pc.mu.Unlock()
 	putBuffer(buf)
 	if zbuf != nil {
@@ -582,11 +637,18 @@ func (pc *pollConn) servePost(s *Session, body []byte, binary bool) {
 	s.pl.posting = false
 	s.mu.Unlock()
 	pc.mu.Lock()
-	pc.out = pc.appendAnswerLocked(nil, hdrTextHTML[0], []byte("ok"), false)
-	pc.off = 0
-	pc.setPhaseLocked(phaseWrite)
+	pc.setAnswerLocked(hdrTextHTML[0], []byte("ok"), false)
 	pc.mu.Unlock()
 	pc.write()
+}
+
+// setAnswerLocked makes a 200 answer with body the one to write, in a
+// pooled buffer (outBuf) that write or shut gives back.
+func (pc *pollConn) setAnswerLocked(contentType string, body []byte, gz bool) {
+	pc.outBuf = getBuffer()
+	pc.outBuf.b = pc.appendAnswerLocked(pc.outBuf.b, contentType, body, gz)
+	pc.out, pc.off = pc.outBuf.b, 0
+	pc.setPhaseLocked(phaseWrite)
 }
 
 // write writes the answer until it is written or the socket would block;
@@ -594,10 +656,20 @@ func (pc *pollConn) servePost(s *Session, body []byte, binary bool) {
 // writer, then the flush the engine starts.
 func (pc *pollConn) write() {
 	pc.mu.Lock()
+	if pc.closed {
+		pc.mu.Unlock()
+		return // shut meanwhile, which ended the answer's session
+	}
 	out := pc.out[pc.off:]
 	pc.mu.Unlock()
+	// shut closes the socket after a write in progress (fdConn's lock),
+	// and gives the buffer back only then.
 	n, err := pc.fc.writev([][]byte{out})
 	pc.mu.Lock()
+	if pc.closed {
+		pc.mu.Unlock()
+		return
+	}
 	pc.off += n
 	if errors.Is(err, errWouldBlock) {
 		pc.mu.Unlock()
@@ -609,19 +681,20 @@ func (pc *pollConn) write() {
 		pc.shut()
 		return
 	}
-	s, last := pc.outSess, pc.outLast
-	pc.out, pc.off, pc.outSess, pc.outLast = nil, 0, nil, false
-	pc.busy = false
+	s, last, ob := pc.outSess, pc.outLast, pc.outBuf
+	pc.out, pc.off, pc.outSess, pc.outLast, pc.outBuf = nil, 0, nil, false, nil
+	pc.busy, pc.serveWant = false, false
 	closing := pc.shutting
 	more := len(pc.in) > 0
 	if !closing {
 		pc.setPhaseLocked(phaseIdle)
 	}
 	pc.mu.Unlock()
+	putBuffer(ob)
 	if last {
 		s.finish()
 	}
-	pc.serving(false)
+	pc.applyServing()
 	switch {
 	case closing:
 		pc.shut()
@@ -667,11 +740,18 @@ func (pc *pollConn) fail(reason string) {
 
 // handBack gives the connection back to net/http with what was read of
 // it and not served: a request the fast path does not take.
-func (pc *pollConn) handBack() {
+//
+// On the epoll loop (onLoop) it does nothing and reports servePunt: giving
+// the connection waits for net/http's Accept. Otherwise it reports
+// serveEnd.
+func (pc *pollConn) handBack(onLoop bool) int {
+	if onLoop {
+		return servePunt
+	}
 	pc.mu.Lock()
 	if pc.closed {
 		pc.mu.Unlock()
-		return
+		return serveEnd
 	}
 	pc.closed = true
 	in := pc.in
@@ -692,6 +772,7 @@ func (pc *pollConn) handBack() {
 		c = &returnedConn{Conn: pc.nc, pre: in}
 	}
 	pc.srv.opts.KeepAlive.HandBack.give(c)
+	return serveEnd
 }
 
 // shut closes the connection, once. A pending GET's session is not closed
@@ -704,9 +785,11 @@ func (pc *pollConn) shut() {
 		return
 	}
 	pc.closed = true
-	wait, busy := pc.wait, pc.busy
+	wait := pc.wait
+	pc.serveWant = false
 	lost, last := pc.outSess, pc.outLast
-	pc.wait, pc.in, pc.out, pc.outSess = nil, nil, nil, nil
+	ob := pc.outBuf
+	pc.wait, pc.in, pc.out, pc.outSess, pc.outLast, pc.outBuf = nil, nil, nil, nil, false, nil
 	pc.stopTimerLocked()
 	pc.mu.Unlock()
 	if wait != nil {
@@ -726,10 +809,11 @@ func (pc *pollConn) shut() {
 	}
 	pc.e.remove(pc, pc.fc)
 	pc.fc.close()
-	pc.srv.removePollConn(pc)
-	if busy {
-		pc.serving(false)
+	if ob != nil {
+		putBuffer(ob) // no write reads it any more: see write
 	}
+	pc.srv.removePollConn(pc)
+	pc.applyServing()
 	_ = pc.nc.Close()
 }
 
