@@ -546,8 +546,10 @@ func (pc *pollConn) answerPoll(s *Session, msgs []Message, last bool) {
 	s.srv.stats.countOut(msgs)
 	deliveredAll(msgs)
 	pc.mu.Lock()
+	gz := pc.gzip
+	pc.mu.Unlock()
 	body := buf.b
-	gz := pc.gzip && s.srv.opts.CompressionThreshold >= 0 && len(body) >= s.srv.opts.CompressionThreshold
+	gz = gz && s.srv.opts.CompressionThreshold >= 0 && len(body) >= s.srv.opts.CompressionThreshold
 	var zbuf *buffer
 	if gz {
 		zbuf = getBuffer()
@@ -560,14 +562,25 @@ func (pc *pollConn) answerPoll(s *Session, msgs []Message, last bool) {
 		gzipPool.Put(zw)
 		body = zbuf.b
 	}
-	pc.setAnswerLocked(ct[0], body, gz)
-	pc.outSess, pc.outLast = s, last
+	pc.mu.Lock()
+	closed := pc.closed
+	if !closed {
+		pc.setAnswerLocked(ct[0], body, gz)
+		pc.outSess, pc.outLast = s, last
+	}
 	pc.mu.Unlock()
 	putBuffer(buf)
 	if zbuf != nil {
 		putBuffer(zbuf)
 	}
-	pc.write()
+	switch {
+	case !closed:
+		pc.write()
+	case last:
+		s.finish() // shut meanwhile: as if the answer had been lost (see shut)
+	default:
+		s.close("transport error", errPollClosed, false, nil)
+	}
 }
 
 // bufferWriter appends to a pooled buffer.
@@ -713,12 +726,7 @@ func (pc *pollConn) readFailed(err error) {
 	pc.wait, pc.post = nil, nil
 	pc.mu.Unlock()
 	if wait != nil {
-		wait.mu.Lock()
-		if wait.pl.poll == pc {
-			wait.pl.poll = nil
-		}
-		wait.mu.Unlock()
-		wait.close("transport error", errPollClosed, false, nil)
+		pc.abandon(wait)
 	}
 	if post != nil {
 		post.mu.Lock()
@@ -730,6 +738,24 @@ func (pc *pollConn) readFailed(err error) {
 		post.close("transport error", err, false, nil)
 	}
 	pc.shut()
+}
+
+// abandon ends the pending GET of s, whose connection is gone: the
+// session closes ("transport error"), as with a GET net/http serves (and
+// in Node); one closing already, which had woken the GET for its last
+// answer, is finished, since that answer will not be written.
+func (pc *pollConn) abandon(s *Session) {
+	s.mu.Lock()
+	if s.pl.poll == pc {
+		s.pl.poll = nil
+	}
+	open := s.state == stateOpen
+	s.mu.Unlock()
+	if open {
+		s.close("transport error", errPollClosed, false, nil)
+	} else {
+		s.finish()
+	}
 }
 
 // fail ends the connection of a client that broke the rules (logged).
@@ -775,9 +801,9 @@ func (pc *pollConn) handBack(onLoop bool) int {
 	return serveEnd
 }
 
-// shut closes the connection, once. A pending GET's session is not closed
-// here (readFailed does that); the session of an answer not all written
-// is (its packets are lost).
+// shut closes the connection, once. The session of a pending GET is
+// closed (abandon), and so is the session of an answer not all written
+// (its packets are lost).
 func (pc *pollConn) shut() {
 	pc.mu.Lock()
 	if pc.closed {
@@ -793,11 +819,7 @@ func (pc *pollConn) shut() {
 	pc.stopTimerLocked()
 	pc.mu.Unlock()
 	if wait != nil {
-		wait.mu.Lock()
-		if wait.pl.poll == pc {
-			wait.pl.poll = nil
-		}
-		wait.mu.Unlock()
+		pc.abandon(wait)
 	}
 	switch {
 	case last:

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1256,4 +1257,120 @@ func TestKeepAliveObserver(t *testing.T) {
 	waitFor(t, "the GET waiting on the fast path", func() bool { return waitingOnFastPath(h.rec.sess) })
 	_ = h.conn.Close()
 	waitFor(t, fmt.Sprintf("events of the hung-up connection (%q)", oh), func() bool { return oh.String() == "false true false" })
+}
+
+// BenchmarkPollKeepAlive is BenchmarkPollHTTP on the keep-alive fast path:
+// one op is a GET that finds a message queued and its answer, on a
+// connection the engine took over, read by a raw client. Compare its
+// cpu-µs/op and allocs/op with BenchmarkPollHTTP's (net/http).
+func BenchmarkPollKeepAlive(b *testing.B) {
+	s := startKA(b, kaConfig{})
+	c := s.dial(b)
+	c.handshake()
+	c.queue("4first")
+	if r := c.roundTrip(c.getReq()); r.status != http.StatusOK {
+		b.Fatalf("first poll: %d %q", r.status, r.body)
+	}
+	s.waitTakenOver(b, c)
+	req := c.getReq("User-Agent: Go-http-client/1.1", "Accept-Encoding: gzip")
+	payload := []byte(`42["message","hello from the benchmark, one chat line"]`)
+	poll := func() {
+		if err := c.rec.sess.Send(TextMessage(payload)); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.WriteString(c.conn, req); err != nil {
+			b.Fatal(err)
+		}
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("poll: %d, %v", resp.StatusCode, err)
+		}
+		_ = resp.Body.Close()
+	}
+	_ = c.conn.SetDeadline(time.Time{})
+	poll()
+	if !s.takenOver(c) {
+		b.Fatal("the connection is not on the fast path")
+	}
+	var ru0, ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		poll()
+	}
+	b.StopTimer()
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano()
+	b.ReportMetric(float64(cpu)/float64(b.N)/1e3, "cpu-µs/op")
+}
+
+// flushBlocker occupies a flush worker of the epoll engine until released.
+type flushBlocker struct {
+	evState
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *flushBlocker) evs() *evState { return &b.evState }
+func (b *flushBlocker) runRead()      {}
+func (b *flushBlocker) runFlush() {
+	b.started <- struct{}{}
+	<-b.release
+}
+
+// blockFlushers holds every flush worker of the epoll engine until the
+// function it returns is called (by the test's cleanup at the latest).
+func blockFlushers(tb testing.TB, e *epoll) (release func()) {
+	tb.Helper()
+	b := &flushBlocker{started: make(chan struct{}), release: make(chan struct{})}
+	for range flushWorkers() {
+		e.flusher.submit(b)
+	}
+	for range flushWorkers() {
+		select {
+		case <-b.started:
+		case <-time.After(waitTimeout):
+			tb.Fatal("the flush workers did not start the blockers")
+		}
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { close(b.release) }) }
+	tb.Cleanup(release)
+	return release
+}
+
+// TestKeepAliveClosingSessionIsFinished: a session that closes while its
+// GET waits on the fast path has that GET woken for its last answer; if
+// the client hangs up before the answer is written (here: while every
+// flush worker is busy), the session is finished all the same, not left
+// closing forever (it was, before: the server then counted it open, and a
+// shutdown waited for it until its grace ran out).
+func TestKeepAliveClosingSessionIsFinished(t *testing.T) {
+	s := startKA(t, kaConfig{})
+	e, ok := s.Server.io.(*epoll)
+	if !ok {
+		t.Fatal("the server does not run on the epoll engine")
+	}
+	c := s.dial(t)
+	c.handshake()
+	s.waitPollConns(t, 1)
+	c.send(c.getReq())
+	waitFor(t, "the GET waiting on the fast path", func() bool { return waitingOnFastPath(c.rec.sess) })
+
+	release := blockFlushers(t, e)
+	c.rec.sess.Close("bye") // wakes the GET: its answer waits for a flush worker
+	if !c.rec.sess.Closed() || c.rec.sess.Waiting() {
+		t.Fatal("Close did not wake the pending GET")
+	}
+	_ = c.conn.Close()
+	s.waitPollConns(t, 0)
+	waitFor(t, "the closing session to be finished after its client hung up", func() bool { return s.Server.Len() == 0 })
+	release()
+	if ev := c.rec.waitClose(t); ev.reason != "bye" {
+		t.Errorf("session closed with %q, want %q", ev.reason, "bye")
+	}
 }

@@ -17,6 +17,7 @@ const clockTicks = 100
 type procSample struct {
 	at    time.Time
 	cpu   time.Duration // utime + stime
+	sys   time.Duration // stime: the kernel's work for the process
 	rssKB int64
 }
 
@@ -46,6 +47,7 @@ func readProc(pid int) (procSample, error) {
 		return s, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
 	}
 	s.cpu = time.Duration(ut+st) * time.Second / clockTicks
+	s.sys = time.Duration(st) * time.Second / clockTicks
 
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -72,6 +74,7 @@ func readProcs(pids []int) (procSample, error) {
 			return s, err
 		}
 		s.cpu += one.cpu
+		s.sys += one.sys
 		s.rssKB += one.rssKB
 	}
 	return s, nil

@@ -211,10 +211,18 @@ func runBroadcast(ctx context.Context, cfg *config, p *pool, prof *profiler, res
 
 // logPoint prints one load point's outcome.
 func logPoint(log io.Writer, cfg *config, pt result.Point) {
-	fmt.Fprintf(log, "loadgen %s: %g msg/s × %d clients: %d/%d delivered, lost %d, dup %d, reordered %d, order differs at %d of %d complete receivers, %d disconnected, p50 %.1f p99 %.1f max %.1f ms, server CPU %.0f%% (%.1f µs/delivery), loadgen CPU %.0f%%\n",
+	fmt.Fprintf(log, "loadgen %s: %g msg/s × %d clients: %d/%d delivered, lost %d, dup %d, reordered %d, order differs at %d of %d complete receivers, %d disconnected, p50 %.1f p99 %.1f max %.1f ms, server CPU %.0f%% (%.1f µs/delivery, %.0f%% of it in the kernel), loadgen CPU %.0f%%\n",
 		cfg.label, pt.Rate, pt.Receivers, pt.Delivered, pt.Expected, pt.Lost, pt.Duplicated, pt.Reordered,
 		pt.OrderDiffers, pt.Receivers-pt.OrderIncomplete, pt.Disconnected,
-		pt.P50Ms, pt.P99Ms, pt.MaxMs, pt.ServerCPUPercent, pt.ServerCPUPerDeliveryUs, pt.LoadgenCPUPercent)
+		pt.P50Ms, pt.P99Ms, pt.MaxMs, pt.ServerCPUPercent, pt.ServerCPUPerDeliveryUs, kernelShare(pt), pt.LoadgenCPUPercent)
+}
+
+// kernelShare is the part of a point's server CPU time spent in the kernel, in %.
+func kernelShare(pt result.Point) float64 {
+	if pt.ServerCPUS <= 0 {
+		return 0
+	}
+	return 100 * pt.ServerSysS / pt.ServerCPUS
 }
 
 // passes is the -search criterion: every message delivered once and in
@@ -453,6 +461,7 @@ func runPoint(ctx context.Context, cfg *config, p *pool, prof *profiler, idx int
 		MaxMs:         float64(ps.lat.max.Load()) / 1e3,
 		OfferedPerSec: rate * perMsg,
 		ServerCPUS:    (s1.cpu - s0.cpu).Seconds(),
+		ServerSysS:    (s1.sys - s0.sys).Seconds(),
 		ServerRSSKB:   s1.rssKB,
 		LoadgenCPUS:   (c1 - c0).Seconds(),
 	}

@@ -106,6 +106,7 @@ type Point struct {
 	AchievedPerSec float64 `json:"achievedPerSec"` // Delivered / (last delivery - first send)
 
 	ServerCPUS             float64 `json:"serverCPUS"`
+	ServerSysS             float64 `json:"serverSysS"` // of ServerCPUS, in the kernel (stime)
 	ServerCPUPercent       float64 `json:"serverCPUPercent"`
 	ServerCPUPerDeliveryUs float64 `json:"serverCPUPerDeliveryUs"`
 	ServerRSSKB            int64   `json:"serverRSSKB"`
