@@ -134,11 +134,17 @@ func (h *HandBack) give(c net.Conn) {
 	}
 }
 
-// returnedConn is a connection given back with bytes the engine had read.
+// returnedConn is a connection given back to net/http, with bytes the
+// engine had read. Conn is a connection on the socket made anew from the
+// engine's descriptor (the takeover closed the first one's, so that Go's
+// network poller no longer watched the socket too); acct is the connection
+// the listener gave, kept for what it counts (NetConn, ConnObserver) and
+// closed with it.
 type returnedConn struct {
 	net.Conn
-	mu  sync.Mutex
-	pre []byte
+	acct net.Conn
+	mu   sync.Mutex
+	pre  []byte
 }
 
 func (c *returnedConn) Read(p []byte) (int, error) {
@@ -156,17 +162,25 @@ func (c *returnedConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// NetConn is the connection the engine had hijacked.
-func (c *returnedConn) NetConn() net.Conn { return c.Conn }
+// NetConn is the connection the listener gave, which the engine had
+// hijacked (its own descriptor closed: see liveTCP).
+func (c *returnedConn) NetConn() net.Conn { return c.acct }
+
+// Close closes the connection and the listener's.
+func (c *returnedConn) Close() error {
+	err := c.Conn.Close()
+	_ = c.acct.Close()
+	return err
+}
 
 func (c *returnedConn) Upgraded() {
-	if o, ok := c.Conn.(ConnObserver); ok {
+	if o, ok := c.acct.(ConnObserver); ok {
 		o.Upgraded()
 	}
 }
 
 func (c *returnedConn) ServingSession(serving bool) {
-	if o, ok := c.Conn.(ConnObserver); ok {
+	if o, ok := c.acct.(ConnObserver); ok {
 		o.ServingSession(serving)
 	}
 }

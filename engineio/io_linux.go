@@ -69,19 +69,8 @@ type fdConn struct {
 }
 
 func (e *epoll) wrap(nc net.Conn, writeTimeout time.Duration) (ioEngine, rawConn, error) {
-	inner := nc
-	for {
-		u, ok := inner.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		if _, isTLS := inner.(*tls.Conn); isTLS {
-			break // the bytes underneath are encrypted
-		}
-		inner = u.NetConn()
-	}
-	tc, ok := inner.(*net.TCPConn)
-	if !ok {
+	tc, _ := liveTCP(nc)
+	if tc == nil {
 		return goroutineIO.wrap(nc, writeTimeout)
 	}
 	sc, err := tc.SyscallConn()
@@ -102,6 +91,32 @@ func (e *epoll) wrap(nc net.Conn, writeTimeout time.Duration) (ioEngine, rawConn
 	}
 	_ = nc.Close() // the duplicate keeps the socket open; wrappers see their Close
 	return e, &fdConn{fd: fd}, nil
+}
+
+// liveTCP is the TCP connection under nc, through its wrappers
+// (NetConn), whose descriptor reads and writes nc's socket: for a
+// connection the keep-alive fast path gave back, the one made for it (the
+// listener's underneath has its descriptor closed). nil if there is none,
+// with isTLS when a TLS connection was found on the way (the bytes
+// underneath are encrypted).
+func liveTCP(nc net.Conn) (tc *net.TCPConn, isTLS bool) {
+	inner := nc
+	for {
+		if rc, ok := inner.(*returnedConn); ok {
+			inner = rc.Conn
+			continue
+		}
+		if _, ok := inner.(*tls.Conn); ok {
+			return nil, true
+		}
+		u, ok := inner.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		inner = u.NetConn()
+	}
+	tc, _ = inner.(*net.TCPConn)
+	return tc, false
 }
 
 // dupCloexec duplicates fd, close-on-exec, in one system call.
@@ -420,6 +435,16 @@ func (fc *fdConn) shutdownWrite() {
 	if fc.fd >= 0 {
 		_ = syscall.Shutdown(fc.fd, syscall.SHUT_WR)
 	}
+}
+
+// detach takes the descriptor out of fc, which is then closed, and returns
+// it (-1 if fc was closed already).
+func (fc *fdConn) detach() int {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	fd := fc.fd
+	fc.fd = -1
+	return fd
 }
 
 func (fc *fdConn) close() {

@@ -3,13 +3,13 @@ package engineio
 import (
 	"compress/gzip"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,12 +132,18 @@ func (s *Session) keepAlive(w http.ResponseWriter, r *http.Request, poll bool) {
 		return
 	}
 	in := unread(nc, brw.Reader)
-	fc, err := dupSocket(nc)
+	fc, tc, err := dupSocket(nc)
 	if err != nil {
 		srv.log.Debug("keep-alive takeover failed", "remote", r.RemoteAddr, "err", err)
 		_ = nc.Close()
 		return
 	}
+	// The copy keeps the socket open; closing the connection's own
+	// descriptor takes the socket out of Go's network poller, which would
+	// otherwise be woken by every request too. nc (the listener's, which
+	// counts it) stays open until the connection ends: its Close then only
+	// releases the count.
+	_ = tc.Close()
 	pc := &pollConn{
 		srv: srv, e: e, fc: fc, nc: nc, ka: ka,
 		path: path, host: r.Host, extra: extra, in: in,
@@ -209,37 +215,46 @@ func validHeaderName(k string) bool {
 }
 
 // dupSocket detaches a copy of nc's socket from Go's network poller, as
-// epoll.wrap does, leaving nc open; it fails for a connection that is not
-// plain TCP.
-func dupSocket(nc net.Conn) (*fdConn, error) {
-	inner := nc
-	for {
-		if _, isTLS := inner.(*tls.Conn); isTLS {
-			return nil, errors.New("TLS connection")
+// epoll.wrap does, and returns it with the connection whose descriptor
+// it copied, which the caller closes; it fails for a connection that is
+// not plain TCP.
+func dupSocket(nc net.Conn) (*fdConn, *net.TCPConn, error) {
+	tc, isTLS := liveTCP(nc)
+	if tc == nil {
+		if isTLS {
+			return nil, nil, errors.New("TLS connection")
 		}
-		u, ok := inner.(interface{ NetConn() net.Conn })
-		if !ok {
-			break
-		}
-		inner = u.NetConn()
-	}
-	tc, ok := inner.(*net.TCPConn)
-	if !ok {
-		return nil, fmt.Errorf("%T is not a TCP connection", inner)
+		return nil, nil, fmt.Errorf("%T is not a TCP connection", nc)
 	}
 	sc, err := tc.SyscallConn()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fd := -1
 	var dupErr error
 	if err := sc.Control(func(s uintptr) { fd, dupErr = dupCloexec(int(s)) }); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if dupErr != nil {
-		return nil, dupErr
+		return nil, nil, dupErr
 	}
-	return &fdConn{fd: fd}, nil
+	return &fdConn{fd: fd}, tc, nil
+}
+
+// fileConn makes a connection of Go's network poller on the socket of fd,
+// which it closes, for net/http (a hand-back): without TCP keep-alive
+// probes, as the listener's connections.
+func fileConn(fd int) (net.Conn, error) {
+	if fd < 0 {
+		return nil, net.ErrClosed
+	}
+	f := os.NewFile(uintptr(fd), "keep-alive connection")
+	c, err := net.FileConn(f) // a copy of fd, on Go's poller
+	_ = f.Close()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetKeepAlive(false)
+	}
+	return c, err
 }
 
 func (pc *pollConn) evs() *evState { return &pc.evState }
@@ -785,17 +800,23 @@ func (pc *pollConn) handBack(onLoop bool) int {
 	pc.stopTimerLocked()
 	pc.mu.Unlock()
 	pc.e.remove(pc, pc.fc)
-	pc.fc.close()
 	pc.srv.removePollConn(pc)
 	pc.srv.stats.kaGiven.Add(1)
-	var c net.Conn
+	live, err := fileConn(pc.fc.detach())
+	if err != nil {
+		pc.srv.log.Warn("closed keep-alive connection", "remote", pc.nc.RemoteAddr().String(), "reason", "cannot give it back to net/http: "+err.Error())
+		_ = pc.nc.Close()
+		return serveEnd
+	}
+	var c *returnedConn
 	if rc, ok := pc.nc.(*returnedConn); ok {
 		rc.mu.Lock()
+		rc.Conn = live // net/http is done with it: it was hijacked
 		rc.pre = append(rc.pre, in...)
 		rc.mu.Unlock()
 		c = rc
 	} else {
-		c = &returnedConn{Conn: pc.nc, pre: in}
+		c = &returnedConn{Conn: live, acct: pc.nc, pre: in}
 	}
 	pc.srv.opts.KeepAlive.HandBack.give(c)
 	return serveEnd
