@@ -18,14 +18,16 @@ import (
 // plain TCP connections; elsewhere it does nothing.
 //
 // The handlers in front of the engine (routing, CORS, a Host check…) see
-// the connection's first polling request only. A later request is served
-// on the fast path only if it has the first one's path, Host and Origin,
-// so that those handlers would decide the same, and the headers they added
-// to the first answer are added to its answer; they must not depend on
-// anything else of a request (cookies, other headers, a per-request
-// count). Every other request (another path, a handshake, a WebSocket
-// upgrade, a request the strict parser does not take, a poll the session
-// would refuse) is handed back to net/http, with the bytes already read,
+// the requests net/http serves only. A request is served on the fast path
+// only if net/http served one with the same path, Host and Origin on the
+// connection (up to 4 such identities are kept: a browser's POSTs carry
+// Origin, its same-origin GETs do not), so that those handlers would
+// decide the same, and the headers they added to that answer are added to
+// its answer; they must not depend on anything else of a request
+// (cookies, other headers, a per-request count). Every other request
+// (another path, a handshake, a WebSocket upgrade, a request the strict
+// parser does not take, a poll the session would refuse) is handed back
+// to net/http, with the bytes already read,
 // through HandBack.
 type KeepAlive struct {
 	// HandBack receives the connections given back; the application serves
@@ -145,6 +147,20 @@ type returnedConn struct {
 	acct net.Conn
 	mu   sync.Mutex
 	pre  []byte
+	// ids are the identities the fast path knew the connection by: a new
+	// takeover keeps them (a browser's GETs come without Origin, its POSTs
+	// with it, on the same connections).
+	ids []kaIdentity
+}
+
+// kaIdentity is what the handlers in front of the engine looked at in a
+// polling request net/http served (its path, Host and Origin), with the
+// header lines they added to its answer: the fast path serves a request
+// with the same three and adds the same lines (see KeepAlive).
+type kaIdentity struct {
+	path, host, origin string
+	hasOrigin          bool
+	extra              []byte
 }
 
 func (c *returnedConn) Read(p []byte) (int, error) {

@@ -41,11 +41,10 @@ type pollConn struct {
 	obs ConnObserver
 	ka  *KeepAlive
 
-	// What the handlers in front of the engine looked at in the first
-	// request, and the header lines they added to its answer. Read-only.
-	path, host, origin string
-	hasOrigin          bool
-	extra              []byte
+	// What the handlers in front of the engine looked at in the requests
+	// net/http served on the connection, and what they added to their
+	// answers (see KeepAlive). Read-only.
+	ids []kaIdentity
 
 	timer *time.Timer // the deadline's (see setDeadlineLocked)
 
@@ -53,7 +52,8 @@ type pollConn struct {
 	// in is what was read and not yet served; the reader appends to it
 	// and consumes it, others only read its length.
 	in      []byte
-	scanned int // how much of in headEnd has searched for the head's end
+	scanned int    // how much of in headEnd has searched for the head's end
+	extra   []byte // the header lines of the request being served (its identity's)
 
 	busy bool     // a request was taken; its answer is not written yet
 	wait *Session // the session whose GET waits for something to answer
@@ -144,12 +144,19 @@ func (s *Session) keepAlive(w http.ResponseWriter, r *http.Request, poll bool) {
 	// counts it) stays open until the connection ends: its Close then only
 	// releases the count.
 	_ = tc.Close()
+	id := kaIdentity{path: path, host: r.Host, extra: extra}
+	if v := r.Header["Origin"]; len(v) > 0 {
+		id.origin, id.hasOrigin = v[0], true
+	}
+	var known []kaIdentity
+	if back, ok := nc.(*returnedConn); ok {
+		back.mu.Lock()
+		known = back.ids
+		back.mu.Unlock()
+	}
 	pc := &pollConn{
 		srv: srv, e: e, fc: fc, nc: nc, ka: ka,
-		path: path, host: r.Host, extra: extra, in: in,
-	}
-	if v := r.Header["Origin"]; len(v) > 0 {
-		pc.origin, pc.hasOrigin = v[0], true
+		ids: addIdentity(known, id), in: in,
 	}
 	pc.obs, _ = nc.(ConnObserver)
 	if pc.obs != nil {
@@ -385,23 +392,51 @@ func (pc *pollConn) serve(onLoop bool) int {
 		var h reqHead
 		res := parseHead(pc.in, n, &h)
 		pc.mu.Unlock()
-		if res != headOurs || !pc.same(&h) || !pc.take(&h, onLoop) {
+		if res != headOurs {
+			return pc.handBack(onLoop)
+		}
+		id := pc.identity(&h)
+		if id == nil || !pc.take(&h, id.extra, onLoop) {
 			return pc.handBack(onLoop)
 		}
 	}
 }
 
-// same reports whether a request has the first one's path, Host and
-// Origin (see KeepAlive).
-func (pc *pollConn) same(h *reqHead) bool {
-	return string(h.path) == pc.path && string(h.host) == pc.host && h.hasOrigin == pc.hasOrigin && string(h.origin) == pc.origin
+// identity is the one of the connection's identities a request has (its
+// path, Host and Origin: see KeepAlive), or nil.
+func (pc *pollConn) identity(h *reqHead) *kaIdentity {
+	for i := range pc.ids {
+		id := &pc.ids[i]
+		if string(h.path) == id.path && string(h.host) == id.host && h.hasOrigin == id.hasOrigin && string(h.origin) == id.origin {
+			return id
+		}
+	}
+	return nil
+}
+
+// maxIdentities bounds the identities a connection keeps.
+const maxIdentities = 4
+
+// addIdentity returns known with id added (in place of an equal one), the
+// newest last, at most maxIdentities. known is not changed.
+func addIdentity(known []kaIdentity, id kaIdentity) []kaIdentity {
+	ids := make([]kaIdentity, 0, min(len(known)+1, maxIdentities))
+	for _, k := range known {
+		if k.path != id.path || k.host != id.host || k.hasOrigin != id.hasOrigin || k.origin != id.origin {
+			ids = append(ids, k)
+		}
+	}
+	if len(ids) == maxIdentities {
+		ids = ids[1:]
+	}
+	return append(ids, id)
 }
 
 // take starts serving a request of the fast path, a GET or a POST of an
 // open polling session that would accept it, and reports true; for any
 // other it does nothing and reports false (net/http then serves it, and
 // refuses what it must). The reader holds no lock.
-func (pc *pollConn) take(h *reqHead, onLoop bool) bool {
+func (pc *pollConn) take(h *reqHead, extra []byte, onLoop bool) bool {
 	// The query is read in place: the strings point into the input,
 	// which does not change until the reader consumes the head, below;
 	// nothing keeps them.
@@ -429,6 +464,7 @@ func (pc *pollConn) take(h *reqHead, onLoop bool) bool {
 		s.pl.posting = true
 		pc.mu.Lock()
 		pc.busy, pc.post, pc.postHead, pc.postLen, pc.postBin = true, s, h.n, int(h.length), h.binary
+		pc.extra = extra
 		pc.shutting = pc.shutting || h.close
 		pc.serveWant = true
 		pc.setPhaseLocked(phaseBody)
@@ -448,7 +484,7 @@ func (pc *pollConn) take(h *reqHead, onLoop bool) bool {
 	}
 	pc.mu.Lock()
 	pc.consumeLocked(h.n)
-	pc.busy, pc.gzip = true, h.gzip
+	pc.busy, pc.gzip, pc.extra = true, h.gzip, extra
 	pc.shutting = pc.shutting || h.close
 	if wait {
 		pc.wait = s
@@ -813,10 +849,11 @@ func (pc *pollConn) handBack(onLoop bool) int {
 		rc.mu.Lock()
 		rc.Conn = live // net/http is done with it: it was hijacked
 		rc.pre = append(rc.pre, in...)
+		rc.ids = pc.ids
 		rc.mu.Unlock()
 		c = rc
 	} else {
-		c = &returnedConn{Conn: live, acct: pc.nc, pre: in}
+		c = &returnedConn{Conn: live, acct: pc.nc, pre: in, ids: pc.ids}
 	}
 	pc.srv.opts.KeepAlive.HandBack.give(c)
 	return serveEnd

@@ -1374,3 +1374,67 @@ func TestKeepAliveClosingSessionIsFinished(t *testing.T) {
 		t.Errorf("session closed with %q, want %q", ev.reason, "bye")
 	}
 }
+
+// TestKeepAliveIdentities: a connection whose requests come with and
+// without Origin (a browser's POSTs and same-origin GETs) goes back to
+// net/http once for each, then keeps both on the fast path, each answer
+// with the outer handler's headers for its own Origin; at most
+// maxIdentities are kept.
+func TestKeepAliveIdentities(t *testing.T) {
+	const origin = "https://a.example"
+	s := startKA(t, kaConfig{cors: true})
+	c := s.dial(t)
+	c.handshake()
+	s.waitTakenOver(t, c)
+	withOrigin := []string{"Origin: " + origin}
+	check := func(step string, r kaResp, hdr []string) {
+		t.Helper()
+		want := ""
+		if len(hdr) > 0 {
+			want = origin
+		}
+		if got := r.header.Get("Access-Control-Allow-Origin"); r.status != 200 || got != want {
+			t.Errorf("%s: %d, Access-Control-Allow-Origin %q, want %q", step, r.status, got, want)
+		}
+	}
+	post := func(body string, hdr []string) kaResp {
+		return c.roundTrip(rawRequest("POST", c.target(), append(slices.Clone(hdr), "Content-Type: text/plain;charset=UTF-8", "Content-Length: "+strconv.Itoa(len(body))), body))
+	}
+	// First time with Origin: net/http serves it, and takes the connection again.
+	outer := s.outer.Load()
+	check("first POST with Origin", post("4p0", withOrigin), withOrigin)
+	if s.outer.Load() != outer+1 {
+		t.Fatalf("the first request with Origin was not handed back")
+	}
+	s.waitTakenOver(t, c)
+	outer = s.outer.Load()
+	for i := range 6 {
+		hdr := withOrigin
+		if i%2 == 1 {
+			hdr = nil
+		}
+		c.queue(fmt.Sprintf("4g%d", i))
+		r := c.roundTrip(rawRequest("GET", c.target(), hdr, ""))
+		check(fmt.Sprintf("GET %d", i), r, hdr)
+		if r.body != fmt.Sprintf("4g%d", i) {
+			t.Errorf("GET %d = %q", i, r.body)
+		}
+		check(fmt.Sprintf("POST %d", i), post(fmt.Sprintf("4p%d", i+1), hdr), hdr)
+	}
+	if n := s.outer.Load() - outer; n != 0 {
+		t.Errorf("net/http served %d of the requests, with and without Origin, once both were known", n)
+	}
+	c.expectMessages("p0", "p1", "p2", "p3", "p4", "p5", "p6")
+
+	ids := addIdentity(nil, kaIdentity{path: "/a"})
+	for _, p := range []string{"/b", "/c", "/a", "/d", "/e"} {
+		ids = addIdentity(ids, kaIdentity{path: p})
+	}
+	var paths []string
+	for _, id := range ids {
+		paths = append(paths, id.path)
+	}
+	if want := []string{"/c", "/a", "/d", "/e"}; !slices.Equal(paths, want) {
+		t.Errorf("identities kept: %v, want %v (the newest %d, one each)", paths, want, maxIdentities)
+	}
+}
