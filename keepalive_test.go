@@ -276,6 +276,9 @@ func TestKeepAlivePollingOnTheEventLoop(t *testing.T) {
 			t.Fatalf("poll %d = %d %q, want %q", i, status, body, want)
 		}
 	}
+	if got := value(scrape(t, murl), "engineio_polling_keepalive_requests_total"); got < 40 {
+		t.Errorf("requests served on the event loop = %v, want the 20 POSTs and 20 GETs at least", got)
+	}
 	// Anything else goes back to net/http, on the same connection.
 	if status, body = k.do(http.MethodGet, "/healthz", ""); status != http.StatusOK || body != "ok\n" {
 		t.Fatalf("GET /healthz on the engine's connection = %d %q", status, body)

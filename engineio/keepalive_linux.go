@@ -399,6 +399,7 @@ func (pc *pollConn) serve(onLoop bool) int {
 		if id == nil || !pc.take(&h, id.extra, onLoop) {
 			return pc.handBack(onLoop)
 		}
+		pc.srv.stats.kaRequests.Add(1)
 	}
 }
 

@@ -16,6 +16,7 @@ type Stats struct {
 
 	kaConns          atomic.Int64 // keep-alive connections served by the engine (Options.KeepAlive)
 	kaTaken, kaGiven atomic.Uint64
+	kaRequests       atomic.Uint64
 
 	deflateNegotiated         atomic.Uint64
 	deflatedMsgs              atomic.Uint64
@@ -91,6 +92,9 @@ type StatsSnapshot struct {
 	// those given back for a request the fast path does not serve.
 	KeepAliveConns                 int64
 	KeepAliveTaken, KeepAliveGiven uint64
+	// KeepAliveRequests counts the polling requests served on the fast
+	// path (net/http's are not counted).
+	KeepAliveRequests uint64
 }
 
 func (st *Stats) opened(websocket bool) {
@@ -159,6 +163,7 @@ func (st *Stats) snapshot() StatsSnapshot {
 		KeepAliveConns:    st.kaConns.Load(),
 		KeepAliveTaken:    st.kaTaken.Load(),
 		KeepAliveGiven:    st.kaGiven.Load(),
+		KeepAliveRequests: st.kaRequests.Load(),
 		Refused:           map[int]uint64{},
 		Refusals:          map[Refusal]uint64{},
 		Closed:            map[string]uint64{},

@@ -46,6 +46,8 @@ var (
 		"Keep-alive connections whose long polls the engine serves on its event loop now (-polling-keepalive)", nil, nil)
 	descKeepAliveMoves = prometheus.NewDesc("engineio_polling_keepalive_moves_total",
 		"Keep-alive connections taken over from net/http by the long-polling fast path (to=engine), and given back to it for another request (to=net_http)", []string{"to"}, nil)
+	descKeepAliveRequests = prometheus.NewDesc("engineio_polling_keepalive_requests_total",
+		"Long-polling requests (GETs and POSTs) served on the event loop by the keep-alive fast path, without net/http", nil, nil)
 	descQueue = prometheus.NewDesc("engineio_send_queue_packets",
 		"Packets waiting in each open session's send queue, sampled at the scrape", nil, nil)
 	descQueueBytes = prometheus.NewDesc("engineio_send_queue_bytes",
@@ -60,7 +62,7 @@ var queueBuckets = []float64{0, 1, 4, 16, 64, 256, 1024, 4096}
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnected, descSessions, descOpened, descUpgrades, descClosed,
 		descRefused, descSlow, descShed, descMsgsIn, descBytesIn, descMsgsOut, descBytesOut, descQueue, descQueueBytes, descSockets,
-		descDeflateNegotiated, descDeflatedMsgs, descDeflatedBytes, descKeepAlive, descKeepAliveMoves} {
+		descDeflateNegotiated, descDeflatedMsgs, descDeflatedBytes, descKeepAlive, descKeepAliveMoves, descKeepAliveRequests} {
 		ch <- d
 	}
 }
@@ -98,6 +100,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descKeepAlive, float64(st.KeepAliveConns))
 	counter(descKeepAliveMoves, st.KeepAliveTaken, "engine")
 	counter(descKeepAliveMoves, st.KeepAliveGiven, "net_http")
+	counter(descKeepAliveRequests, st.KeepAliveRequests)
 
 	buckets := make(map[float64]uint64, len(queueBuckets))
 	for _, le := range queueBuckets {

@@ -182,3 +182,36 @@ for (const transport of ["websocket", "polling"]) {
     assertNoErrors(a, b);
   });
 }
+
+// metric reads one Prometheus sample (no labels, or the given ones).
+async function metric(addr, name, labels = "") {
+  const text = await (await fetch(`http://${addr}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name}${labels} `));
+  return line ? Number(line.split(" ")[1]) : NaN;
+}
+
+serverTest("on polling only, the page's later requests are served on the event loop (-polling-keepalive, the default)",
+  { timeout: 60_000, flags: ["-metrics-addr", "127.0.0.1:0"] }, async (t, srv) => {
+    const context = await newChatContext(srv, ["polling"]);
+    const a = await openChat(context, srv, "A");
+    const b = await openChat(context, srv, "B");
+    await chatBothWays(a, b);
+    // Chromium's GETs come without Origin, its POSTs with it, on shared
+    // connections: each connection goes back to net/http once per kind,
+    // then the fast path serves both.
+    const want = ["hello from A", "hi A, B here", "<b>bold</b>"];
+    for (let i = 0; i < 20; i++) {
+      const text = `${i % 2 ? "B" : "A"} says ${i}`;
+      await send(i % 2 ? b : a, text);
+      want.push(text);
+    }
+    await Promise.all([waitForTexts(a, want), waitForTexts(b, want)]);
+    const { addr } = await srv.waitForLog((r) => r.msg === "metrics listening", 5_000, '"metrics listening"');
+    const served = await metric(addr, "engineio_polling_keepalive_requests_total");
+    const polls = a.seen.polling + b.seen.polling;
+    const back = await metric(addr, "engineio_polling_keepalive_moves_total", '{to="net_http"}');
+    t.diagnostic(`polling requests: ${polls}, served on the event loop: ${served}, connections given back: ${back}`);
+    assert.ok(served >= polls / 2, `${served} of the pages' ${polls} polling requests served on the event loop, want half at least`);
+    assert.ok(back <= 8, `connections given back to net/http: ${back}, want a few (two kinds of request on each of a few connections)`);
+    assertNoErrors(a, b);
+  });
