@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -25,6 +26,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/chatio/socketio-chat/internal/testlog"
@@ -1436,5 +1438,80 @@ func TestKeepAliveIdentities(t *testing.T) {
 	}
 	if want := []string{"/c", "/a", "/d", "/e"}; !slices.Equal(paths, want) {
 		t.Errorf("identities kept: %v, want %v (the newest %d, one each)", paths, want, maxIdentities)
+	}
+}
+
+// TestKeepAliveDeadlines checks the fast path's deadlines in a synctest
+// bubble, with the connection's socket left out (a pipe stands for the
+// listener's connection): idle, a head from its first byte (moving an idle
+// deadline that is later), a POST's body (pingInterval + pingTimeout), an
+// answer's write (pingTimeout), none while a GET waits; each closes the
+// connection at its time, not before.
+func TestKeepAliveDeadlines(t *testing.T) {
+	const (
+		idle, head         = 30 * time.Second, 10 * time.Second
+		interval, pingWait = 25 * time.Second, 20 * time.Second
+	)
+	tests := []struct {
+		name   string
+		phases []int // set in turn, one second apart
+		want   time.Duration
+	}{
+		{"idle", []int{phaseIdle}, idle},
+		{"head", []int{phaseIdle, phaseHead}, 1*time.Second + head},
+		{"head, its first byte only", []int{phaseIdle, phaseHead, phaseHead, phaseHead}, 1*time.Second + head},
+		{"body", []int{phaseIdle, phaseBody}, 1*time.Second + interval + pingWait},
+		{"write", []int{phaseIdle, phaseWrite}, 1*time.Second + pingWait},
+		{"write, then idle again", []int{phaseIdle, phaseWrite, phaseIdle}, 2*time.Second + idle},
+		{"waiting GET", []int{phaseIdle, phaseWait}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				srv := &Server{log: slog.New(slog.DiscardHandler)}
+				srv.opts.PingInterval, srv.opts.PingTimeout = interval, pingWait
+				srv.opts.KeepAlive = &KeepAlive{IdleTimeout: idle, HeaderTimeout: head, MaxHeaderBytes: 1 << 10}
+				a, b := net.Pipe()
+				defer b.Close()
+				pc := &pollConn{srv: srv, fc: &fdConn{fd: -1}, nc: a, ka: srv.opts.KeepAlive}
+				srv.addPollConn(pc)
+				start := time.Now()
+				for i, ph := range tt.phases {
+					if i > 0 {
+						time.Sleep(time.Second)
+					}
+					pc.mu.Lock()
+					pc.setPhaseLocked(ph)
+					pc.mu.Unlock()
+				}
+				closed := func() bool {
+					pc.mu.Lock()
+					defer pc.mu.Unlock()
+					return pc.closed
+				}
+				if tt.want == 0 {
+					time.Sleep(time.Hour)
+					synctest.Wait()
+					if closed() {
+						t.Fatal("closed while a GET waits")
+					}
+					pc.shut()
+					return
+				}
+				time.Sleep(tt.want - time.Since(start) - time.Millisecond)
+				synctest.Wait()
+				if closed() {
+					t.Fatalf("closed %v after the start, before its deadline %v", time.Since(start), tt.want)
+				}
+				time.Sleep(2 * time.Millisecond)
+				synctest.Wait()
+				if !closed() {
+					t.Fatalf("still open %v after the start, past its deadline %v", time.Since(start), tt.want)
+				}
+				if srv.PollConns() != 0 {
+					t.Errorf("PollConns() = %d after the close", srv.PollConns())
+				}
+			})
+		})
 	}
 }
