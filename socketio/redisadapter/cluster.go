@@ -398,9 +398,11 @@ func (c *Cluster) publish(ctx context.Context, batch []publication) {
 			giveUp = "retry bound passed"
 		}
 		if giveUp != "" {
-			c.stats.dropped.Add(uint64(len(left)))
+			// Logged before it is counted: whoever sees the count (a
+			// test, a scrape) finds the reason in the log.
 			c.log.Warn("redis adapter: publications dropped", "dropped", len(left), "attempts", attempts,
 				"retried_for", now.Sub(firstFailure).Round(time.Millisecond), "err", err, "reason", giveUp)
+			c.stats.dropped.Add(uint64(len(left)))
 			return
 		}
 		t := time.NewTimer(delay)
