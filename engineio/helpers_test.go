@@ -7,6 +7,7 @@ package engineio
 
 import (
 	"bufio"
+	"compress/gzip"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
@@ -183,9 +184,14 @@ func (r *recorder) isClosed() bool {
 // recorders; sessions receives each recorder as its session opens.
 type testServer struct {
 	*Server
-	ts       *httptest.Server
-	sessions chan *recorder
+	sessionFeed
+	ts *httptest.Server
 }
+
+// sessionFeed is the sessions a test server opens, in order.
+type sessionFeed struct{ opened chan *recorder }
+
+func newSessionFeed() sessionFeed { return sessionFeed{make(chan *recorder, 1024)} }
 
 // startServer starts a server with opts (its logs go to the test's log)
 // over httptest; its sessions echo what they receive when echo is set.
@@ -199,10 +205,10 @@ func startServer(tb testing.TB, opts Options, echo bool) *testServer {
 		// Server.Close, gracefully) are gone soon.
 		opts.CloseTimeout = 300 * time.Millisecond
 	}
-	s := &testServer{sessions: make(chan *recorder, 1024)}
+	s := &testServer{sessionFeed: newSessionFeed()}
 	s.Server = NewServer(opts, func(sess *Session) SessionHandler {
 		r := newRecorder(sess, echo)
-		s.sessions <- r
+		s.opened <- r
 		return r
 	})
 	s.ts = httptest.NewServer(s.Server)
@@ -218,10 +224,10 @@ func startServer(tb testing.TB, opts Options, echo bool) *testServer {
 }
 
 // session waits for the next session the server opens.
-func (s *testServer) session(tb testing.TB) *recorder {
+func (s *sessionFeed) session(tb testing.TB) *recorder {
 	tb.Helper()
 	select {
-	case r := <-s.sessions:
+	case r := <-s.opened:
 		return r
 	case <-time.After(waitTimeout):
 		tb.Fatalf("no session opened within %v", waitTimeout)
@@ -602,4 +608,18 @@ func (e *executor) idle() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return !e.running
+}
+
+// gunzip decompresses a gzip body.
+func gunzip(tb testing.TB, body string) string {
+	tb.Helper()
+	zr, err := gzip.NewReader(strings.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(b)
 }

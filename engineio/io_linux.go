@@ -73,21 +73,9 @@ func (e *epoll) wrap(nc net.Conn, writeTimeout time.Duration) (ioEngine, rawConn
 	if tc == nil {
 		return goroutineIO.wrap(nc, writeTimeout)
 	}
-	sc, err := tc.SyscallConn()
+	fd, err := dupTCP(tc)
 	if err != nil {
 		return nil, nil, err
-	}
-	// One fcntl(F_DUPFD_CLOEXEC) rather than dup, then F_SETFD and
-	// F_GETFL/F_SETFL: the duplicate shares the open file description,
-	// which Go's network poller made non-blocking (it polls nothing else),
-	// so O_NONBLOCK is already set; descriptors are close-on-exec.
-	fd := -1
-	var dupErr error
-	if err := sc.Control(func(s uintptr) { fd, dupErr = dupCloexec(int(s)) }); err != nil {
-		return nil, nil, err
-	}
-	if dupErr != nil {
-		return nil, nil, dupErr
 	}
 	_ = nc.Close() // the duplicate keeps the socket open; wrappers see their Close
 	return e, &fdConn{fd: fd}, nil
@@ -117,6 +105,24 @@ func liveTCP(nc net.Conn) (tc *net.TCPConn, isTLS bool) {
 	}
 	tc, _ = inner.(*net.TCPConn)
 	return tc, false
+}
+
+// dupTCP duplicates tc's descriptor. One fcntl(F_DUPFD_CLOEXEC) rather
+// than dup, then F_SETFD and F_GETFL/F_SETFL: the duplicate shares the
+// open file description, which Go's network poller made non-blocking (it
+// polls nothing else), so O_NONBLOCK is already set; descriptors are
+// close-on-exec.
+func dupTCP(tc *net.TCPConn) (int, error) {
+	sc, err := tc.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd := -1
+	var dupErr error
+	if err := sc.Control(func(s uintptr) { fd, dupErr = dupCloexec(int(s)) }); err != nil {
+		return -1, err
+	}
+	return fd, dupErr
 }
 
 // dupCloexec duplicates fd, close-on-exec, in one system call.
@@ -256,40 +262,24 @@ func (e *epoll) loop() {
 // go on from where it stopped.
 type loopReader interface{ readOnLoop() bool }
 
-// readableOnLoop is readable on the epoll loop.
-func (e *epoll) readableOnLoop(c evConn) {
-	lr, ok := c.(loopReader)
-	if !ok {
-		e.readable(c)
-		return
-	}
-	rs := &c.evs().rstate
-	for {
-		switch st := rs.Load(); st {
-		case readIdle:
-			if rs.CompareAndSwap(readIdle, readRunning) {
-				if !lr.readOnLoop() {
-					e.readers.submit(c)
-				}
-				return
-			}
-		case readRunning:
-			if rs.CompareAndSwap(readRunning, readAgain) {
-				return
-			}
-		default: // readAgain, readDead
-			return
-		}
-	}
-}
+// readableOnLoop is readable on the epoll loop: a loopReader's read
+// starts there.
+func (e *epoll) readableOnLoop(c evConn) { e.startRead(c, true) }
 
 // readable starts a read of c, or tells the running one to read again.
-func (e *epoll) readable(c evConn) {
+func (e *epoll) readable(c evConn) { e.startRead(c, false) }
+
+func (e *epoll) startRead(c evConn, onLoop bool) {
 	rs := &c.evs().rstate
 	for {
 		switch st := rs.Load(); st {
 		case readIdle:
 			if rs.CompareAndSwap(readIdle, readRunning) {
+				if onLoop {
+					if lr, ok := c.(loopReader); ok && lr.readOnLoop() {
+						return
+					}
+				}
 				e.readers.submit(c)
 				return
 			}

@@ -34,9 +34,11 @@ type pollConn struct {
 	srv *Server
 	e   *epoll
 	fc  *fdConn
-	// nc is the connection net/http served: kept open (an admission
-	// control counts it until it is closed) and given back as it is for a
-	// request the fast path does not take. obs is nc's ConnObserver, or nil.
+	// nc is the connection net/http served, its own descriptor closed at
+	// the takeover: kept open for an admission control that counts it
+	// until it is closed, and carried by the connection given back for a
+	// request the fast path does not take (returnedConn). obs is nc's
+	// ConnObserver, or nil.
 	nc  net.Conn
 	obs ConnObserver
 	ka  *KeepAlive
@@ -46,7 +48,7 @@ type pollConn struct {
 	// answers (see KeepAlive). Read-only.
 	ids []kaIdentity
 
-	timer *time.Timer // the deadline's (see setDeadlineLocked)
+	timer *time.Timer // the deadline's (see setPhaseLocked)
 
 	mu sync.Mutex
 	// in is what was read and not yet served; the reader appends to it
@@ -233,17 +235,9 @@ func dupSocket(nc net.Conn) (*fdConn, *net.TCPConn, error) {
 		}
 		return nil, nil, fmt.Errorf("%T is not a TCP connection", nc)
 	}
-	sc, err := tc.SyscallConn()
+	fd, err := dupTCP(tc)
 	if err != nil {
 		return nil, nil, err
-	}
-	fd := -1
-	var dupErr error
-	if err := sc.Control(func(s uintptr) { fd, dupErr = dupCloexec(int(s)) }); err != nil {
-		return nil, nil, err
-	}
-	if dupErr != nil {
-		return nil, nil, dupErr
 	}
 	return &fdConn{fd: fd}, tc, nil
 }
@@ -340,7 +334,7 @@ const (
 
 // serve serves the complete requests in the input, one at a time: it
 // stops at a request whose answer is pending (a GET that waits, an answer
-// the socket has not taken yet), which calls kick once it is done. On the
+// the socket has not taken yet), whose write reads on once it is done. On the
 // epoll loop (onLoop) it stops, changing nothing, before a step that needs
 // a goroutine of its own.
 func (pc *pollConn) serve(onLoop bool) int {
@@ -674,33 +668,7 @@ func (pc *pollConn) appendAnswerLocked(b []byte, contentType string, body []byte
 // servePost hands a POST's packets to its session, as Session.servePost
 // does, and answers "ok". It runs on the reader.
 func (pc *pollConn) servePost(s *Session, body []byte, binary bool) {
-	var packets []packet
-	var err error
-	switch {
-	case binary:
-		packets, err = decodePayloadV3Binary(body)
-	case s.protocol == 4:
-		packets, err = decodePayloadV4(validUTF8(body))
-	default:
-		packets, err = decodePayloadV3Text(validUTF8(body))
-	}
-	if err != nil {
-		s.srv.log.Warn("refused packet", "sid", s.id, "transport", "polling", "remote", s.hs.remoteAddr(),
-			"reason", "invalid Engine.IO payload: "+err.Error())
-	}
-	for _, p := range packets {
-		if p.typ == typeClose {
-			s.closeByClient()
-			break
-		}
-		s.receive(p)
-	}
-	if err != nil {
-		s.close("parse error", err, false, nil)
-	}
-	s.mu.Lock()
-	s.pl.posting = false
-	s.mu.Unlock()
+	s.handlePost(body, binary, "polling", s.hs.remoteAddr())
 	pc.mu.Lock()
 	pc.setAnswerLocked(hdrTextHTML[0], []byte("ok"), false)
 	pc.mu.Unlock()
@@ -991,7 +959,6 @@ func (srv *Server) addPollConn(pc *pollConn) bool {
 		p.m = make(map[*pollConn]struct{})
 	}
 	p.m[pc] = struct{}{}
-	srv.stats.kaConns.Add(1)
 	srv.stats.kaTaken.Add(1)
 	return true
 }
@@ -999,10 +966,7 @@ func (srv *Server) addPollConn(pc *pollConn) bool {
 func (srv *Server) removePollConn(pc *pollConn) {
 	p := &srv.ka
 	p.mu.Lock()
-	if _, ok := p.m[pc]; ok {
-		delete(p.m, pc)
-		srv.stats.kaConns.Add(-1)
-	}
+	delete(p.m, pc)
 	p.mu.Unlock()
 }
 

@@ -259,7 +259,26 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 		}
 		body, binary = d, false
 	}
+	open := s.handlePost(body, binary, transport, r.RemoteAddr)
+	s.answerPost(w)
+	if open && r.ContentLength == int64(len(body)) {
+		s.keepAlive(w, r, false)
+	}
+}
+
+// handlePost hands the packets of a POST's body to the session and ends
+// the POST (posting); it reports whether the session is still open. A
+// bad payload is logged (remote is the client's address): the packets
+// before the bad one are handled, the session closes (its pending GET
+// gets CLOSE, the next GET 400), and the POST still gets its "ok", as in
+// Node (engine.io-parser decodes up to an error packet, on which
+// Socket.onPacket closes). The packets come first, then the answer, as
+// Node does (onData, then res.end("ok"), the request forgotten at once): a
+// client sends its next POST as soon as it has the "ok", maybe on another
+// connection, and that POST must not find this one still in progress.
+func (s *Session) handlePost(body []byte, binary bool, transport, remote string) (open bool) {
 	var packets []packet
+	var err error
 	switch {
 	case binary:
 		packets, err = decodePayloadV3Binary(body)
@@ -269,13 +288,9 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 		packets, err = decodePayloadV3Text(validUTF8(body))
 	}
 	if err != nil {
-		s.srv.log.Warn("refused packet", "sid", s.id, "transport", transport, "remote", r.RemoteAddr,
+		s.srv.log.Warn("refused packet", "sid", s.id, "transport", transport, "remote", remote,
 			"reason", "invalid Engine.IO payload: "+err.Error())
 	}
-	// The packets first, then the answer, as Node does (onData, then
-	// res.end("ok"), the request forgotten at once): a client sends its
-	// next POST as soon as it has the "ok", maybe on another connection,
-	// and that POST must not find this one still in progress.
 	for _, p := range packets {
 		if p.typ == typeClose {
 			s.closeByClient()
@@ -284,20 +299,13 @@ func (s *Session) servePost(w http.ResponseWriter, r *http.Request) {
 		s.receive(p)
 	}
 	if err != nil {
-		// As Node: the packets before the bad one are handled, the session
-		// closes (its pending GET gets CLOSE, the next GET 400), and the
-		// POST still gets its "ok" (engine.io-parser decodes up to an error
-		// packet, on which Socket.onPacket closes).
 		s.close("parse error", err, false, nil)
 	}
 	s.mu.Lock()
 	s.pl.posting = false
-	open := s.state == stateOpen
+	open = s.state == stateOpen
 	s.mu.Unlock()
-	s.answerPost(w)
-	if open && r.ContentLength == int64(len(body)) {
-		s.keepAlive(w, r, false)
-	}
+	return open
 }
 
 // answerPost answers a POST that was read: "ok", as Node does.

@@ -563,7 +563,11 @@ func (s *Server) Wait(ctx context.Context) error {
 }
 
 // Stats returns counters of what the server did since it started.
-func (s *Server) Stats() StatsSnapshot { return s.stats.snapshot() }
+func (s *Server) Stats() StatsSnapshot {
+	st := s.stats.snapshot()
+	st.KeepAliveConns = int64(s.PollConns())
+	return st
+}
 
 // Queues calls fn with the send queue of every open session: the packets
 // and bytes waiting to be sent. It takes each session's lock in turn, so it

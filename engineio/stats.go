@@ -14,7 +14,6 @@ type Stats struct {
 	msgsIn, bytesIn    atomic.Uint64
 	msgsOut, bytesOut  atomic.Uint64
 
-	kaConns          atomic.Int64 // keep-alive connections served by the engine (Options.KeepAlive)
 	kaTaken, kaGiven atomic.Uint64
 	kaRequests       atomic.Uint64
 
@@ -160,7 +159,6 @@ func (st *Stats) snapshot() StatsSnapshot {
 		DeflatedMessages:  st.deflatedMsgs.Load(),
 		DeflatedFrom:      st.deflatedIn.Load(),
 		DeflatedTo:        st.deflatedBytes.Load(),
-		KeepAliveConns:    st.kaConns.Load(),
 		KeepAliveTaken:    st.kaTaken.Load(),
 		KeepAliveGiven:    st.kaGiven.Load(),
 		KeepAliveRequests: st.kaRequests.Load(),
