@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chatio/socketio-chat/chat"
+	"github.com/chatio/socketio-chat/engineio"
 	"github.com/chatio/socketio-chat/internal/conformance"
 )
 
@@ -116,7 +117,25 @@ func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- 
 		ConnState:         ln.connState,
 	}
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	// With the front door (-ws-front), WebSocket handshakes are served on
+	// the event loop's readers, and every other connection goes to srv
+	// through the hand-back listener below.
+	var front *engineio.Front
+	if fa, ok := app.(interface {
+		Front(http.Handler) *engineio.Front
+	}); ok {
+		front = fa.Front(srv.Handler)
+	}
+	if front != nil {
+		front.ConnContext, front.ConnState = connContext, ln.connState
+		front.Direct = func(c net.Conn) bool {
+			cc := countedOf(c)
+			return cc != nil && cc.reserve // the health reserve's deadline is on the connection: net/http's
+		}
+		go func() { errc <- front.Serve(ln) }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	// The engine gives back, through hb, the keep-alive connections it
 	// took over for long-polling when they send it anything else.
 	if hb, ok := app.(interface{ HandBack() net.Listener }); ok {

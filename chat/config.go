@@ -70,6 +70,10 @@ type Config struct {
 	// keep-alive connection on the epoll engine instead of net/http
 	// (engineio.KeepAlive), with -ws-io epoll. On by default.
 	PollingKeepAlive bool
+	// WSFront reads new connections' first request on the epoll engine and
+	// serves WebSocket handshakes without net/http (engineio.Front), with
+	// -ws-io epoll; every other request goes to net/http. On by default.
+	WSFront bool
 	// WSCompression negotiates permessage-deflate with the WebSocket
 	// clients that offer it (off by default, as in Node); messages of
 	// WSCompressionThreshold bytes or more are sent compressed (0: all).
@@ -209,6 +213,7 @@ func DefaultConfig() Config {
 		MaxPendingPerIP:        512,
 		WebSocketIO:            "epoll",
 		PollingKeepAlive:       true,
+		WSFront:                true,
 		Parser:                 "auto",
 		WSCompressionThreshold: 1024,
 		HTTPIdleTimeout:        30 * time.Second,
@@ -350,6 +355,7 @@ func ParseConfig(args []string, getenv func(string) string, out io.Writer) (Conf
 	integer(&cfg.MaxConnections, "max-connections", "MAX_CONNECTIONS", "most concurrent sessions; more get 503")
 	str(&cfg.WebSocketIO, "ws-io", "WS_IO", "how idle WebSocket connections wait: epoll (no goroutine each, Linux) or goroutine")
 	boolean(&cfg.PollingKeepAlive, "polling-keepalive", "POLLING_KEEPALIVE", "with -ws-io epoll: serve a keep-alive connection's later long-polling requests on the event loop, without net/http")
+	boolean(&cfg.WSFront, "ws-front", "WS_FRONT", "with -ws-io epoll: read a new connection's first request on the event loop and serve WebSocket handshakes without net/http (anything else goes to net/http)")
 	boolean(&cfg.WSCompression, "ws-compression", "WS_COMPRESSION", "negotiate WebSocket compression (permessage-deflate) with clients that offer it")
 	integer(&cfg.WSCompressionThreshold, "ws-compression-threshold", "WS_COMPRESSION_THRESHOLD", "with -ws-compression, the smallest WebSocket message sent compressed, bytes; 0 compresses all")
 	integer(&cfg.MaxHTTPConnections, "max-http-connections", "MAX_HTTP_CONNECTIONS", "most TCP connections that are not WebSocket sessions (HTTP requests, long polls, idle keep-alive); more are closed")

@@ -51,8 +51,8 @@ type Server struct {
 	adminUI http.Handler
 	ready   readiness
 
-	// handBack gives keep-alive connections back to net/http; nil when
-	// -polling-keepalive is off (see HandBack).
+	// handBack gives connections back to net/http; nil when
+	// -polling-keepalive and -ws-front are off (see HandBack).
 	handBack *engineio.HandBack
 
 	closeOnce sync.Once
@@ -183,6 +183,32 @@ func (s *Server) keepAlive() *engineio.KeepAlive {
 		HeaderTimeout:  HTTPHeaderTimeout,
 		MaxHeaderBytes: HTTPMaxHeaderBytes,
 	}
+}
+
+// Front is the front door of the HTTP server's listener (engineio.Front):
+// it serves WebSocket handshakes to the engine's path with h (the HTTP
+// server's handler) on the event loop's readers, and gives every other
+// connection to net/http through HandBack. nil when -ws-front is off or
+// the engine is not epoll.
+func (s *Server) Front(h http.Handler) *engineio.Front {
+	if !s.cfg.WSFront || ioMode(s.cfg.WebSocketIO) != engineio.IOModeEpoll {
+		return nil
+	}
+	if s.handBack == nil {
+		s.handBack = engineio.NewHandBack(nil)
+	}
+	f := &engineio.Front{
+		Handler:        h,
+		HandBack:       s.handBack,
+		Paths:          []string{s.cfg.Path},
+		HeaderTimeout:  HTTPHeaderTimeout,
+		MaxHeaderBytes: HTTPMaxHeaderBytes,
+		Log:            s.log,
+	}
+	if s.metrics != nil {
+		s.metrics.InstrumentFront(f)
+	}
+	return f
 }
 
 // HandBack is the listener through which the engine gives keep-alive

@@ -12,7 +12,9 @@ import (
 //   - a queued packet (Message) costs its payload and its slot in the
 //     queue's slice, plus that slice's slack: append grows a slice to at
 //     most twice its length, so a slot costs at most twice a Message
-//     (2 × 40 bytes on 64-bit platforms);
+//     (2 × 40 bytes on 64-bit platforms); a queue that reuses the array
+//     an earlier one emptied (a WebSocket's, see maxSpareQueue) may hold
+//     up to 64 slots whatever it holds, a slack not counted;
 //   - a control frame of the WebSocket's own (a pong, "3probe") costs its
 //     payload, copied from the client's ping, and its slot likewise.
 //

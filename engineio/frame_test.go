@@ -64,11 +64,15 @@ type fakeRaw struct {
 	n        int64
 	closed   bool
 	shutdown bool
+	bufs     []int  // the buffers of each writev, unless discard
+	onWrite  func() // if set, called by each writev, without r.mu (a send during a write)
 }
 
 func (r *fakeRaw) writev(bufs [][]byte) (int, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	if !r.discard {
+		r.bufs = append(r.bufs, len(bufs))
+	}
 	n := 0
 	for _, b := range bufs {
 		n += len(b)
@@ -77,6 +81,11 @@ func (r *fakeRaw) writev(bufs [][]byte) (int, error) {
 		}
 	}
 	r.n += int64(n)
+	onWrite := r.onWrite
+	r.mu.Unlock()
+	if onWrite != nil {
+		onWrite()
+	}
 	return n, nil
 }
 

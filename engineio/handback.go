@@ -178,6 +178,21 @@ func (c *returnedConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// CloseWrite shuts the connection's writing side, as net/http does before
+// closing a connection whose client may still be sending (its
+// closeWriteAndWait): without it, what the client sent and net/http did
+// not read turns the close into a reset, which can destroy the last
+// answer (a 431) before the client has read it.
+func (c *returnedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	if tc, _ := liveTCP(c.Conn); tc != nil {
+		return tc.CloseWrite()
+	}
+	return nil
+}
+
 // NetConn is the connection the listener gave, which the engine had
 // hijacked (its own descriptor closed: see liveTCP).
 func (c *returnedConn) NetConn() net.Conn { return c.acct }
@@ -210,6 +225,9 @@ func unread(nc net.Conn, br *bufio.Reader) []byte {
 	if n := br.Buffered(); n > 0 {
 		b, _ := br.Peek(n)
 		in = append(make([]byte, 0, n), b...)
+	}
+	if fh, ok := nc.(*frontHijacked); ok {
+		nc = fh.returnedConn
 	}
 	if back, ok := nc.(*returnedConn); ok {
 		back.mu.Lock()

@@ -2,6 +2,7 @@ package engineio
 
 import (
 	"bytes"
+	"net/textproto"
 	"strconv"
 )
 
@@ -233,4 +234,155 @@ func acceptsGzip(v []byte) bool {
 		return f > 0
 	}
 	return false
+}
+
+// upgradeHead is what the front door (front_linux.go) reads of a WebSocket
+// handshake's head: the request target and the header fields, their names
+// canonical as net/http makes them. The strings are copies.
+type upgradeHead struct {
+	target string // origin-form: path and query
+	path   string
+	host   string
+	header map[string][]string
+	n      int // the head's length, its blank line included
+}
+
+// parseUpgradeHead reads the complete head b[:n] (n from headEnd) of a
+// WebSocket handshake. It accepts only the strict subset of HTTP/1.1 a
+// WebSocket client sends: a GET with an origin-form target without
+// escapes in its path, CRLF line ends, header names of token characters,
+// values of visible characters, spaces and tabs; exactly one Host, of the
+// characters a host name, an IP literal and a port are made of; Upgrade
+// with the token websocket and Connection with the token upgrade; no body
+// (Content-Length, Transfer-Encoding) and no Expect. It reports false for
+// anything else, which net/http serves (or refuses) with all of its
+// rules.
+func parseUpgradeHead(b []byte, n int, h *upgradeHead) bool {
+	*h = upgradeHead{n: n}
+	head := b[:n-2]
+	line, rest, ok := cutLine(head)
+	if !ok {
+		return false
+	}
+	target, ok := bytes.CutPrefix(line, []byte("GET "))
+	if !ok {
+		return false
+	}
+	target, ok = bytes.CutSuffix(target, []byte(" HTTP/1.1"))
+	if !ok || len(target) == 0 || target[0] != '/' {
+		return false
+	}
+	for _, c := range target {
+		if c <= ' ' || c >= 0x7f || c == '#' {
+			return false
+		}
+	}
+	path, _, _ := bytes.Cut(target, []byte("?"))
+	if bytes.IndexByte(path, '%') >= 0 {
+		return false // escapes: net/http decodes (or refuses) them
+	}
+	var hasHost, upgrade, connUpgrade bool
+	header := make(map[string][]string, 8)
+	for len(rest) > 0 {
+		line, rest, ok = cutLine(rest)
+		if !ok {
+			return false
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return false
+		}
+		name, value := line[:colon], trimOWS(line[colon+1:])
+		for _, c := range name {
+			if !isTokenChar(c) {
+				return false
+			}
+		}
+		for _, c := range value {
+			if c < ' ' && c != '\t' || c == 0x7f {
+				return false
+			}
+		}
+		switch {
+		case equalFold(name, "host"):
+			if hasHost || !validHost(value) {
+				return false
+			}
+			hasHost, h.host = true, string(value)
+			continue // net/http keeps Host out of the header map
+		case equalFold(name, "upgrade"):
+			upgrade = upgrade || hasToken(value, "websocket")
+		case equalFold(name, "connection"):
+			connUpgrade = connUpgrade || hasToken(value, "upgrade")
+			if hasToken(value, "close") {
+				return false
+			}
+		case equalFold(name, "content-length"), equalFold(name, "transfer-encoding"), equalFold(name, "expect"):
+			return false
+		}
+		key := canonicalKey(name)
+		header[key] = append(header[key], string(value))
+	}
+	if !hasHost || !upgrade || !connUpgrade {
+		return false
+	}
+	if _, ok := header["Cache-Control"]; !ok && len(header["Pragma"]) > 0 && header["Pragma"][0] == "no-cache" {
+		header["Cache-Control"] = []string{"no-cache"} // as net/http (HTTP/1.0's Pragma)
+	}
+	h.target, h.path, h.header = string(target), string(path), header
+	return true
+}
+
+// hasToken reports whether the comma-separated list v has tok (lower
+// case), ignoring ASCII case.
+func hasToken(v []byte, tok string) bool {
+	for t := range bytes.SplitSeq(v, []byte(",")) {
+		if equalFold(trimOWS(t), tok) {
+			return true
+		}
+	}
+	return false
+}
+
+// validHost reports whether a Host value has only the characters of a
+// host name, an IPv4 or IPv6 literal and a port: a subset of what
+// net/http accepts.
+func validHost(v []byte) bool {
+	for _, c := range v {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '.', c == '-', c == ':', c == '[', c == ']', c == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey of a token, without an
+// allocation for the names a WebSocket handshake usually has.
+func canonicalKey(name []byte) string {
+	for _, k := range commonKeys {
+		if len(k.lower) == len(name) && equalFold(name, k.lower) {
+			return k.canonical
+		}
+	}
+	return textproto.CanonicalMIMEHeaderKey(string(name))
+}
+
+var commonKeys = [...]struct{ lower, canonical string }{
+	{"upgrade", "Upgrade"},
+	{"connection", "Connection"},
+	{"sec-websocket-key", "Sec-Websocket-Key"},
+	{"sec-websocket-version", "Sec-Websocket-Version"},
+	{"sec-websocket-extensions", "Sec-Websocket-Extensions"},
+	{"sec-websocket-protocol", "Sec-Websocket-Protocol"},
+	{"origin", "Origin"},
+	{"user-agent", "User-Agent"},
+	{"cookie", "Cookie"},
+	{"accept-encoding", "Accept-Encoding"},
+	{"accept-language", "Accept-Language"},
+	{"cache-control", "Cache-Control"},
+	{"pragma", "Pragma"},
+	{"x-forwarded-for", "X-Forwarded-For"},
 }

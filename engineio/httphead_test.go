@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -436,6 +438,188 @@ func FuzzParseHead(f *testing.F) {
 		}
 		if err := agreesWithNetHTTP(b[:n], &h); err != nil {
 			t.Fatalf("parseHead(%q) serves it, but %v", b[:n], err)
+		}
+	})
+}
+
+// wsHandshake is a WebSocket handshake's head: GET target from host with
+// the header lines given (each without its CRLF), blank line included.
+func wsHandshake(target string, lines ...string) string {
+	return headOf("GET "+target+" HTTP/1.1", lines...)
+}
+
+// wsLines are the lines every WebSocket client sends, but Host.
+var wsLines = []string{"Upgrade: websocket", "Connection: Upgrade",
+	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"}
+
+// wsHead is a handshake to /socket.io/ from host h with wsLines and more.
+func wsHead(more ...string) string {
+	return wsHandshake("/socket.io/?EIO=4&transport=websocket", append(append([]string{"Host: h"}, wsLines...), more...)...)
+}
+
+// upgradeCases are heads of WebSocket handshakes, real and malformed, and
+// whether parseUpgradeHead takes them; the fields are checked when it does.
+var upgradeCases = []struct {
+	name, head string
+	ok         bool
+	host, path string
+}{
+	{"chrome", wsHandshake("/socket.io/?EIO=4&transport=websocket",
+		"Host: localhost:3000", "Connection: Upgrade", "Pragma: no-cache", "Cache-Control: no-cache",
+		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
+		"Upgrade: websocket", "Origin: http://localhost:3000", "Sec-WebSocket-Version: 13",
+		"Accept-Encoding: gzip, deflate, br, zstd", "Accept-Language: en-US,en;q=0.9",
+		"Cookie: io=AAAAAAAAAAAAAAAAAAAA; theme=dark",
+		"Sec-WebSocket-Key: x3JJHMbDL1EzLkh9GBhXDw==",
+		"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"),
+		true, "localhost:3000", "/socket.io/"},
+	{"firefox", wsHandshake("/socket.io/?EIO=4&transport=websocket&sid=AAAAAAAAAAAAAAAAAAAA",
+		"Host: chat.example.com", "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0",
+		"Accept: */*", "Accept-Language: en-US,en;q=0.5", "Accept-Encoding: gzip, deflate, br, zstd",
+		"Sec-WebSocket-Version: 13", "Origin: https://chat.example.com",
+		"Sec-WebSocket-Extensions: permessage-deflate", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+		"Connection: keep-alive, Upgrade", "Sec-Fetch-Dest: empty", "Sec-Fetch-Mode: websocket",
+		"Sec-Fetch-Site: same-origin", "Pragma: no-cache", "Cache-Control: no-cache", "Upgrade: websocket"),
+		true, "chat.example.com", "/socket.io/"},
+	{"node ws", wsHandshake("/socket.io/?EIO=4&transport=websocket",
+		"Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: 3Vd0b0sDq7pcHrjZQzbH2g==", "Connection: Upgrade",
+		"Upgrade: websocket", "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits",
+		"Host: 127.0.0.1:3000"),
+		true, "127.0.0.1:3000", "/socket.io/"},
+	{"gorilla", wsHandshake("/engine.io/?EIO=4&transport=websocket",
+		"Host: [::1]:8080", "User-Agent: Go-http-client/1.1", "Connection: Upgrade",
+		"Sec-WebSocket-Key: 3Vd0b0sDq7pcHrjZQzbH2g==", "Sec-WebSocket-Version: 13", "Upgrade: websocket"),
+		true, "[::1]:8080", "/engine.io/"},
+	{"without Origin", wsHead(), true, "h", "/socket.io/"},
+	{"with Origin", wsHead("Origin: http://h"), true, "h", "/socket.io/"},
+	{"subprotocols", wsHead("Sec-WebSocket-Protocol: chat, superchat"), true, "h", "/socket.io/"},
+	{"two cookies", wsHead("Cookie: a=1", "Cookie: b=2"), true, "h", "/socket.io/"},
+	{"odd case", wsHandshake("/x", "hOsT: h", "UPGRADE: WebSocket", "connection: UPGRADE", "x-forwarded-FOR: 1.2.3.4"), true, "h", "/x"},
+	{"OWS", wsHandshake("/x", "Host:h", "Upgrade:\twebsocket ", "Connection:  keep-alive ,upgrade\t", "X-A:"), true, "h", "/x"},
+	{"no query", wsHandshake("/x", append([]string{"Host: h"}, wsLines...)...), true, "h", "/x"},
+	{"underscore host", wsHandshake("/x", append([]string{"Host: my_host.local"}, wsLines...)...), true, "my_host.local", "/x"},
+
+	{"no Upgrade", wsHandshake("/x", "Host: h", "Connection: Upgrade"), false, "", ""},
+	{"no Connection upgrade", wsHandshake("/x", "Host: h", "Upgrade: websocket", "Connection: keep-alive"), false, "", ""},
+	{"Upgrade h2c", wsHandshake("/x", "Host: h", "Upgrade: h2c", "Connection: Upgrade"), false, "", ""},
+	{"Connection close", wsHead("Connection: close"), false, "", ""},
+	{"no Host", wsHandshake("/x", wsLines...), false, "", ""},
+	{"two Hosts", wsHead("Host: h"), false, "", ""},
+	{"Host with slash", wsHandshake("/x", append([]string{"Host: h/x"}, wsLines...)...), false, "", ""},
+	{"Host with at", wsHandshake("/x", append([]string{"Host: u@h"}, wsLines...)...), false, "", ""},
+	{"Content-Length", wsHead("Content-Length: 0"), false, "", ""},
+	{"Transfer-Encoding", wsHead("Transfer-Encoding: chunked"), false, "", ""},
+	{"Expect", wsHead("Expect: 100-continue"), false, "", ""},
+	{"POST", headOf("POST /x HTTP/1.1", append([]string{"Host: h"}, wsLines...)...), false, "", ""},
+	{"HTTP/1.0", headOf("GET /x HTTP/1.0", append([]string{"Host: h"}, wsLines...)...), false, "", ""},
+	{"absolute-form", wsHandshake("http://h/x", append([]string{"Host: h"}, wsLines...)...), false, "", ""},
+	{"escape in path", wsHandshake("/a%20b", append([]string{"Host: h"}, wsLines...)...), false, "", ""},
+	{"hash in target", wsHandshake("/a#b", append([]string{"Host: h"}, wsLines...)...), false, "", ""},
+	{"bare LF", "GET /x HTTP/1.1\nHost: h\nUpgrade: websocket\nConnection: Upgrade\r\n\r\n", false, "", ""},
+	{"obs-fold", wsHead("X-A: a", " b"), false, "", ""},
+	{"space before colon", wsHead("Origin : o"), false, "", ""},
+	{"NUL in value", wsHead("Origin: a\x00b"), false, "", ""},
+	{"CR in value", "GET /x HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX: a\rb\r\n\r\n", false, "", ""},
+}
+
+func TestParseUpgradeHead(t *testing.T) {
+	for _, tc := range upgradeCases {
+		t.Run(tc.name, func(t *testing.T) {
+			b := []byte(tc.head + "trailing bytes")
+			n := headEnd(b, 0)
+			if n != len(tc.head) {
+				t.Fatalf("headEnd = %d, want %d: the case is not one complete head", n, len(tc.head))
+			}
+			var h upgradeHead
+			if got := parseUpgradeHead(b, n, &h); got != tc.ok {
+				t.Fatalf("parseUpgradeHead(%q) = %v, want %v", tc.head, got, tc.ok)
+			}
+			if !tc.ok {
+				return
+			}
+			if h.n != n || h.host != tc.host || h.path != tc.path {
+				t.Errorf("n, host, path = %d %q %q, want %d %q %q", h.n, h.host, h.path, n, tc.host, tc.path)
+			}
+			if err := upgradeAgreesWithNetHTTP(b[:n], &h); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// upgradeAgreesWithNetHTTP reports how net/http reads head (a complete
+// head that parseUpgradeHead took into h) differently, or nil: it must
+// accept it as a GET WebSocket handshake with the same target, Host and
+// header map (but Host, which net/http's server takes out of it).
+func upgradeAgreesWithNetHTTP(head []byte, h *upgradeHead) error {
+	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(head)))
+	if err != nil {
+		return fmt.Errorf("parseUpgradeHead takes %q, http.ReadRequest refuses it: %v", head, err)
+	}
+	var diffs []string
+	diff := func(field string, got, want any) {
+		diffs = append(diffs, fmt.Sprintf("%s: parseUpgradeHead %#v, net/http %#v", field, got, want))
+	}
+	if req.Method != http.MethodGet {
+		diff("method", http.MethodGet, req.Method)
+	}
+	if req.ProtoMajor != 1 || req.ProtoMinor != 1 {
+		diff("proto", "HTTP/1.1", req.Proto)
+	}
+	if h.target != req.RequestURI {
+		diff("RequestURI", h.target, req.RequestURI)
+	}
+	if h.path != req.URL.Path {
+		diff("URL.Path", h.path, req.URL.Path)
+	}
+	if req.URL.Host != "" || req.URL.Scheme != "" {
+		diff("URL scheme and host", "", req.URL.Scheme+"://"+req.URL.Host)
+	}
+	if h.host != req.Host {
+		diff("Host", h.host, req.Host)
+	}
+	want := req.Header.Clone()
+	delete(want, "Host") // as net/http's server does
+	if !maps.EqualFunc(map[string][]string(want), h.header, slices.Equal) {
+		diff("header", h.header, map[string][]string(want))
+	}
+	if req.Close || req.ContentLength != 0 || len(req.TransferEncoding) > 0 {
+		diff("Close, ContentLength, TransferEncoding", "false 0 []", fmt.Sprint(req.Close, req.ContentLength, req.TransferEncoding))
+	}
+	if !isWebSocketUpgrade(req) {
+		diff("WebSocket upgrade", true, false)
+	}
+	if diffs != nil {
+		return fmt.Errorf("parseUpgradeHead(%q): net/http reads it differently:\n\t%s", head, strings.Join(diffs, "\n\t"))
+	}
+	return nil
+}
+
+// FuzzParseUpgradeHead: any bytes may arrive on a new connection. A head
+// parseUpgradeHead takes (the front door serves it without net/http) must
+// be one net/http accepts and reads the same, so that the handler sees the
+// request it would have seen through net/http.
+func FuzzParseUpgradeHead(f *testing.F) {
+	for _, tc := range upgradeCases {
+		f.Add([]byte(tc.head))
+	}
+	for _, tc := range headCases {
+		f.Add([]byte(tc.head))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n := headEnd(b, 0)
+		if n < 0 {
+			return
+		}
+		var h upgradeHead
+		if !parseUpgradeHead(b, n, &h) {
+			return
+		}
+		if h.n != n {
+			t.Fatalf("parseUpgradeHead(%q): n = %d, headEnd says %d", b[:n], h.n, n)
+		}
+		if err := upgradeAgreesWithNetHTTP(b[:n], &h); err != nil {
+			t.Fatal(err)
 		}
 	})
 }

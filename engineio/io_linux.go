@@ -69,6 +69,14 @@ type fdConn struct {
 }
 
 func (e *epoll) wrap(nc net.Conn, writeTimeout time.Duration) (ioEngine, rawConn, error) {
+	if fh, ok := nc.(*frontHijacked); ok {
+		// Hijacked from the front door: its copy of the socket is in the
+		// epoll set already (add takes it over).
+		if fc := fh.takeFD(); fc != nil {
+			_ = nc.Close()
+			return e, fc, nil
+		}
+	}
 	tc, _ := liveTCP(nc)
 	if tc == nil {
 		return goroutineIO.wrap(nc, writeTimeout)
@@ -156,7 +164,14 @@ func (e *epoll) add(c evConn, fc *fdConn) error {
 	e.conns[fc.fd] = c
 	e.mu.Unlock()
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(fc.fd)}
-	if err := syscall.EpollCtl(e.fd, syscall.EPOLL_CTL_ADD, fc.fd, &ev); err != nil {
+	err := syscall.EpollCtl(e.fd, syscall.EPOLL_CTL_ADD, fc.fd, &ev)
+	if err == syscall.EEXIST {
+		// A socket the front door had in the set (frontHijacked), now c's:
+		// modifying it reports at once what is there to read, whose edge
+		// went to the front's connection.
+		err = syscall.EpollCtl(e.fd, syscall.EPOLL_CTL_MOD, fc.fd, &ev)
+	}
+	if err != nil {
 		e.mu.Lock()
 		e.conns[fc.fd] = nil
 		e.mu.Unlock()
@@ -369,21 +384,39 @@ const maxIovecs = 1024
 
 var iovecPool = sync.Pool{New: func() any { v := make([]syscall.Iovec, 0, 64); return &v }}
 
+// stackIovecs is the most buffers a writev takes its iovecs for from the
+// stack rather than iovecPool: a flush of a message or two (a frame is a
+// header and a payload), the usual case, then costs no pool round trip.
+const stackIovecs = 8
+
+// writev writes bufs with as few system calls as it can, all of them
+// non-blocking: it returns errWouldBlock, and what it wrote, when the
+// socket's buffer is full.
 func (fc *fdConn) writev(bufs [][]byte) (int, error) {
 	fc.mu.RLock()
 	defer fc.mu.RUnlock()
 	if fc.fd < 0 {
 		return 0, net.ErrClosed
 	}
+	if len(bufs) <= stackIovecs {
+		var iov [stackIovecs]syscall.Iovec
+		n, _, err := fc.writevLocked(bufs, iov[:0])
+		return n, err
+	}
 	vp := iovecPool.Get().(*[]syscall.Iovec)
-	defer func() {
-		clear((*vp)[:cap(*vp)])
-		*vp = (*vp)[:0]
-		iovecPool.Put(vp)
-	}()
-	total := 0
+	n, used, err := fc.writevLocked(bufs, *vp)
+	clear(used) // only what this write filled: the rest holds no pointer
+	*vp = used[:0]
+	iovecPool.Put(vp)
+	return n, err
+}
+
+// writevLocked is writev with fc.mu held, its iovecs built in iov's
+// array; it returns that array (grown if it had to), with the iovecs of
+// its largest call. A call with one buffer is a write(2).
+func (fc *fdConn) writevLocked(bufs [][]byte, iov []syscall.Iovec) (total int, used []syscall.Iovec, err error) {
 	for len(bufs) > 0 {
-		iov := (*vp)[:0]
+		iov = iov[:0]
 		want := 0
 		k := 0
 		for ; k < len(bufs) && len(iov) < maxIovecs; k++ {
@@ -395,28 +428,36 @@ func (fc *fdConn) writev(bufs [][]byte) (int, error) {
 			iov = append(iov, v)
 			want += len(bufs[k])
 		}
-		*vp = iov
-		if len(iov) == 0 {
-			return total, nil
+		if len(iov) > len(used) {
+			used = iov
 		}
-		n, _, errno := syscall.Syscall(syscall.SYS_WRITEV, uintptr(fc.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		if len(iov) == 0 {
+			return total, used, nil
+		}
+		var n uintptr
+		var errno syscall.Errno
+		if len(iov) == 1 {
+			n, _, errno = syscall.Syscall(syscall.SYS_WRITE, uintptr(fc.fd), uintptr(unsafe.Pointer(iov[0].Base)), uintptr(iov[0].Len))
+		} else {
+			n, _, errno = syscall.Syscall(syscall.SYS_WRITEV, uintptr(fc.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+		}
 		if errno != 0 {
 			switch errno {
 			case syscall.EINTR:
 				continue
 			case syscall.EAGAIN:
-				return total, errWouldBlock
+				return total, used, errWouldBlock
 			default:
-				return total, errno
+				return total, used, errno
 			}
 		}
 		total += int(n)
 		if int(n) < want {
-			return total, errWouldBlock
+			return total, used, errWouldBlock
 		}
 		bufs = bufs[k:]
 	}
-	return total, nil
+	return total, used, nil
 }
 
 func (fc *fdConn) shutdownWrite() {

@@ -173,9 +173,11 @@ func (s *Session) Queued() (packets int, bytes int64) {
 // open queues the OPEN packet, registers the session, asks the server's
 // connect function for the handler and starts the heartbeat. c is the
 // WebSocket of a session opened over WebSocket, nil for polling.
-func (s *Session) open(c *wsConn) {
+func (s *Session) open(c *wsConn, openSent bool) {
 	o := s.srv.opts
-	s.enqueueLocked(Message{b: s.srv.openPacket(s.id, c == nil && !o.DisableUpgrades && s.srv.allowsTransport("websocket"))})
+	if !openSent {
+		s.enqueueLocked(Message{b: s.srv.openPacket(s.id, c == nil && !o.DisableUpgrades && s.srv.allowsTransport("websocket"))})
+	}
 	s.ws = c
 	if !s.srv.register(s) {
 		s.state = stateClosed
@@ -195,8 +197,8 @@ func (s *Session) open(c *wsConn) {
 	} else {
 		s.setTimerLocked(o.PingInterval)
 	}
-	if c != nil {
-		c.scheduleFlushLocked()
+	if c != nil && !openSent {
+		c.scheduleFlushLocked() // what connect queued has its flush (kickLocked)
 	}
 	s.mu.Unlock()
 	if c != nil {
@@ -280,6 +282,9 @@ func (s *Session) send(msgs []Message) error {
 		go s.post(event{kind: evOverflow})
 		return ErrQueueFull
 	}
+	if s.queue == nil && s.ws != nil {
+		s.queue = s.ws.spareQueueLocked()
+	}
 	s.queue = append(s.queue, msgs...)
 	s.queued += n
 	s.charged += charge
@@ -315,6 +320,9 @@ func (s *Session) overflowLocked() []Message {
 // enqueueLocked queues m whatever the bounds (the OPEN packet, Close's
 // last packets), and accounts it. s.mu is held.
 func (s *Session) enqueueLocked(m Message) {
+	if s.queue == nil && s.ws != nil {
+		s.queue = s.ws.spareQueueLocked()
+	}
 	s.queue = append(s.queue, m)
 	s.queued += m.cost()
 	c := m.budgetCost()

@@ -96,7 +96,7 @@ var errBadHandshake = errors.New("bad websocket handshake")
 // zishang520's Go client, which subscribes to its Engine.IO socket's
 // "open" only after it has started the handshake, missed it 3 times in 12
 // (test/goclient; none in 12 before): it then waits its connect timeout.
-func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *Session) (*wsConn, error) {
+func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *Session, first []byte) (*wsConn, error) {
 	key := r.Header.Get("Sec-WebSocket-Key")
 	if r.Method != http.MethodGet {
 		s.refuseCode(w, r, slog.LevelWarn, sess.id, "websocket", http.StatusBadRequest, codeBadRequest, "websocket handshake with method "+r.Method)
@@ -120,7 +120,7 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *S
 	if o, ok := nc.(ConnObserver); ok {
 		o.Upgraded()
 	}
-	resp := make([]byte, 0, 160)
+	resp := make([]byte, 0, 192+len(first))
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	resp = append(resp, acceptKey(key)...)
 	deflate := s.opts.PerMessageDeflate && negotiateDeflate(r.Header)
@@ -130,6 +130,9 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *S
 	resp = append(resp, "\r\n"...)
 	resp = appendHeaders(resp, w.Header())
 	resp = append(resp, "\r\n"...)
+	if first != nil {
+		resp = appendTextFrame(resp, first)
+	}
 	c := &wsConn{sess: sess, deflate: deflate}
 	_ = nc.SetWriteDeadline(time.Now().Add(s.opts.PingTimeout))
 	if _, err := nc.Write(resp); err != nil {
@@ -149,6 +152,22 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *S
 		return nil, err
 	}
 	return c, nil
+}
+
+// appendTextFrame appends a server's text frame (unmasked, final,
+// uncompressed) of payload.
+func appendTextFrame(dst, payload []byte) []byte {
+	n := len(payload)
+	switch {
+	case n < 126:
+		dst = append(dst, 0x80|opText, byte(n))
+	case n <= 0xFFFF:
+		dst = append(dst, 0x80|opText, 126, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, 0x80|opText, 127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	return append(dst, payload...)
 }
 
 var wsGUID = []byte("258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
@@ -181,7 +200,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		s.srv.refuseCode(w, r, slog.LevelWarn, s.id, "websocket", http.StatusBadRequest, codeBadRequest, bad)
 		return
 	}
-	c, err := s.srv.acceptWebSocket(w, r, s)
+	c, err := s.srv.acceptWebSocket(w, r, s, nil)
 	if err != nil {
 		return
 	}
@@ -740,13 +759,55 @@ func (c *wsConn) scheduleFlushLocked() {
 // iovecs not yet written, and what is told once they are (a connection
 // holds one only while it has something to write: an idle one holds none).
 type flushBuf struct {
-	hdrs     []byte
+	hdrs     []byte // frame headers, and small frames whole (see frameFirst)
 	out      [][]byte
 	tracked  []*Delivery // of the messages in out, told once they are written
 	inflight int64       // what the packets in out cost, charged to the server's budget until written
+
+	// queue is an empty array for the session's send queue: the one the
+	// last fill emptied, kept so that a send does not allocate one per
+	// delivery. It goes to the session when a send finds the connection
+	// idle (spareQueueLocked) or when fill takes the queue, and comes back
+	// with the next fill (keepQueue), so that it rides with the buffer in
+	// its pool while the connection is idle.
+	queue []Message
 }
 
 var flushBufPool = sync.Pool{New: func() any { return &flushBuf{} }}
+
+// maxSpareQueue is the largest queue array (in packets) a flush buffer
+// keeps: 2.5 KiB, the slack a session's queue may hold beyond what it
+// accounts (see budget.go) while its connection is flushing.
+const maxSpareQueue = 64
+
+// spareQueueLocked is the array for the session's queue when a send finds
+// it nil: a send to an idle connection takes a flush buffer from the pool
+// for the flush it is about to start, and the queue array the buffer
+// carries. It returns nil when a flush is scheduled or running (which owns
+// c.fb) or the connection is gone. s.mu is held.
+func (c *wsConn) spareQueueLocked() []Message {
+	if c.flushing || c.released.Load() {
+		return nil
+	}
+	// Not flushing: no flush holds a buffer (fill drops it before it
+	// clears c.flushing, under s.mu), and the one attached here goes to
+	// the flush that scheduleFlushLocked starts.
+	fb := flushBufPool.Get().(*flushBuf)
+	c.fb = fb
+	q := fb.queue
+	fb.queue = nil
+	return q
+}
+
+// keepQueue keeps q, a queue array fill has taken and framed, for a later
+// send: its packets are cleared (the frames and trackers are in fb). A
+// large one is left to the garbage collector.
+func (fb *flushBuf) keepQueue(q []Message) {
+	clear(q)
+	if fb != nil && cap(q) > cap(fb.queue) && cap(q) <= maxSpareQueue {
+		fb.queue = q[:0]
+	}
+}
 
 // flush writes the queue until it is empty or the socket would block (the
 // engine then calls flush again once the socket is writable). Only one
@@ -796,6 +857,11 @@ func (c *wsConn) fill() bool {
 		msgs = s.queue
 		inflight += s.charged
 		s.queue, s.queued, s.charged = nil, 0, 0
+		if fb := c.fb; fb != nil && len(msgs) > 0 {
+			// What is sent while these are written goes into the array
+			// the last fill emptied.
+			s.queue, fb.queue = fb.queue, nil
+		}
 	}
 	ctrl := c.ctrl
 	if c.ctrlBytes != 0 {
@@ -807,7 +873,8 @@ func (c *wsConn) fill() bool {
 	if len(msgs) == 0 && len(ctrl) == 0 {
 		if !c.closing || c.closeQueued {
 			shutdown := c.closeQueued
-			c.dropFlushBuf() // before another flush may start
+			c.fb.keepQueue(msgs) // the session's empty array, if any: an idle connection holds none
+			c.dropFlushBuf()     // before another flush may start
 			c.flushing = false
 			s.mu.Unlock()
 			if inflight != 0 { // a charge with nothing queued: nothing to wait for
@@ -845,6 +912,7 @@ func (c *wsConn) fill() bool {
 	}
 	if c.deflate {
 		c.fillDeflate(msgs, int(protocol), b64)
+		fb.keepQueue(msgs)
 		return true
 	}
 	for _, m := range msgs {
@@ -859,6 +927,7 @@ func (c *wsConn) fill() bool {
 			fb.frame(opBinary, m.b, v3BinaryPrefix)
 		}
 	}
+	fb.keepQueue(msgs)
 	return true
 }
 
@@ -880,6 +949,17 @@ func (fb *flushBuf) frame(op byte, payload, prefix []byte) {
 	fb.frameFirst(0x80|op, payload, prefix)
 }
 
+// Small frames are copied whole into fb.hdrs, after their header, so that
+// a run of them is one iovec: the usual flush, one chat message, is then
+// one buffer, which writev makes a write(2). A payload of more than
+// copyPayload bytes is written from where it is (a broadcast's is shared
+// by every recipient), and so is any once a fill has copied copyLimit
+// bytes, which bounds what a burst adds to the pooled buffer.
+const (
+	copyPayload = 512
+	copyLimit   = 16 << 10
+)
+
 // frameFirst is frame with the header's first byte (FIN, RSV1, opcode).
 func (fb *flushBuf) frameFirst(first byte, payload, prefix []byte) {
 	n := len(payload) + len(prefix)
@@ -894,13 +974,33 @@ func (fb *flushBuf) frameFirst(first byte, payload, prefix []byte) {
 		fb.hdrs = append(fb.hdrs, 127)
 		fb.hdrs = binary.BigEndian.AppendUint64(fb.hdrs, uint64(n))
 	}
-	fb.out = append(fb.out, fb.hdrs[start:len(fb.hdrs):len(fb.hdrs)])
+	if n <= copyPayload && start+n <= copyLimit {
+		fb.hdrs = append(fb.hdrs, prefix...)
+		fb.hdrs = append(fb.hdrs, payload...)
+		fb.appendHdrs(start)
+		return
+	}
+	fb.appendHdrs(start)
 	if len(prefix) > 0 {
 		fb.out = append(fb.out, prefix)
 	}
 	if len(payload) > 0 {
 		fb.out = append(fb.out, payload)
 	}
+}
+
+// appendHdrs adds fb.hdrs[start:] to the iovecs: to the last one when it
+// ends where this starts (copied frames one after the other; not when
+// append has moved fb.hdrs since).
+func (fb *flushBuf) appendHdrs(start int) {
+	end := len(fb.hdrs)
+	if k := len(fb.out) - 1; k >= 0 && start > 0 {
+		if last := fb.out[k]; len(last) > 0 && &last[len(last)-1] == &fb.hdrs[start-1] {
+			fb.out[k] = fb.hdrs[start-len(last) : end : end]
+			return
+		}
+	}
+	fb.out = append(fb.out, fb.hdrs[start:end:end])
 }
 
 // delivered tells the trackers of the messages taken by the last fill that
@@ -954,7 +1054,11 @@ func (c *wsConn) dropFlushBuf() {
 		return
 	}
 	c.fb = nil
-	clear(fb.out[:cap(fb.out)])
+	// Past len(fb.out) the array holds no pointer: fill appends from
+	// empty, and consume clears what it drops. Clearing the whole
+	// capacity (up to 4096 slots of a buffer a burst grew) cost more than
+	// the frames of a small flush.
+	clear(fb.out)
 	fb.out = fb.out[:0]
 	if cap(fb.out) > 4096 || cap(fb.hdrs) > 40960 || cap(fb.tracked) > 4096 {
 		return
