@@ -184,11 +184,15 @@ func (c *returnedConn) Read(p []byte) (int, error) {
 // not read turns the close into a reset, which can destroy the last
 // answer (a 431) before the client has read it.
 func (c *returnedConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	if tc, _ := liveTCP(c.Conn); tc != nil {
-		return tc.CloseWrite()
+	for inner := c.Conn; inner != nil; {
+		if cw, ok := inner.(interface{ CloseWrite() error }); ok {
+			return cw.CloseWrite()
+		}
+		u, ok := inner.(interface{ NetConn() net.Conn })
+		if !ok {
+			break
+		}
+		inner = u.NetConn()
 	}
 	return nil
 }

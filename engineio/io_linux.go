@@ -161,17 +161,18 @@ func (e *epoll) add(c evConn, fc *fdConn) error {
 	if fc.fd >= len(e.conns) {
 		e.conns = append(e.conns, make([]evConn, fc.fd+1-len(e.conns))...)
 	}
+	_, adopted := e.conns[fc.fd].(*frontConn)
 	e.conns[fc.fd] = c
 	e.mu.Unlock()
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(fc.fd)}
-	err := syscall.EpollCtl(e.fd, syscall.EPOLL_CTL_ADD, fc.fd, &ev)
-	if err == syscall.EEXIST {
-		// A socket the front door had in the set (frontHijacked), now c's:
+	op := syscall.EPOLL_CTL_ADD
+	if adopted {
+		// A socket the front door has in the set (frontHijacked), now c's:
 		// modifying it reports at once what is there to read, whose edge
-		// went to the front's connection.
-		err = syscall.EpollCtl(e.fd, syscall.EPOLL_CTL_MOD, fc.fd, &ev)
+		// may have gone to the front's connection.
+		op = syscall.EPOLL_CTL_MOD
 	}
-	if err != nil {
+	if err := syscall.EpollCtl(e.fd, op, fc.fd, &ev); err != nil {
 		e.mu.Lock()
 		e.conns[fc.fd] = nil
 		e.mu.Unlock()

@@ -404,19 +404,17 @@ func (s *Server) handshake(w http.ResponseWriter, r *http.Request, q query, tran
 	sess := newSession(s, newID(), protocol, r)
 	s.setHeaders(w.Header(), r, sess.id)
 	if transport == "websocket" {
-		// The OPEN packet goes out with the 101, in one write: nothing can
-		// be queued before it, the session not being registered yet.
-		c, err := s.acceptWebSocket(w, r, sess, s.openPacket(sess.id, false))
+		c, err := s.acceptWebSocket(w, r, sess)
 		if err != nil {
 			s.release()
 			return // acceptWebSocket answered
 		}
-		sess.open(c, true)
+		sess.open(c)
 		return
 	}
 	sess.b64 = q.b64 != ""
 	sess.pl = &pollState{jsonp: jsonp}
-	sess.open(nil, false)
+	sess.open(nil)
 	sess.servePoll(w, r)
 }
 

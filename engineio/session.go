@@ -173,11 +173,9 @@ func (s *Session) Queued() (packets int, bytes int64) {
 // open queues the OPEN packet, registers the session, asks the server's
 // connect function for the handler and starts the heartbeat. c is the
 // WebSocket of a session opened over WebSocket, nil for polling.
-func (s *Session) open(c *wsConn, openSent bool) {
+func (s *Session) open(c *wsConn) {
 	o := s.srv.opts
-	if !openSent {
-		s.enqueueLocked(Message{b: s.srv.openPacket(s.id, c == nil && !o.DisableUpgrades && s.srv.allowsTransport("websocket"))})
-	}
+	s.enqueueLocked(Message{b: s.srv.openPacket(s.id, c == nil && !o.DisableUpgrades && s.srv.allowsTransport("websocket"))})
 	s.ws = c
 	if !s.srv.register(s) {
 		s.state = stateClosed
@@ -197,8 +195,8 @@ func (s *Session) open(c *wsConn, openSent bool) {
 	} else {
 		s.setTimerLocked(o.PingInterval)
 	}
-	if c != nil && !openSent {
-		c.scheduleFlushLocked() // what connect queued has its flush (kickLocked)
+	if c != nil {
+		c.scheduleFlushLocked()
 	}
 	s.mu.Unlock()
 	if c != nil {

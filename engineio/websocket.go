@@ -96,7 +96,7 @@ var errBadHandshake = errors.New("bad websocket handshake")
 // zishang520's Go client, which subscribes to its Engine.IO socket's
 // "open" only after it has started the handshake, missed it 3 times in 12
 // (test/goclient; none in 12 before): it then waits its connect timeout.
-func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *Session, first []byte) (*wsConn, error) {
+func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *Session) (*wsConn, error) {
 	key := r.Header.Get("Sec-WebSocket-Key")
 	if r.Method != http.MethodGet {
 		s.refuseCode(w, r, slog.LevelWarn, sess.id, "websocket", http.StatusBadRequest, codeBadRequest, "websocket handshake with method "+r.Method)
@@ -120,7 +120,7 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *S
 	if o, ok := nc.(ConnObserver); ok {
 		o.Upgraded()
 	}
-	resp := make([]byte, 0, 192+len(first))
+	resp := make([]byte, 0, 160)
 	resp = append(resp, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	resp = append(resp, acceptKey(key)...)
 	deflate := s.opts.PerMessageDeflate && negotiateDeflate(r.Header)
@@ -130,9 +130,6 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *S
 	resp = append(resp, "\r\n"...)
 	resp = appendHeaders(resp, w.Header())
 	resp = append(resp, "\r\n"...)
-	if first != nil {
-		resp = appendTextFrame(resp, first)
-	}
 	c := &wsConn{sess: sess, deflate: deflate}
 	_ = nc.SetWriteDeadline(time.Now().Add(s.opts.PingTimeout))
 	if _, err := nc.Write(resp); err != nil {
@@ -152,22 +149,6 @@ func (s *Server) acceptWebSocket(w http.ResponseWriter, r *http.Request, sess *S
 		return nil, err
 	}
 	return c, nil
-}
-
-// appendTextFrame appends a server's text frame (unmasked, final,
-// uncompressed) of payload.
-func appendTextFrame(dst, payload []byte) []byte {
-	n := len(payload)
-	switch {
-	case n < 126:
-		dst = append(dst, 0x80|opText, byte(n))
-	case n <= 0xFFFF:
-		dst = append(dst, 0x80|opText, 126, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, 0x80|opText, 127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
-	}
-	return append(dst, payload...)
 }
 
 var wsGUID = []byte("258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
@@ -200,7 +181,7 @@ func (s *Session) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 		s.srv.refuseCode(w, r, slog.LevelWarn, s.id, "websocket", http.StatusBadRequest, codeBadRequest, bad)
 		return
 	}
-	c, err := s.srv.acceptWebSocket(w, r, s, nil)
+	c, err := s.srv.acceptWebSocket(w, r, s)
 	if err != nil {
 		return
 	}
