@@ -28,6 +28,12 @@ import (
 // with "Connection: close" once the handler returns, and the connection
 // closed. Only the strict subset of HTTP/1.1 that WebSocket clients send
 // is taken (see parseUpgradeHead); anything unusual goes to net/http.
+//
+// Goroutines: Serve's caller accepts (and puts each connection in the
+// epoll set, or gives it to net/http); the engine's readers read heads and
+// run Handler; one sweep goroutine per Serve closes the connections whose
+// head is late. mu guards conns (the connections waiting for their head)
+// and closed; Handler never runs under it.
 type Front struct {
 	// Handler serves the handshakes (the http.Server's Handler). Required.
 	Handler http.Handler
