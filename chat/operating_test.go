@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/chatio/socketio-chat/history"
+	"github.com/chatio/socketio-chat/internal/testlog"
 )
 
 // failingStore is a history store whose LastOffset fails as PostgreSQL's
@@ -29,23 +29,8 @@ func (f *failingStore) LastOffset(context.Context) (int64, error) {
 	return 0, f.err
 }
 
-// syncBuffer is a bytes.Buffer for a logger used from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// syncBuffer is a log a test reads while the server writes it.
+type syncBuffer = testlog.Buffer
 
 // /readyz on the public port says why in one short line; the store's own
 // error (its user, database and host) goes to the log only, once per

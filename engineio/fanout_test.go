@@ -28,14 +28,7 @@ func BenchmarkFanOut(b *testing.B) {
 	for _, n := range []int{10, 1000} {
 		b.Run(fmt.Sprintf("inline/sessions=%d", n), func(b *testing.B) {
 			fio := &fakeIO{}
-			srv := NewServer(Options{Logger: discardLogger(), CloseTimeout: time.Hour}, nil)
-			sessions := make([]*Session, n)
-			for i := range sessions {
-				s := newSession(srv, newID(), 4, httptest.NewRequest("GET", "/", nil))
-				s.handler = nopHandler{}
-				s.ws = &wsConn{sess: s, io: fio, raw: &fakeRaw{discard: true}}
-				sessions[i] = s
-			}
+			sessions := fakeSessions(n, fio)
 			b.ReportAllocs()
 			for b.Loop() {
 				for _, s := range sessions {
@@ -52,14 +45,7 @@ func BenchmarkFanOut(b *testing.B) {
 		const n = 1000
 		wio := newWorkerIO()
 		defer wio.stop()
-		srv := NewServer(Options{Logger: discardLogger(), CloseTimeout: time.Hour}, nil)
-		sessions := make([]*Session, n)
-		for i := range sessions {
-			s := newSession(srv, newID(), 4, httptest.NewRequest("GET", "/", nil))
-			s.handler = nopHandler{}
-			s.ws = &wsConn{sess: s, io: wio, raw: &fakeRaw{discard: true}}
-			sessions[i] = s
-		}
+		sessions := fakeSessions(n, wio)
 		b.ReportAllocs()
 		for b.Loop() {
 			for _, s := range sessions {
@@ -157,15 +143,8 @@ func (w *workerIO) stop() { close(w.ch) }
 func TestFanOutAllocs(t *testing.T) {
 	msg := TextMessage([]byte(`42["chat message","hello"]`))
 	fio := &fakeIO{}
-	srv := NewServer(Options{Logger: discardLogger(), CloseTimeout: time.Hour}, nil)
 	const n = 100
-	sessions := make([]*Session, n)
-	for i := range sessions {
-		s := newSession(srv, newID(), 4, httptest.NewRequest("GET", "/", nil))
-		s.handler = nopHandler{}
-		s.ws = &wsConn{sess: s, io: fio, raw: &fakeRaw{discard: true}}
-		sessions[i] = s
-	}
+	sessions := fakeSessions(n, fio)
 	deliver := func() {
 		for _, s := range sessions {
 			if err := s.Send(msg); err != nil {
@@ -202,4 +181,18 @@ func (c *countingReader) run() {
 			return
 		}
 	}
+}
+
+// fakeSessions returns n open sessions of a new server, each with a
+// WebSocket on io whose writes are discarded.
+func fakeSessions(n int, io ioEngine) []*Session {
+	srv := NewServer(Options{Logger: discardLogger(), CloseTimeout: time.Hour}, nil)
+	sessions := make([]*Session, n)
+	for i := range sessions {
+		s := newSession(srv, newID(), 4, httptest.NewRequest("GET", "/", nil))
+		s.handler = nopHandler{}
+		s.ws = &wsConn{sess: s, io: io, raw: &fakeRaw{discard: true}}
+		sessions[i] = s
+	}
+	return sessions
 }

@@ -12,11 +12,11 @@ import (
 )
 
 // BenchmarkFanOutPaced is BenchmarkFanOut's tcp case at a chat's pace: one
-// message to each of 100 sessions, then a pause (1ms) in which every flush
-// finishes, so that each delivery finds its connection idle and makes a
-// flush of its own (a write system call each), as at 25 messages a second
-// per client. It reports the process's CPU time per delivery, which is
-// where the engine's work shows (wall time here is mostly the pauses):
+// message to each of 100 sessions, and the next once every flush has
+// written it (a Delivery tells), so that each delivery finds its connection
+// idle and makes a flush of its own (a write system call each), as at 25
+// messages a second per client. It reports the process's CPU time per
+// delivery, which is where the engine's work shows:
 // cpu-ns, exact, and the part of it in user space, user-ns, which the
 // kernel estimates from clock ticks (a noisy figure: compare many runs).
 // The clients read nothing while it is measured: they drain their sockets
@@ -60,12 +60,16 @@ func BenchmarkFanOutPaced(b *testing.B) {
 				var ru0, ru1 syscall.Rusage
 				_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 				for range round {
+					written := make(chan struct{})
+					d := NewDelivery(func() { close(written) })
 					for _, s := range sessions {
-						if err := s.Send(msg); err != nil {
+						d.Add()
+						if err := s.Send(msg.Tracked(d)); err != nil {
 							b.Fatal(err)
 						}
 					}
-					time.Sleep(time.Millisecond)
+					d.Done()
+					<-written // every flush wrote it: the next message finds the connections idle
 				}
 				_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
 				user += ru1.Utime.Nano() - ru0.Utime.Nano()

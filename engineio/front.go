@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -158,10 +160,7 @@ func (f *Front) sweep(stop <-chan struct{}) {
 func (f *Front) close() {
 	f.mu.Lock()
 	f.closed = true
-	all := make([]*frontConn, 0, len(f.conns))
-	for fr := range f.conns {
-		all = append(all, fr)
-	}
+	all := slices.Collect(maps.Keys(f.conns))
 	f.mu.Unlock()
 	for _, fr := range all {
 		fr.close()

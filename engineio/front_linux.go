@@ -138,24 +138,18 @@ func (fr *frontConn) serve(end int) {
 		Header: h.header, Body: http.NoBody, Host: h.host, RequestURI: h.target,
 		RemoteAddr: nc.RemoteAddr().String(),
 	}).WithContext(ctx)
-	w := &frontWriter{fr: fr, nc: nc, f: f, rest: fr.in[end:], header: make(http.Header, 4)}
+	w := &frontWriter{fr: fr, rest: fr.in[end:], header: make(http.Header, 4)}
 	fr.in = nil
-	if f.ConnState != nil {
-		// Told only of the connections it serves: one given to net/http
-		// has net/http's states.
-		f.ConnState(nc, http.StateNew)
-		f.ConnState(nc, http.StateActive)
-	}
+	// Told only of the connections it serves: one given to net/http has
+	// net/http's states.
+	fr.tell(http.StateNew, http.StateActive)
 	ok := w.run(r)
 	if w.hijacked {
 		return // the socket's copy is the hijacked connection's (frontHijacked)
 	}
 	fr.releaseFD()
 	if !ok {
-		_ = nc.Close() // as net/http, after a panic
-		if f.ConnState != nil {
-			f.ConnState(nc, http.StateClosed)
-		}
+		fr.end(http.StateClosed) // as net/http, after a panic
 		return
 	}
 	w.finish()
@@ -200,12 +194,23 @@ func (fr *frontConn) giveBack() {
 // not arrive in time, or the front closes.
 func (fr *frontConn) close() {
 	if fr.leave(true) {
-		_ = fr.nc.Close()
-		if fr.f.ConnState != nil {
-			fr.f.ConnState(fr.nc, http.StateNew)
-			fr.f.ConnState(fr.nc, http.StateClosed)
+		fr.end(http.StateNew, http.StateClosed)
+	}
+}
+
+// tell tells the front's ConnState of the connection's states.
+func (fr *frontConn) tell(states ...http.ConnState) {
+	if cs := fr.f.ConnState; cs != nil {
+		for _, st := range states {
+			cs(fr.nc, st)
 		}
 	}
+}
+
+// end closes the listener's connection and tells states.
+func (fr *frontConn) end(states ...http.ConnState) {
+	_ = fr.nc.Close()
+	fr.tell(states...)
 }
 
 // frontWriter is the http.ResponseWriter of a request the front serves:
@@ -213,8 +218,6 @@ func (fr *frontConn) close() {
 // written once it returns, and the connection closed.
 type frontWriter struct {
 	fr       *frontConn
-	nc       net.Conn
-	f        *Front
 	rest     []byte // what the client sent after the head
 	header   http.Header
 	status   int
@@ -255,14 +258,12 @@ func (w *frontWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, errors.New("engineio: hijack after the answer started")
 	}
 	w.hijacked = true
-	if w.f.ConnState != nil {
-		w.f.ConnState(w.nc, http.StateHijacked)
-	}
+	w.fr.tell(http.StateHijacked)
 	var pre []byte
 	if len(w.rest) > 0 {
 		pre = bytes.Clone(w.rest)
 	}
-	c := &frontHijacked{returnedConn: &returnedConn{Conn: w.nc, acct: w.nc, pre: pre}, fr: w.fr}
+	c := &frontHijacked{returnedConn: &returnedConn{Conn: w.fr.nc, acct: w.fr.nc, pre: pre}, fr: w.fr}
 	return c, bufio.NewReadWriter(bufio.NewReaderSize(c, 16), bufio.NewWriterSize(c, 16)), nil
 }
 
@@ -303,13 +304,13 @@ func (c *frontHijacked) Close() error {
 func (w *frontWriter) run(r *http.Request) (ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			if v != http.ErrAbortHandler && w.f.Log != nil {
-				w.f.Log.Error("panic serving a WebSocket handshake", "remote", r.RemoteAddr, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if log := w.fr.f.Log; v != http.ErrAbortHandler && log != nil {
+				log.Error("panic serving a WebSocket handshake", "remote", r.RemoteAddr, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			}
 			ok = false
 		}
 	}()
-	w.f.Handler.ServeHTTP(w, r)
+	w.fr.f.Handler.ServeHTTP(w, r)
 	return true
 }
 
@@ -331,31 +332,25 @@ func (w *frontWriter) finish() {
 		StatusCode: status, ProtoMajor: 1, ProtoMinor: 1, Header: h,
 		Body: io.NopCloser(&w.body), ContentLength: int64(w.body.Len()), Close: true,
 	}
-	_ = w.nc.SetWriteDeadline(time.Now().Add(w.f.HeaderTimeout))
-	bw := bufio.NewWriterSize(w.nc, 512)
+	nc := w.fr.nc
+	_ = nc.SetWriteDeadline(time.Now().Add(w.fr.f.HeaderTimeout))
+	bw := bufio.NewWriterSize(nc, 512)
 	if resp.Write(bw) != nil || bw.Flush() != nil {
-		w.close()
+		w.fr.end(http.StateClosed)
 		return
 	}
 	// As net/http's closeWriteAndWait: our side ends first, and the close
 	// waits a little, so that what the client sent and we did not read
 	// does not turn the close into a reset that could destroy the answer
 	// before the client has read it.
-	if tc, isTLS := liveTCP(w.nc); tc != nil && !isTLS {
+	if tc, isTLS := liveTCP(nc); tc != nil && !isTLS {
 		_ = tc.CloseWrite()
-		time.AfterFunc(rstAvoidanceDelay, w.close)
+		time.AfterFunc(rstAvoidanceDelay, func() { w.fr.end(http.StateClosed) })
 		return
 	}
-	w.close()
+	w.fr.end(http.StateClosed)
 }
 
 // rstAvoidanceDelay is how long a refused handshake's connection stays
 // open, its answer sent and our side shut (net/http's is the same).
 const rstAvoidanceDelay = 500 * time.Millisecond
-
-func (w *frontWriter) close() {
-	_ = w.nc.Close()
-	if w.f.ConnState != nil {
-		w.f.ConnState(w.nc, http.StateClosed)
-	}
-}

@@ -75,17 +75,8 @@ func (l *stateLog) of(local net.Addr) []http.ConnState {
 // waitStates waits until the states recorded for local are want.
 func (l *stateLog) waitStates(tb testing.TB, who string, local net.Addr, want ...http.ConnState) {
 	tb.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		got := l.of(local)
-		if slices.Equal(got, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s ConnState of %s: %v, want %v", who, local, got, want)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	waitFor(tb, fmt.Sprintf("%s ConnState of %s to be %v", who, local, want),
+		func() bool { return slices.Equal(l.of(local), want) })
 }
 
 // via is who serves r: net/http puts its server in the context.
@@ -711,7 +702,7 @@ func TestFrontHandlerPanics(t *testing.T) {
 		}
 		panic("boom in the handler")
 	})
-	var logged syncBuffer
+	var logged testlog.Buffer
 	s := startFront(t, frontConfig{custom: panics, log: slog.New(slog.NewTextHandler(&logged, nil))})
 	for i, target := range []string{"/custom/panic", "/custom/panic?abort", "/custom/panic"} {
 		c := dialRaw(t, s.addr)
@@ -733,24 +724,6 @@ func TestFrontHandlerPanics(t *testing.T) {
 	parseOpen(t, ws.readText())
 	s.session(t)
 	s.checkCounts(t, 4, 0)
-}
-
-// syncBuffer is a bytes.Buffer for several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestFrontSweep checks HeaderTimeout in a synctest bubble, with the

@@ -82,39 +82,17 @@ func parseHead(b []byte, n int, h *reqHead) headResult {
 	default:
 		return headOther
 	}
-	target, proto, ok := bytes.Cut(line, []byte(" "))
-	if !ok || string(proto) != "HTTP/1.1" || len(target) == 0 || target[0] != '/' {
+	target, ok := originTarget(line)
+	if !ok {
 		return headOther
 	}
-	for _, c := range target {
-		if c <= ' ' || c >= 0x7f || c == '#' {
-			return headOther
-		}
-	}
 	h.path, h.query, _ = bytes.Cut(target, []byte("?"))
-	if bytes.IndexByte(h.path, '%') >= 0 {
-		return headOther // escapes: net/http decodes (or refuses) them; the engine's path has none
-	}
 	var hasHost bool
 	for len(rest) > 0 {
-		line, rest, ok = cutLine(rest)
+		var name, value []byte
+		name, value, rest, ok = cutField(rest)
 		if !ok {
 			return headOther
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return headOther // no name (or obsolete line folding: a line that starts with a space)
-		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
-		for _, c := range name {
-			if !isTokenChar(c) {
-				return headOther
-			}
-		}
-		for _, c := range value {
-			if c < ' ' && c != '\t' || c == 0x7f {
-				return headOther
-			}
 		}
 		switch {
 		case equalFold(name, "host"):
@@ -164,6 +142,54 @@ func parseHead(b []byte, n int, h *reqHead) headResult {
 		h.length = 0
 	}
 	return headOurs
+}
+
+// originTarget reads the rest of a request line after its method: an
+// origin-form target of visible characters, without a fragment or escapes
+// in its path (net/http decodes, or refuses, them; the engine's path has
+// none), then " HTTP/1.1".
+func originTarget(line []byte) (target []byte, ok bool) {
+	target, ok = bytes.CutSuffix(line, []byte(" HTTP/1.1"))
+	if !ok || len(target) == 0 || target[0] != '/' {
+		return nil, false
+	}
+	for _, c := range target {
+		if c <= ' ' || c >= 0x7f || c == '#' {
+			return nil, false
+		}
+	}
+	path, _, _ := bytes.Cut(target, []byte("?"))
+	if bytes.IndexByte(path, '%') >= 0 {
+		return nil, false
+	}
+	return target, true
+}
+
+// cutField cuts the first header line off rest: a name of token
+// characters, a colon, and a value (trimmed) of visible characters, spaces
+// and tabs. A line with no name (or obsolete line folding: one that starts
+// with a space) is not accepted.
+func cutField(rest []byte) (name, value, after []byte, ok bool) {
+	line, after, ok := cutLine(rest)
+	if !ok {
+		return nil, nil, nil, false
+	}
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return nil, nil, nil, false
+	}
+	name, value = line[:colon], trimOWS(line[colon+1:])
+	for _, c := range name {
+		if !isTokenChar(c) {
+			return nil, nil, nil, false
+		}
+	}
+	for _, c := range value {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return nil, nil, nil, false
+		}
+	}
+	return name, value, after, true
 }
 
 // cutLine cuts the first CRLF-terminated line off b; a bare LF or CR is
@@ -264,44 +290,22 @@ func parseUpgradeHead(b []byte, n int, h *upgradeHead) bool {
 	if !ok {
 		return false
 	}
-	target, ok := bytes.CutPrefix(line, []byte("GET "))
+	line, ok = bytes.CutPrefix(line, []byte("GET "))
 	if !ok {
 		return false
 	}
-	target, ok = bytes.CutSuffix(target, []byte(" HTTP/1.1"))
-	if !ok || len(target) == 0 || target[0] != '/' {
+	target, ok := originTarget(line)
+	if !ok {
 		return false
 	}
-	for _, c := range target {
-		if c <= ' ' || c >= 0x7f || c == '#' {
-			return false
-		}
-	}
 	path, _, _ := bytes.Cut(target, []byte("?"))
-	if bytes.IndexByte(path, '%') >= 0 {
-		return false // escapes: net/http decodes (or refuses) them
-	}
 	var hasHost, upgrade, connUpgrade bool
 	header := make(map[string][]string, 8)
 	for len(rest) > 0 {
-		line, rest, ok = cutLine(rest)
+		var name, value []byte
+		name, value, rest, ok = cutField(rest)
 		if !ok {
 			return false
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return false
-		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
-		for _, c := range name {
-			if !isTokenChar(c) {
-				return false
-			}
-		}
-		for _, c := range value {
-			if c < ' ' && c != '\t' || c == 0x7f {
-				return false
-			}
 		}
 		switch {
 		case equalFold(name, "host"):

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -977,10 +979,7 @@ func (srv *Server) closePollConns() {
 	p := &srv.ka
 	p.mu.Lock()
 	p.closed = true
-	all := make([]*pollConn, 0, len(p.m))
-	for pc := range p.m {
-		all = append(all, pc)
-	}
+	all := slices.Collect(maps.Keys(p.m))
 	p.mu.Unlock()
 	for _, pc := range all {
 		pc.mu.Lock()

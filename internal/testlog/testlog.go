@@ -43,3 +43,22 @@ func (w *TBWriter) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// Buffer is a bytes.Buffer that several goroutines may write and read: a
+// log that a test reads while the server writes it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
