@@ -5,17 +5,19 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
 	"unsafe"
 )
 
-// epoll is the Linux I/O engine: one goroutine waits in epoll_wait for the
-// connections of every server in the process, readable connections are
-// read by an elastic pool of goroutines (which run the sessions' handlers),
-// and writes are non-blocking writev calls made by a fixed pool of flush
-// goroutines, resumed by EPOLLOUT when a socket's buffer is full. A
+// epoll is the Linux I/O engine: one goroutine waits on an epoll set (parked
+// in Go's network poller: parkedWait) for the connections of every server
+// in the process, readable connections are read by an elastic pool of
+// goroutines (which run the sessions' handlers), and writes are
+// non-blocking writev calls made by a fixed pool of flush goroutines,
+// resumed by EPOLLOUT when a socket's buffer is full. A
 // connection with nothing to read or write costs no goroutine and no
 // buffer: its file descriptor, taken out of Go's network poller, and its
 // structs.
@@ -48,9 +50,14 @@ func epollEngine() ioEngine {
 			return
 		}
 		e := &epoll{fd: fd}
+		wait, err := parkedWait(fd)
+		if err != nil {
+			syscall.Close(fd)
+			return
+		}
 		e.readers = newElastic(evConn.runRead)
 		e.flusher = newWorkers(flushWorkers(), evConn.runFlush)
-		go e.loop()
+		go e.loop(wait)
 		epollInst = e
 	})
 	if epollInst == nil {
@@ -228,18 +235,52 @@ func (e *epoll) waitOut(c evConn, fc *fdConn) {
 	}
 }
 
+// parkedWait returns the epoll loop's wait: epoll_wait that does not
+// block, called again each time Go's network poller, where the epoll
+// descriptor itself is registered (an epoll set is readable while it has
+// events ready), says there are events. The loop's goroutine so parks in
+// the runtime instead of blocking its thread in a system call: a blocked
+// thread made the runtime's monitor (sysmon) wake every 20 µs to take its
+// P back and start another thread, 5 % of the server's CPU while
+// connections arrived.
+func parkedWait(epfd int) (func(events []syscall.EpollEvent) int, error) {
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		return nil, err
+	}
+	// The File is never closed: the engine lives as long as the process.
+	rc, err := os.NewFile(uintptr(epfd), "epoll").SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return func(events []syscall.EpollEvent) int {
+		var n int
+		err := rc.Read(func(fd uintptr) bool {
+			for {
+				r, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+				switch errno {
+				case 0:
+				case syscall.EINTR:
+					continue
+				default:
+					panic("engineio: epoll_wait: " + errno.Error())
+				}
+				n = int(r)
+				return n > 0
+			}
+		})
+		if err != nil {
+			panic("engineio: waiting for the epoll set: " + err.Error())
+		}
+		return n
+	}, nil
+}
+
 // loop waits for readiness and dispatches it, forever.
-func (e *epoll) loop() {
+func (e *epoll) loop(wait func(events []syscall.EpollEvent) int) {
 	events := make([]syscall.EpollEvent, 256)
 	conns := make([]evConn, len(events))
 	for {
-		n, err := syscall.EpollWait(e.fd, events, -1)
-		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
-				continue
-			}
-			panic("engineio: epoll_wait: " + err.Error())
-		}
+		n := wait(events)
 		// The connections are looked up under the lock and served after
 		// it, since a read on the loop (loopReader) may remove its own. A
 		// connection removed meanwhile gets a spurious read or flush,
@@ -361,20 +402,36 @@ func (fc *fdConn) read(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	for {
-		n, err := syscall.Read(fc.fd, p)
+		n, err := rawRead(fc.fd, p)
 		switch {
-		case err == nil && n == 0:
+		case err == 0 && n == 0:
 			return 0, io.EOF
-		case err == nil:
+		case err == 0:
 			return n, nil
-		case errors.Is(err, syscall.EINTR):
+		case err == syscall.EINTR:
 			continue
-		case errors.Is(err, syscall.EAGAIN):
+		case err == syscall.EAGAIN:
 			return 0, errWouldBlock
 		default:
 			return 0, err
 		}
 	}
+}
+
+// rawRead is read(2) without the scheduler's system-call bookkeeping
+// (syscall.RawSyscall), as the writes: on a non-blocking socket the call
+// does not wait, so the goroutine keeps its P. Through syscall.Syscall a
+// call that took more than 20 µs (a loopback write includes the receiver's
+// processing) had the runtime's monitor hand the P to another thread, and
+// entering the call woke the monitor: scheduler work on every read and
+// write.
+func rawRead(fd int, p []byte) (int, syscall.Errno) {
+	var base unsafe.Pointer
+	if len(p) > 0 {
+		base = unsafe.Pointer(&p[0])
+	}
+	n, _, errno := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(base), uintptr(len(p)))
+	return int(n), errno
 }
 
 // epollET is EPOLLET as the uint32 the event mask is.
@@ -438,9 +495,9 @@ func (fc *fdConn) writevLocked(bufs [][]byte, iov []syscall.Iovec) (total int, u
 		var n uintptr
 		var errno syscall.Errno
 		if len(iov) == 1 {
-			n, _, errno = syscall.Syscall(syscall.SYS_WRITE, uintptr(fc.fd), uintptr(unsafe.Pointer(iov[0].Base)), uintptr(iov[0].Len))
+			n, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fc.fd), uintptr(unsafe.Pointer(iov[0].Base)), uintptr(iov[0].Len))
 		} else {
-			n, _, errno = syscall.Syscall(syscall.SYS_WRITEV, uintptr(fc.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+			n, _, errno = syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(fc.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 		}
 		if errno != 0 {
 			switch errno {

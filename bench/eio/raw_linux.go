@@ -3,13 +3,13 @@ package eio
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -41,6 +41,7 @@ type RawConn struct {
 	fragOp  byte
 
 	loop    *pollLoop
+	dial    *dialing // while Poller.Dial opens it; owned by loop's goroutine
 	paused  bool
 	onEvent func(pkt []byte)
 	onClose func(err error)
@@ -101,109 +102,138 @@ func handshake(ctx context.Context, nc net.Conn, u *url.URL, nsp string) (*RawCo
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
-	var key [16]byte
-	_, _ = rand.Read(key[:])
-	req := "GET " + u.EscapedPath() + "?EIO=4&transport=websocket HTTP/1.1\r\n" +
-		"Host: " + u.Host + "\r\n" +
-		"Upgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + base64.StdEncoding.EncodeToString(key[:]) + "\r\n" +
-		"Sec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := nc.Write([]byte(req)); err != nil {
+	if _, err := nc.Write(appendKey(upgradeRequest(u), maskSeed.Add(1))); err != nil {
 		return nil, err
 	}
-	buf := make([]byte, 0, 1024)
-	var end int
-	for {
-		if len(buf) == cap(buf) {
-			return nil, errors.New("upgrade response headers too long")
-		}
-		n, err := nc.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if i := bytes.Index(buf, []byte("\r\n\r\n")); i >= 0 {
-			end = i + 4
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("upgrade: %w", err)
-		}
-	}
-	status, _, _ := bytes.Cut(buf[:end], []byte("\r\n"))
-	if !bytes.HasPrefix(status, []byte("HTTP/1.1 101")) {
-		return nil, fmt.Errorf("upgrade refused: %s", status)
-	}
-	c := &RawConn{fd: -1, pending: append([]byte(nil), buf[end:]...)}
-
-	// Read messages until the CONNECT answer; nothing else is expected in
-	// between but pings.
-	var msgs [][]byte
-	collect := func(op byte, payload []byte) error {
-		switch op {
-		case opText, opBinary:
-			msgs = append(msgs, append([]byte(nil), payload...))
-		case opClose:
-			return ErrClosed
-		}
-		return nil
-	}
-	next := func() ([]byte, error) {
-		for len(msgs) == 0 {
-			used, err := c.parse(c.pending, collect)
-			c.pending = c.pending[used:]
-			if err != nil {
-				return nil, err
-			}
-			if len(msgs) > 0 {
-				break
-			}
-			chunk := make([]byte, 4096)
-			n, err := nc.Read(chunk)
-			c.pending = append(c.pending, chunk[:n]...)
-			if n == 0 && err != nil {
-				return nil, err
-			}
-		}
-		m := msgs[0]
-		msgs = msgs[1:]
-		return m, nil
-	}
+	c := &RawConn{fd: -1}
+	o := opening{nsp: nsp}
 	send := func(p []byte) error {
 		_, err := nc.Write(appendFrame(nil, opText, p))
 		return err
 	}
-	pkt, err := next()
-	if err != nil {
-		return nil, fmt.Errorf("read OPEN: %w", err)
-	}
-	if len(pkt) == 0 || pkt[0] != typeOpen {
-		return nil, fmt.Errorf("first packet %q, want OPEN", pkt)
-	}
-	if c.SID, err = sidFromJSON(pkt[1:]); err != nil {
-		return nil, err
-	}
-	if err := send(connectPacket(nsp)); err != nil {
-		return nil, fmt.Errorf("send CONNECT: %w", err)
-	}
+	after := func(byte, []byte) error { return errors.New("unexpected packets right after CONNECT") }
+	buf := make([]byte, 0, openingBufSize)
 	for {
-		pkt, err := next()
-		if err != nil {
-			return nil, fmt.Errorf("read CONNECT: %w", err)
-		}
+		n, rerr := nc.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		used, err := o.feed(c, buf, send, after)
+		buf = append(buf[:0], buf[used:]...)
 		switch {
-		case len(pkt) >= 2 && pkt[0] == '4' && pkt[1] == '0':
-			c.SocketID, _ = sidFromJSON(pkt[2:])
-			if len(msgs) > 0 {
-				return nil, errors.New("unexpected packets right after CONNECT")
-			}
+		case err != nil:
+			return nil, err
+		case o.joined():
+			c.pending = buf
 			_ = nc.SetDeadline(time.Time{})
 			return c, nil
-		case len(pkt) >= 2 && pkt[0] == '4' && pkt[1] == '4':
-			return nil, fmt.Errorf("CONNECT refused: %s", pkt[2:])
-		case len(pkt) == 1 && pkt[0] == typePing:
-			if err := send([]byte{typePong}); err != nil {
-				return nil, err
-			}
+		case rerr != nil:
+			return nil, fmt.Errorf("%s: %w", o.waitingFor(), rerr)
+		case len(buf) == cap(buf):
+			return nil, fmt.Errorf("%s: more than %d bytes", o.waitingFor(), cap(buf))
 		}
 	}
+}
+
+// openingBufSize bounds what a session's opening (the 101 head, OPEN,
+// CONNECT's answer) may take before it joined.
+const openingBufSize = 4096
+
+// upgradeRequest is the WebSocket upgrade request for endpoint u, up to the
+// Sec-WebSocket-Key's value (appendKey finishes it).
+func upgradeRequest(u *url.URL) []byte {
+	return []byte("GET " + u.EscapedPath() + "?EIO=4&transport=websocket HTTP/1.1\r\n" +
+		"Host: " + u.Host + "\r\n" +
+		"Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Key: ")
+}
+
+// appendKey ends an upgrade request with a key made from seed: on loopback
+// the key only has to be well-formed (16 bytes, base64) and vary, not be
+// secret, and this spares a getrandom per connection.
+func appendKey(req []byte, seed uint32) []byte {
+	var key [16]byte
+	for i := 0; i < len(key); i += 4 {
+		seed = seed*1664525 + 1013904223
+		binary.LittleEndian.PutUint32(key[i:], seed)
+	}
+	req = base64.StdEncoding.AppendEncode(req, key[:])
+	return append(req, "\r\n\r\n"...)
+}
+
+// opening is the client side of a session's opening, fed with the bytes read
+// so far: the 101 head, the Engine.IO OPEN (answered with Socket.IO's
+// CONNECT), then CONNECT's answer. Pings that arrive meanwhile are answered.
+type opening struct {
+	nsp   string
+	stage int // openHead, openOpen, openConnect, openJoined
+}
+
+const (
+	openHead = iota
+	openOpen
+	openConnect
+	openJoined
+)
+
+func (o *opening) joined() bool { return o.stage == openJoined }
+
+func (o *opening) waitingFor() string {
+	return [...]string{"upgrade", "read OPEN", "read CONNECT", "joined"}[o.stage]
+}
+
+// feed consumes what it can of b for c: it returns how many bytes it used.
+// send writes one text frame; after gets the messages and control frames
+// that came after CONNECT's answer in the same read.
+func (o *opening) feed(c *RawConn, b []byte, send func([]byte) error, after func(op byte, payload []byte) error) (int, error) {
+	used := 0
+	if o.stage == openHead {
+		i := bytes.Index(b, []byte("\r\n\r\n"))
+		if i < 0 {
+			return 0, nil
+		}
+		status, _, _ := bytes.Cut(b[:i], []byte("\r\n"))
+		if !bytes.HasPrefix(status, []byte("HTTP/1.1 101")) {
+			return 0, fmt.Errorf("upgrade refused: %s", status)
+		}
+		used = i + 4
+		o.stage = openOpen
+	}
+	n, err := c.parse(b[used:], func(op byte, pkt []byte) error {
+		if o.stage == openJoined {
+			return after(op, pkt)
+		}
+		switch op {
+		case opClose:
+			return fmt.Errorf("%s: %w", o.waitingFor(), ErrClosed)
+		case opText, opBinary:
+		default:
+			return nil
+		}
+		switch {
+		case len(pkt) == 1 && pkt[0] == typePing:
+			return send([]byte{typePong})
+		case o.stage == openOpen:
+			if len(pkt) == 0 || pkt[0] != typeOpen {
+				return fmt.Errorf("first packet %q, want OPEN", pkt)
+			}
+			sid, err := sidFromJSON(pkt[1:])
+			if err != nil {
+				return err
+			}
+			c.SID = sid
+			o.stage = openConnect
+			if err := send(connectPacket(o.nsp)); err != nil {
+				return fmt.Errorf("send CONNECT: %w", err)
+			}
+		case len(pkt) >= 2 && pkt[0] == '4' && pkt[1] == '0':
+			c.SocketID, _ = sidFromJSON(pkt[2:])
+			o.stage = openJoined
+		case len(pkt) >= 2 && pkt[0] == '4' && pkt[1] == '4':
+			return fmt.Errorf("CONNECT refused: %s", pkt[2:])
+		}
+		return nil
+	})
+	return used + n, err
 }
 
 // WebSocket opcodes.
@@ -400,22 +430,30 @@ func (c *RawConn) end(err error) {
 // Poller reads many RawConns with a few goroutines, each blocked in its own
 // epoll_wait (level-triggered).
 type Poller struct {
-	loops []*pollLoop
-	next  atomic.Uint32
-	stop  atomic.Bool
-	wg    sync.WaitGroup
+	// DialTimeout bounds each Dial (DefaultDialTimeout when zero); set it
+	// before the first Dial.
+	DialTimeout time.Duration
+
+	loops     []*pollLoop
+	next      atomic.Uint32
+	stop      atomic.Bool
+	quit      chan struct{} // closed by Close: ends the sweeper
+	wg        sync.WaitGroup
+	sweepOnce sync.Once
 }
 
 type pollLoop struct {
-	p     *Poller
-	epfd  int
-	mu    sync.RWMutex
-	conns map[int32]*RawConn
+	p       *Poller
+	epfd    int
+	file    *os.File // epfd, registered in Go's network poller: run parks there
+	mu      sync.RWMutex
+	conns   map[int32]*RawConn
+	dialing map[*RawConn]dialEntry // dials in progress, for the sweeper
 }
 
 // NewPoller starts n reader goroutines.
 func NewPoller(n int) (*Poller, error) {
-	p := &Poller{}
+	p := &Poller{quit: make(chan struct{})}
 	for range max(1, n) {
 		epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 		if err != nil {
@@ -423,6 +461,12 @@ func NewPoller(n int) (*Poller, error) {
 			return nil, err
 		}
 		l := &pollLoop{p: p, epfd: epfd, conns: map[int32]*RawConn{}}
+		if err := syscall.SetNonblock(epfd, true); err != nil {
+			syscall.Close(epfd)
+			p.Close()
+			return nil, err
+		}
+		l.file = os.NewFile(uintptr(epfd), "epoll")
 		p.loops = append(p.loops, l)
 		p.wg.Add(1)
 		go l.run()
@@ -430,14 +474,18 @@ func NewPoller(n int) (*Poller, error) {
 	return p, nil
 }
 
-// Close stops the reader goroutines (within 100 ms); it does not close the
-// connections.
+// Close stops the reader goroutines and fails the dials in progress; it
+// does not close the connections that joined.
 func (p *Poller) Close() {
-	p.stop.Store(true)
-	p.wg.Wait()
-	for _, l := range p.loops {
-		syscall.Close(l.epfd)
+	if p.stop.Swap(true) {
+		return
 	}
+	close(p.quit)
+	p.expireDials(time.Now().Add(time.Hour), errors.New("eio: poller closed"))
+	for _, l := range p.loops {
+		l.file.Close() // wakes run, which returns
+	}
+	p.wg.Wait()
 }
 
 // Add starts reading c: onEvent gets every Socket.IO EVENT packet (42[...],
@@ -498,6 +546,7 @@ func (l *pollLoop) del(c *RawConn) {
 	if l.conns[int32(c.fd)] == c {
 		delete(l.conns, int32(c.fd))
 	}
+	delete(l.dialing, c)
 	l.mu.Unlock()
 }
 
@@ -505,23 +554,41 @@ func (l *pollLoop) del(c *RawConn) {
 // up to this much.
 const readBufSize = 256 << 10
 
+// run dispatches l's events until Close. It waits in Go's network poller,
+// where the epoll set is registered (readable while it has events), and
+// takes the events with an epoll_wait that does not block: a goroutine
+// blocked in epoll_wait made the runtime's monitor wake every 20 µs to hand
+// its P to another thread, load-generator CPU the server under test could
+// have used.
 func (l *pollLoop) run() {
 	defer l.p.wg.Done()
 	events := make([]syscall.EpollEvent, 512)
 	buf := make([]byte, readBufSize)
-	for !l.p.stop.Load() {
-		n, err := syscall.EpollWait(l.epfd, events, 100)
-		if err != nil {
-			if err == syscall.EINTR {
-				continue
+	rc, err := l.file.SyscallConn()
+	if err != nil {
+		return
+	}
+	for {
+		var n int
+		err := rc.Read(func(fd uintptr) bool {
+			var err error
+			for n, err = syscall.EpollWait(int(fd), events, 0); err == syscall.EINTR; {
+				n, err = syscall.EpollWait(int(fd), events, 0)
 			}
+			return n > 0 || err != nil
+		})
+		if err != nil || l.p.stop.Load() {
 			return
 		}
-		for _, ev := range events[:n] {
+		for _, ev := range events[:max(n, 0)] {
 			l.mu.RLock()
 			c := l.conns[ev.Fd]
 			l.mu.RUnlock()
-			if c != nil {
+			switch {
+			case c == nil:
+			case c.dial != nil:
+				c.dialReady(ev.Events, buf)
+			default:
 				c.readReady(buf)
 			}
 		}

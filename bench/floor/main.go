@@ -24,6 +24,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"flag"
+	"fmt"
 	"log"
 	"net"
 	"net/http"
@@ -33,6 +34,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // conn is one client: its socket (non-blocking, in the epoll set), what it
@@ -129,9 +131,6 @@ func (f *floor) join(nc net.Conn, sid string) error {
 			}
 			in = in[n:]
 			if op == 0x1 && bytes.HasPrefix(payload, []byte("40")) {
-				if _, err := nc.Write(appendFrame(nil, []byte(`40{"sid":"s`+sid+`"}`))); err != nil {
-					return err
-				}
 				// Frames sent right behind CONNECT (the load generator
 				// sends none: it waits for the answer) are kept, and
 				// handled with the connection's next read.
@@ -139,7 +138,7 @@ func (f *floor) join(nc net.Conn, sid string) error {
 					b, _ := br.Peek(n)
 					in = append(in, b...)
 				}
-				return f.add(nc, in)
+				return f.add(nc, in, appendFrame(nil, []byte(`40{"sid":"s`+sid+`"}`)))
 			}
 		}
 		chunk := make([]byte, 512)
@@ -151,9 +150,11 @@ func (f *floor) join(nc net.Conn, sid string) error {
 	}
 }
 
-// add detaches nc's socket from Go's poller (a duplicate, non-blocking) and
-// adds it to the epoll set.
-func (f *floor) add(nc net.Conn, in []byte) error {
+// add detaches nc's socket from Go's poller (a duplicate, non-blocking),
+// writes CONNECT's answer and adds it to the broadcasts' list in one step
+// (a client that has its answer gets every broadcast that starts after,
+// and none before the answer), then to the epoll set.
+func (f *floor) add(nc net.Conn, in, answer []byte) error {
 	sc, err := nc.(syscall.Conn).SyscallConn()
 	if err != nil {
 		return err
@@ -172,6 +173,12 @@ func (f *floor) add(nc net.Conn, in []byte) error {
 	}
 	c := &conn{fd: fd, in: in}
 	f.mu.Lock()
+	// A new socket's buffer takes the few bytes at once.
+	if n, err := syscall.Write(fd, answer); n != len(answer) {
+		f.mu.Unlock()
+		syscall.Close(fd)
+		return fmt.Errorf("write CONNECT's answer: %d of %d bytes, %v", n, len(answer), err)
+	}
 	f.conns[fd] = c
 	f.list = append(f.list, c)
 	f.mu.Unlock()
@@ -211,10 +218,26 @@ func (f *floor) loop() {
 	}
 }
 
+// rawIO is read(2) or write(2) (trap) on a non-blocking socket, without the
+// scheduler's system-call bookkeeping (syscall.RawSyscall: the call does not
+// wait, so the goroutine keeps its P), as our server makes them: the floor
+// must not pay what a server need not.
+func rawIO(trap uintptr, fd int, b []byte) (int, error) {
+	var base unsafe.Pointer
+	if len(b) > 0 {
+		base = unsafe.Pointer(&b[0])
+	}
+	n, _, errno := syscall.RawSyscall(trap, uintptr(fd), uintptr(base), uintptr(len(b)))
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(n), nil
+}
+
 // read drains c's socket and handles every complete frame.
 func (f *floor) read(c *conn) {
 	for {
-		n, err := syscall.Read(c.fd, f.buf[:])
+		n, err := rawIO(syscall.SYS_READ, c.fd, f.buf[:])
 		if n > 0 {
 			c.in = append(c.in, f.buf[:n]...)
 		}
@@ -261,7 +284,7 @@ func (f *floor) broadcast(frame []byte) {
 			c.pending = append(c.pending, frame...)
 			continue
 		}
-		n, err := syscall.Write(c.fd, frame)
+		n, err := rawIO(syscall.SYS_WRITE, c.fd, frame)
 		if n == len(frame) {
 			continue
 		}
@@ -277,7 +300,7 @@ func (f *floor) broadcast(frame []byte) {
 
 // flush writes what c did not take before.
 func (f *floor) flush(c *conn) {
-	n, err := syscall.Write(c.fd, c.pending)
+	n, err := rawIO(syscall.SYS_WRITE, c.fd, c.pending)
 	if err != nil && err != syscall.EAGAIN {
 		f.drop(c)
 		return

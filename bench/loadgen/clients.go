@@ -49,6 +49,9 @@ type pool struct {
 	dialTCP func(ctx context.Context, network, addr string) (net.Conn, error)
 	slowTCP func(ctx context.Context, network, addr string) (net.Conn, error)
 	poller  *eio.Poller
+	targets map[[2]string]*eio.Target // by URL and namespace, for the poller's dials
+	srcs    []net.IP                  // source addresses the poller's dials take in turn
+	nextSrc atomic.Uint64
 	hc      *http.Client
 	clients []*client
 	points  []atomic.Pointer[pointStats]
@@ -77,6 +80,16 @@ func newPool(cfg *config, maxPoints int) (*pool, error) {
 	if cfg.transport == "websocket" && cfg.reader == "epoll" {
 		if p.poller, err = eio.NewPoller(cfg.pollers); err != nil {
 			return nil, err
+		}
+		p.srcs, p.targets = srcs, map[[2]string]*eio.Target{}
+		for i := range len(cfg.urls) * max(1, cfg.namespaces) {
+			key := [2]string{cfg.urlOf(i), cfg.nspOf(i)}
+			if p.targets[key] == nil {
+				if p.targets[key], err = eio.NewTarget(key[0], key[1]); err != nil {
+					p.poller.Close()
+					return nil, err
+				}
+			}
 		}
 	}
 	p.hc = &http.Client{Transport: &http.Transport{
@@ -176,29 +189,12 @@ func (p *pool) errors() []string {
 }
 
 // dial opens client i (slow clients get a tiny receive buffer) and starts its
-// reader goroutine.
+// reader goroutine. Clients read by the poller are opened by rampOnPoller.
 func (p *pool) dial(ctx context.Context, i int, slow bool) (*client, error) {
 	c := &client{idx: i, slow: slow, resume: make(chan struct{}), done: make(chan error, 1)}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	switch {
-	case p.poller != nil:
-		d := p.dialTCP
-		if slow {
-			d = p.slowTCP
-		}
-		raw, err := eio.DialRawIn(dctx, d, p.cfg.urlOf(i), p.cfg.nspOf(i))
-		if err != nil {
-			return nil, err
-		}
-		c.raw = raw
-		c.alive.Store(true)
-		p.connected.Add(1)
-		if err := p.poller.Add(raw, func(pkt []byte) { p.onEvent(c, pkt) }, func(err error) { p.ended(c, err) }); err != nil {
-			_ = raw.Close() // reports the end once
-			return nil, err
-		}
-		return c, nil
 	case p.cfg.transport == "websocket":
 		d := p.ws
 		if slow {
@@ -292,6 +288,9 @@ func (p *pool) emit(ctx context.Context, c *client, pkt []byte) error {
 // ramp opens clients [from, to) with conc dials in flight; clients at index
 // ≥ slowFrom are slow consumers. Each failed dial is retried up to 3 times.
 func (p *pool) ramp(ctx context.Context, from, to, slowFrom int) (failures, missing int) {
+	if p.poller != nil {
+		return p.rampOnPoller(ctx, from, to, slowFrom)
+	}
 	var fail, miss atomic.Int64
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -322,6 +321,67 @@ func (p *pool) ramp(ctx context.Context, from, to, slowFrom int) (failures, miss
 		next <- i
 	}
 	close(next)
+	wg.Wait()
+	return int(fail.Load()), int(miss.Load())
+}
+
+// rampOnPoller is ramp for clients read by the poller: each dial runs on a
+// poller goroutine (eio.Poller.Dial), and each one that ends starts the
+// next, so conc dials stay in flight without a goroutine switch per connect.
+func (p *pool) rampOnPoller(ctx context.Context, from, to, slowFrom int) (failures, missing int) {
+	var fail, miss atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(to - from)
+	next := atomic.Int64{}
+	next.Store(int64(from))
+	var start func(i, attempt int)
+	startNext := func() {
+		if i := int(next.Add(1) - 1); i < to {
+			start(i, 0)
+		}
+	}
+	failed := func(i, attempt int, err error) {
+		fail.Add(1)
+		p.noteErr(fmt.Errorf("connect: %w", err))
+		if attempt == 3 || ctx.Err() != nil {
+			miss.Add(1)
+			wg.Done()
+			startNext()
+			return
+		}
+		time.AfterFunc(time.Duration(50<<attempt)*time.Millisecond, func() { start(i, attempt+1) })
+	}
+	start = func(i, attempt int) {
+		slow := i >= slowFrom
+		c := &client{idx: i, slow: slow, resume: make(chan struct{}), done: make(chan error, 1)}
+		opt := eio.DialOptions{}
+		if len(p.srcs) > 0 {
+			opt.Src = p.srcs[p.nextSrc.Add(1)%uint64(len(p.srcs))]
+		}
+		if slow {
+			opt.RcvBuf = p.cfg.slowReadBuf
+		}
+		t := p.targets[[2]string{p.cfg.urlOf(i), p.cfg.nspOf(i)}]
+		err := p.poller.Dial(t, opt, func(pkt []byte) { p.onEvent(c, pkt) }, func(err error) { p.ended(c, err) },
+			func(raw *eio.RawConn, err error) {
+				if err != nil {
+					failed(i, attempt, err)
+					return
+				}
+				c.raw = raw
+				c.alive.Store(true)
+				p.connected.Add(1)
+				p.clients[i] = c
+				wg.Done()
+				startNext()
+			})
+		if err != nil {
+			failed(i, attempt, err)
+		}
+	}
+	for range min(p.cfg.rampConc, to-from) {
+		startNext()
+	}
 	wg.Wait()
 	return int(fail.Load()), int(miss.Load())
 }
