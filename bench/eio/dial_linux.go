@@ -104,7 +104,7 @@ func (p *Poller) Dial(t *Target, opt DialOptions, onEvent func(pkt []byte), onCl
 	req := appendKey(append(make([]byte, 0, len(t.req)+32), t.req...), maskSeed.Add(1))
 	// On loopback the connect has usually completed by now: writing the
 	// request at once spares waiting for EPOLLOUT and an epoll_ctl.
-	n, err := rawWrite(fd, req)
+	n, err := syscall.Write(fd, req)
 	switch {
 	case n == len(req):
 	case err == nil || err == syscall.EAGAIN || err == syscall.EINTR || err == syscall.ENOTCONN:
@@ -181,7 +181,7 @@ func (c *RawConn) dialReady(events uint32, buf []byte) {
 		return
 	}
 	k := copy(buf, c.pending)
-	n, err := rawRead(c.fd, buf[k:k+openingBufSize])
+	n, err := syscall.Read(c.fd, buf[k:k+openingBufSize])
 	c.mu.Unlock()
 	if err == syscall.EAGAIN || err == syscall.EINTR {
 		return
@@ -226,7 +226,7 @@ func (c *RawConn) writeRequest(d *dialing) {
 		c.mu.Unlock()
 		return
 	}
-	n, err := rawWrite(c.fd, d.req)
+	n, err := syscall.Write(c.fd, d.req)
 	if n > 0 {
 		d.req = d.req[n:]
 	}

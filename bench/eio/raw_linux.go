@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 )
 
 // RawConn is a Socket.IO client on the WebSocket transport whose socket is
@@ -385,7 +384,7 @@ func (c *RawConn) writeFrame(op byte, payload []byte) error {
 			c.mu.Unlock()
 			return net.ErrClosed
 		}
-		n, err := rawWrite(c.fd, b)
+		n, err := syscall.Write(c.fd, b)
 		c.mu.Unlock()
 		if n > 0 {
 			b = b[n:]
@@ -605,7 +604,7 @@ func (c *RawConn) readReady(buf []byte) {
 		return
 	}
 	k := copy(buf, c.pending)
-	n, err := rawRead(c.fd, buf[k:])
+	n, err := syscall.Read(c.fd, buf[k:])
 	c.mu.Unlock()
 	if err == syscall.EAGAIN || err == syscall.EINTR {
 		return
@@ -637,24 +636,4 @@ func (c *RawConn) fail(err error) {
 	}
 	c.mu.Unlock()
 	c.end(err)
-}
-
-// rawRead and rawWrite are read(2) and write(2) on a non-blocking socket
-// without the scheduler's system-call bookkeeping (syscall.RawSyscall: the
-// call does not wait, so the goroutine keeps its P), as the server under
-// test makes them: CPU the load generator spares is the server's on a
-// shared machine.
-func rawRead(fd int, b []byte) (int, error)  { return rawIO(syscall.SYS_READ, fd, b) }
-func rawWrite(fd int, b []byte) (int, error) { return rawIO(syscall.SYS_WRITE, fd, b) }
-
-func rawIO(trap uintptr, fd int, b []byte) (int, error) {
-	var base unsafe.Pointer
-	if len(b) > 0 {
-		base = unsafe.Pointer(&b[0])
-	}
-	n, _, errno := syscall.RawSyscall(trap, uintptr(fd), uintptr(base), uintptr(len(b)))
-	if errno != 0 {
-		return -1, errno
-	}
-	return int(n), nil
 }
