@@ -419,12 +419,14 @@ func (fc *fdConn) read(p []byte) (int, error) {
 }
 
 // rawRead is read(2) without the scheduler's system-call bookkeeping
-// (syscall.RawSyscall), as the writes: on a non-blocking socket the call
-// does not wait, so the goroutine keeps its P. Through syscall.Syscall a
-// call that took more than 20 µs (a loopback write includes the receiver's
-// processing) had the runtime's monitor hand the P to another thread, and
-// entering the call woke the monitor: scheduler work on every read and
-// write.
+// (syscall.RawSyscall): on a non-blocking socket the call does not wait and
+// copies what is there, so the goroutine keeps its P through it, and
+// entering it does not wake the runtime's monitor. Writes stay
+// syscall.Syscall: a loopback write includes the receiving socket's
+// processing and can take tens of µs, and the monitor's taking the P back
+// from such a call is what lets the epoll loop, parked in Go's poller, run
+// promptly while the flush workers are busy (with raw writes, p99 at high
+// rates doubled: docs/BENCHMARKS.md, "Scheduler work per system call").
 func rawRead(fd int, p []byte) (int, syscall.Errno) {
 	var base unsafe.Pointer
 	if len(p) > 0 {
@@ -495,9 +497,9 @@ func (fc *fdConn) writevLocked(bufs [][]byte, iov []syscall.Iovec) (total int, u
 		var n uintptr
 		var errno syscall.Errno
 		if len(iov) == 1 {
-			n, _, errno = syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fc.fd), uintptr(unsafe.Pointer(iov[0].Base)), uintptr(iov[0].Len))
+			n, _, errno = syscall.Syscall(syscall.SYS_WRITE, uintptr(fc.fd), uintptr(unsafe.Pointer(iov[0].Base)), uintptr(iov[0].Len))
 		} else {
-			n, _, errno = syscall.RawSyscall(syscall.SYS_WRITEV, uintptr(fc.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+			n, _, errno = syscall.Syscall(syscall.SYS_WRITEV, uintptr(fc.fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 		}
 		if errno != 0 {
 			switch errno {
