@@ -62,9 +62,6 @@ type DialOptions struct {
 	RcvBuf int
 }
 
-// ipBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT (linux/in.h).
-const ipBindAddressNoPort = 24
-
 // DefaultDialTimeout bounds a Poller.Dial from the socket to CONNECT's answer.
 const DefaultDialTimeout = 30 * time.Second
 
@@ -132,7 +129,7 @@ func dialSocket(fd int, t *Target, opt DialOptions) error {
 		}
 	}
 	if ip4 := opt.Src.To4(); ip4 != nil {
-		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_IP, IPBindAddressNoPort, 1)
 		if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte(ip4)}); err != nil {
 			return fmt.Errorf("bind %s: %w", opt.Src, err)
 		}

@@ -25,6 +25,12 @@ const (
 	typeNoop    = '6'
 )
 
+// IPBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT (linux/in.h): bind() to a
+// source address without reserving a port, so the port is picked at
+// connect() time per destination and each source address has the whole
+// ephemeral range.
+const IPBindAddressNoPort = 24
+
 // recordSeparator separates packets in a long-polling payload (Engine.IO v4).
 const recordSeparator = 0x1e
 

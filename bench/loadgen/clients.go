@@ -16,12 +16,6 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// ipBindAddressNoPort is IP_BIND_ADDRESS_NO_PORT (linux/in.h): bind() to a
-// source address without reserving a port, so the port is picked at
-// connect() time per destination and each source address has the whole
-// ephemeral range.
-const ipBindAddressNoPort = 24
-
 // client is one simulated browser tab.
 type client struct {
 	idx  int
@@ -113,7 +107,7 @@ func netDialer(srcs []net.IP, rcvbuf int) func(ctx context.Context, network, add
 			if rcvbuf > 0 {
 				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
 			}
-			_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+			_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, eio.IPBindAddressNoPort, 1)
 		})
 		if err != nil {
 			return err
