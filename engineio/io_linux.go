@@ -50,7 +50,7 @@ func epollEngine() ioEngine {
 			return
 		}
 		e := &epoll{fd: fd}
-		wait, err := parkedWait(fd)
+		wait, _, err := parkedWait(fd)
 		if err != nil {
 			syscall.Close(fd)
 			return
@@ -243,14 +243,17 @@ func (e *epoll) waitOut(c evConn, fc *fdConn) {
 // thread made the runtime's monitor (sysmon) wake every 20 µs to take its
 // P back and start another thread, 5 % of the server's CPU while
 // connections arrived.
-func parkedWait(epfd int) (func(events []syscall.EpollEvent) int, error) {
+//
+// The returned File owns epfd from then on; the engine never closes it (it
+// lives as long as the process).
+func parkedWait(epfd int) (func(events []syscall.EpollEvent) int, *os.File, error) {
 	if err := syscall.SetNonblock(epfd, true); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	// The File is never closed: the engine lives as long as the process.
-	rc, err := os.NewFile(uintptr(epfd), "epoll").SyscallConn()
+	f := os.NewFile(uintptr(epfd), "epoll")
+	rc, err := f.SyscallConn()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return func(events []syscall.EpollEvent) int {
 		var n int
@@ -272,7 +275,7 @@ func parkedWait(epfd int) (func(events []syscall.EpollEvent) int, error) {
 			panic("engineio: waiting for the epoll set: " + err.Error())
 		}
 		return n
-	}, nil
+	}, f, nil
 }
 
 // loop waits for readiness and dispatches it, forever.
