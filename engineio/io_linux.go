@@ -255,23 +255,29 @@ func parkedWait(epfd int) (func(events []syscall.EpollEvent) int, *os.File, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	return func(events []syscall.EpollEvent) int {
-		var n int
-		err := rc.Read(func(fd uintptr) bool {
-			for {
-				r, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-				switch errno {
-				case 0:
-				case syscall.EINTR:
-					continue
-				default:
-					panic("engineio: epoll_wait: " + errno.Error())
-				}
-				n = int(r)
-				return n > 0
+	// One callback for every wait (a closure made per wait would be an
+	// allocation per wake-up of the loop); wait is called by one goroutine.
+	var (
+		cur []syscall.EpollEvent
+		n   int
+	)
+	take := func(fd uintptr) bool {
+		for {
+			r, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&cur[0])), uintptr(len(cur)), 0, 0, 0)
+			switch errno {
+			case 0:
+			case syscall.EINTR:
+				continue
+			default:
+				panic("engineio: epoll_wait: " + errno.Error())
 			}
-		})
-		if err != nil {
+			n = int(r)
+			return n > 0
+		}
+	}
+	return func(events []syscall.EpollEvent) int {
+		cur = events
+		if err := rc.Read(take); err != nil {
 			panic("engineio: waiting for the epoll set: " + err.Error())
 		}
 		return n

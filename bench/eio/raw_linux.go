@@ -568,16 +568,17 @@ func (l *pollLoop) run() {
 	if err != nil {
 		return
 	}
-	for {
-		var n int
-		err := rc.Read(func(fd uintptr) bool {
-			var err error
-			for n, err = syscall.EpollWait(int(fd), events, 0); err == syscall.EINTR; {
-				n, err = syscall.EpollWait(int(fd), events, 0)
+	var n int
+	take := func(fd uintptr) bool { // made once: no allocation per wake-up
+		var err error
+		for {
+			if n, err = syscall.EpollWait(int(fd), events, 0); err != syscall.EINTR {
+				return n > 0 || err != nil
 			}
-			return n > 0 || err != nil
-		})
-		if err != nil || l.p.stop.Load() {
+		}
+	}
+	for {
+		if err := rc.Read(take); err != nil || l.p.stop.Load() {
 			return
 		}
 		for _, ev := range events[:max(n, 0)] {

@@ -326,7 +326,7 @@ func (p *pool) rampOnPoller(ctx context.Context, from, to, slowFrom int) (failur
 	var fail, miss atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(to - from)
-	next := atomic.Int64{}
+	var next atomic.Int64
 	next.Store(int64(from))
 	var start func(i, attempt int)
 	startNext := func() {
