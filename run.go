@@ -132,6 +132,9 @@ func serve(ctx context.Context, cfg chat.Config, log *slog.Logger, ready chan<- 
 			cc := countedOf(c)
 			return cc != nil && cc.reserve // the health reserve's deadline is on the connection: net/http's
 		}
+		// The front's connections are accepted outside Go's poller: it
+		// puts their sockets in the epoll set as they are.
+		ln.Listener = engineio.AcceptListener(tcp)
 		go func() { errc <- front.Serve(ln) }()
 	} else {
 		go func() { errc <- srv.Serve(ln) }()

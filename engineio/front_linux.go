@@ -25,8 +25,9 @@ type frontConn struct {
 	evState
 	f        *Front
 	e        *epoll
-	fc       *fdConn  // a copy of nc's socket, in the epoll set
-	nc       net.Conn // the listener's connection, still open (and in Go's poller)
+	fc       *fdConn       // a copy of nc's socket, or ac's descriptor, in the epoll set
+	nc       net.Conn      // the listener's connection, still open
+	ac       *acceptedConn // nc's, if an AcceptListener accepted it: its descriptor is lent to fc
 	in       []byte
 	deadline int64 // monoNow of HeaderTimeout's end: Front.sweep closes it then
 
@@ -44,17 +45,28 @@ func (f *Front) start(nc net.Conn) {
 		f.HandBack.give(nc)
 		return
 	}
-	fc, _, err := dupSocket(nc)
-	if err != nil {
-		f.HandBack.give(nc)
-		return
+	var fc *fdConn
+	ac := acceptedOf(nc)
+	if ac != nil {
+		if fd := ac.lend(); fd >= 0 {
+			fc = &fdConn{fd: fd} // no copy: the socket is in no other poller
+		} else {
+			ac = nil
+		}
+	}
+	if fc == nil {
+		var err error
+		if fc, _, err = dupSocket(nc); err != nil {
+			f.HandBack.give(nc)
+			return
+		}
 	}
 	// As net/http's ReadHeaderTimeout, from the start of the wait.
-	fr := &frontConn{f: f, e: e, fc: fc, nc: nc, deadline: monoNow() + int64(f.HeaderTimeout)}
+	fr := &frontConn{f: f, e: e, fc: fc, nc: nc, ac: ac, deadline: monoNow() + int64(f.HeaderTimeout)}
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
-		fc.close()
+		fr.releaseFD()
 		_ = nc.Close()
 		return
 	}
@@ -156,9 +168,15 @@ func (fr *frontConn) serve(end int) {
 }
 
 // releaseFD takes the socket's copy out of the epoll set and closes it
-// (nc keeps the socket open).
+// (nc keeps the socket open), or gives the descriptor back to the
+// acceptedConn that lent it.
 func (fr *frontConn) releaseFD() {
 	fr.e.remove(fr, fr.fc)
+	if fr.ac != nil {
+		fr.fc.detach()
+		fr.ac.unlend()
+		return
+	}
 	fr.fc.close()
 }
 
@@ -264,6 +282,16 @@ func (w *frontWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		pre = bytes.Clone(w.rest)
 	}
 	c := &frontHijacked{returnedConn: &returnedConn{Conn: w.fr.nc, acct: w.fr.nc, pre: pre}, fr: w.fr}
+	if ac := w.fr.ac; ac != nil {
+		// A hijacker that reads the connection (or asks for its NetConn)
+		// takes the socket out of the epoll set, into Go's poller; the
+		// engine takes it there instead (takeFD).
+		ac.setReclaim(func() {
+			if c.claim() {
+				c.fr.releaseFD()
+			}
+		})
+	}
 	return c, bufio.NewReadWriter(bufio.NewReaderSize(c, 16), bufio.NewWriterSize(c, 16)), nil
 }
 
@@ -279,20 +307,32 @@ type frontHijacked struct {
 	taken bool
 }
 
-// takeFD takes the socket's copy, still in the epoll set; nil if the
-// connection was closed.
+// takeFD takes the socket's copy (or the lent descriptor, now the
+// taker's), still in the epoll set; nil if the connection was closed.
 func (c *frontHijacked) takeFD() *fdConn {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.taken {
+	if !c.claim() {
 		return nil
 	}
-	c.taken = true
+	if c.fr.ac != nil {
+		c.fr.ac.take()
+	}
 	return c.fr.fc
 }
 
+// claim ends the front's hold on the socket's copy, once; it reports
+// whether this call did.
+func (c *frontHijacked) claim() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.taken {
+		return false
+	}
+	c.taken = true
+	return true
+}
+
 func (c *frontHijacked) Close() error {
-	if fc := c.takeFD(); fc != nil {
+	if c.claim() {
 		c.fr.releaseFD()
 	}
 	return c.returnedConn.Close()

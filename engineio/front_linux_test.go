@@ -162,6 +162,11 @@ type frontServer struct {
 	stopErr  error
 }
 
+// frontGoListener makes startFront serve connections of Go's own
+// listener (the front copies their sockets) instead of an
+// AcceptListener's (TestFrontGoListener).
+var frontGoListener bool
+
 func startFront(tb testing.TB, cfg frontConfig) *frontServer {
 	tb.Helper()
 	requireEpoll(tb)
@@ -174,6 +179,12 @@ func startFront(tb testing.TB, cfg frontConfig) *frontServer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if !frontGoListener {
+		ln = AcceptListener(ln)
+		if _, ok := ln.(*acceptListener); !ok {
+			tb.Fatal("AcceptListener returned the listener as it was")
+		}
 	}
 	hb := NewHandBack(ln.Addr())
 	s := &frontServer{addr: ln.Addr().String(), ln: ln, sessionFeed: newSessionFeed(),
@@ -847,16 +858,25 @@ func TestFrontHeaderTimeout(t *testing.T) {
 // inQueue is the number of bytes in the receive queue of c's socket.
 func inQueue(tb testing.TB, c net.Conn) int {
 	tb.Helper()
-	sc, err := c.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		tb.Fatal(err)
-	}
 	var n int
 	var ioErr error
-	if err := sc.Control(func(fd uintptr) {
-		n, ioErr = ioctlInt(int(fd), syscall.TIOCINQ)
-	}); err != nil {
-		tb.Fatal(err)
+	if ac, ok := c.(*acceptedConn); ok {
+		ac.fdMu.RLock()
+		ac.mu.Lock()
+		fd := ac.fd
+		ac.mu.Unlock()
+		n, ioErr = ioctlInt(fd, syscall.TIOCINQ)
+		ac.fdMu.RUnlock()
+	} else {
+		sc, err := c.(*net.TCPConn).SyscallConn()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := sc.Control(func(fd uintptr) {
+			n, ioErr = ioctlInt(int(fd), syscall.TIOCINQ)
+		}); err != nil {
+			tb.Fatal(err)
+		}
 	}
 	if ioErr != nil {
 		tb.Fatal(ioErr)
@@ -1063,4 +1083,30 @@ func TestFrontCloseListener(t *testing.T) {
 		t.Errorf("echo %q", got)
 	}
 	s.checkCounts(t, 1, 0)
+}
+
+// TestFrontGoListener runs the front's tests on connections of Go's own
+// listener, whose sockets the front copies into the epoll set (a listener
+// that is not an AcceptListener's, or a connection that has become one
+// of Go's poller); the tests above use an AcceptListener, as the server
+// does.
+func TestFrontGoListener(t *testing.T) {
+	frontGoListener = true
+	defer func() { frontGoListener = false }()
+	for _, tt := range []struct {
+		name string
+		test func(*testing.T)
+	}{
+		{"ServesHandshake", TestFrontServesHandshake},
+		{"GivesToNetHTTP", TestFrontGivesToNetHTTP},
+		{"Refusal", TestFrontRefusal},
+		{"HijackReadsEarlyBytes", TestFrontHijackReadsEarlyBytes},
+		{"HeadsForNetHTTP", TestFrontHeadsForNetHTTP},
+		{"HandlerPanics", TestFrontHandlerPanics},
+		{"HeaderTimeout", TestFrontHeaderTimeout},
+		{"HeapBound", TestFrontHeapBound},
+		{"CloseListener", TestFrontCloseListener},
+	} {
+		t.Run(tt.name, tt.test)
+	}
 }
