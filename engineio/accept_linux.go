@@ -160,8 +160,8 @@ type acceptedConn struct {
 	// reclaim, if set, takes the lent descriptor back from the epoll set
 	// (the front's, for a handler that hijacked the connection).
 	reclaim func()
-	rdl    time.Time
-	wdl    time.Time
+	rdl     time.Time
+	wdl     time.Time
 }
 
 func (c *acceptedConn) RemoteAddr() net.Addr { return c.raddr }

@@ -79,10 +79,7 @@ func (f *Front) start(nc net.Conn) {
 
 // runRead reads the head, on a reader goroutine, and serves it once it has
 // all arrived.
-func (fr *frontConn) runRead() {
-	bp := readBufs.Get().(*[]byte)
-	defer readBufs.Put(bp)
-	buf := *bp
+func (fr *frontConn) runRead(buf []byte) {
 	for {
 		n, err := fr.fc.read(buf[:min(len(buf), fr.f.MaxHeaderBytes+1-len(fr.in))])
 		if n > 0 {

@@ -299,8 +299,18 @@ func parseUpgradeHead(b []byte, n int, h *upgradeHead) bool {
 		return false
 	}
 	path, _, _ := bytes.Cut(target, []byte("?"))
+	// One string holds the head: the target, the path, the Host and every
+	// value are substrings of it (at, below), and the values share one
+	// slice, each name's capped so that a second value of it is appended
+	// elsewhere.
+	hs := string(head)
+	at := func(v []byte) string {
+		off := cap(head) - cap(v) // v is a subslice of head
+		return hs[off : off+len(v)]
+	}
 	var hasHost, upgrade, connUpgrade bool
 	header := make(map[string][]string, 8)
+	values := make([]string, 0, 12)
 	for len(rest) > 0 {
 		var name, value []byte
 		name, value, rest, ok = cutField(rest)
@@ -312,7 +322,7 @@ func parseUpgradeHead(b []byte, n int, h *upgradeHead) bool {
 			if hasHost || !validHost(value) {
 				return false
 			}
-			hasHost, h.host = true, string(value)
+			hasHost, h.host = true, at(value)
 			continue // net/http keeps Host out of the header map
 		case equalFold(name, "upgrade"):
 			upgrade = upgrade || hasToken(value, "websocket")
@@ -325,7 +335,12 @@ func parseUpgradeHead(b []byte, n int, h *upgradeHead) bool {
 			return false
 		}
 		key := canonicalKey(name)
-		header[key] = append(header[key], string(value))
+		if vs, ok := header[key]; ok {
+			header[key] = append(vs, at(value))
+			continue
+		}
+		values = append(values, at(value))
+		header[key] = values[len(values)-1 : len(values) : len(values)]
 	}
 	if !hasHost || !upgrade || !connUpgrade {
 		return false
@@ -333,7 +348,7 @@ func parseUpgradeHead(b []byte, n int, h *upgradeHead) bool {
 	if _, ok := header["Cache-Control"]; !ok && len(header["Pragma"]) > 0 && header["Pragma"][0] == "no-cache" {
 		header["Cache-Control"] = []string{"no-cache"} // as net/http (HTTP/1.0's Pragma)
 	}
-	h.target, h.path, h.header = string(target), string(path), header
+	h.target, h.path, h.header = at(target), at(path), header
 	return true
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -116,9 +115,10 @@ func (g *goroutineConn) close() { _ = g.nc.Close() }
 type evConn interface {
 	evs() *evState
 	// runRead reads the connection until it has nothing more, on a reader
-	// goroutine (which may run the session's handlers); one runs at a time
+	// goroutine (which may run the session's handlers), into buf, the
+	// reader's own (nothing keeps it after the call); one runs at a time
 	// (evState.rstate).
-	runRead()
+	runRead(buf []byte)
 	// runFlush writes what waits to be written, on a flush worker; it
 	// makes only non-blocking system calls.
 	runFlush()
@@ -180,41 +180,98 @@ func (w *workers) submit(c evConn) {
 }
 
 // elastic runs tasks that may block (reads, which run the session's
-// handlers) on idle goroutines, starting a new one when none is idle. An
-// idle goroutine exits after a while.
+// handlers) on idle goroutines, starting a new one only when none is idle:
+// a worker counts itself idle as soon as it has finished a task, and
+// submit reserves one before it queues a task for it. (A non-blocking send
+// to the workers' receive, before, found none ready whenever they had
+// finished but were not waiting again yet: a ramp of 12 000 connects
+// started 4 000 of them, each growing its stack through the handler chain,
+// then idle for elasticIdle.) An idle goroutine exits after elasticIdle,
+// unless every idle one is spoken for; one that finishes when
+// elasticMaxIdle are idle exits at once.
+//
+// idle is the number of workers done with their task less the tasks
+// reserved for them and not yet taken; ch holds those tasks.
 type elastic struct {
-	ch chan evConn
-	fn func(evConn)
+	ch   chan evConn
+	idle atomic.Int64
+	fn   func(evConn, []byte)
 }
 
 const elasticIdle = 10 * time.Second
 
-func newElastic(fn func(evConn)) *elastic { return &elastic{ch: make(chan evConn), fn: fn} }
+// elasticMaxIdle bounds the idle workers: after a burst that needed more
+// at once (thousands, when every client of a node goes away together and
+// their disconnects wait for the same locks), the others exit as they
+// finish, rather than keep their stacks and buffers for elasticIdle.
+var elasticMaxIdle = int64(max(64, 16*runtime.GOMAXPROCS(0)))
 
-func (e *elastic) submit(c evConn) {
-	select {
-	case e.ch <- c:
-	default:
-		go e.worker(c)
-	}
+// elasticQueue bounds the tasks queued for idle workers; a submit that
+// finds it full waits for one of them to take a task.
+const elasticQueue = 256
+
+func newElastic(fn func(evConn, []byte)) *elastic {
+	return &elastic{ch: make(chan evConn, elasticQueue), fn: fn}
 }
 
-func (e *elastic) worker(c evConn) {
-	e.fn(c)
-	t := time.NewTimer(elasticIdle)
-	defer t.Stop()
+func (e *elastic) submit(c evConn) {
 	for {
-		select {
-		case c := <-e.ch:
-			e.fn(c)
-			t.Reset(elasticIdle)
-		case <-t.C:
+		n := e.idle.Load()
+		if n <= 0 {
+			go e.worker(c)
+			return
+		}
+		if e.idle.CompareAndSwap(n, n-1) {
+			e.ch <- c
 			return
 		}
 	}
 }
 
-// readBufs are the buffers reads borrow while they run.
-var readBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// worker runs fn for c, then for the tasks queued for idle workers, with
+// its own buffer, until it has been idle for elasticIdle.
+func (e *elastic) worker(c evConn) {
+	buf := make([]byte, readBufSize)
+	t := time.NewTimer(elasticIdle)
+	defer t.Stop()
+	for {
+		e.fn(c, buf)
+		if e.idle.Load() >= elasticMaxIdle {
+			return // enough wait already: this one's stack and buffer go
+		}
+		e.idle.Add(1)
+		t.Reset(elasticIdle)
+		select {
+		case c = <-e.ch: // reserved for an idle worker: idle counts this one out already
+		case <-t.C:
+			if e.leave() {
+				return
+			}
+			c = <-e.ch // every idle worker is reserved, this one too
+		}
+	}
+}
+
+// leave counts an idle worker out, unless every idle worker is reserved
+// for a task; it reports whether it did.
+func (e *elastic) leave() bool {
+	for {
+		n := e.idle.Load()
+		if n <= 0 {
+			return false
+		}
+		if e.idle.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+}
+
+// readBufSize is the size of a reader's buffer: each elastic reader
+// goroutine, and the epoll loop, owns one for its life (a buffer taken per
+// read from a sync.Pool, which every garbage collection empties, was made
+// again so often during a connect ramp that it was a third of the bytes
+// the server allocated; a bounded free list ran dry as often, with more
+// reads at once than it kept).
+const readBufSize = 32 << 10
 
 func flushWorkers() int { return max(1, runtime.GOMAXPROCS(0)) }

@@ -25,6 +25,7 @@ type epoll struct {
 	fd      int
 	readers *elastic
 	flusher *workers
+	loopBuf []byte // the loop goroutine's read buffer (loopReader)
 
 	mu sync.Mutex
 	// conns is the table of registered connections, indexed by file
@@ -56,6 +57,7 @@ func epollEngine() ioEngine {
 			return
 		}
 		e.readers = newElastic(evConn.runRead)
+		e.loopBuf = make([]byte, readBufSize)
 		e.flusher = newWorkers(flushWorkers(), evConn.runFlush)
 		go e.loop(wait)
 		epollInst = e
@@ -326,7 +328,7 @@ func (e *epoll) loop(wait func(events []syscall.EpollEvent) int) {
 // goroutine: readOnLoop runs with rstate readRunning, does only
 // non-blocking work and no user code, and reports false to have a reader
 // go on from where it stopped.
-type loopReader interface{ readOnLoop() bool }
+type loopReader interface{ readOnLoop(buf []byte) bool }
 
 // readableOnLoop is readable on the epoll loop: a loopReader's read
 // starts there.
@@ -342,7 +344,7 @@ func (e *epoll) startRead(c evConn, onLoop bool) {
 		case readIdle:
 			if rs.CompareAndSwap(readIdle, readRunning) {
 				if onLoop {
-					if lr, ok := c.(loopReader); ok && lr.readOnLoop() {
+					if lr, ok := c.(loopReader); ok && lr.readOnLoop(e.loopBuf) {
 						return
 					}
 				}
@@ -359,17 +361,14 @@ func (e *epoll) startRead(c evConn, onLoop bool) {
 	}
 }
 
-func (c *wsConn) evs() *evState { return &c.evState }
-func (c *wsConn) runRead()      { epollInst.read(c) }
-func (c *wsConn) runFlush()     { c.flush() }
+func (c *wsConn) evs() *evState      { return &c.evState }
+func (c *wsConn) runRead(buf []byte) { epollInst.read(c, buf) }
+func (c *wsConn) runFlush()          { c.flush() }
 
 // read reads c until the socket has nothing more, handing what it reads to
 // the connection. One runs at a time per connection (rstate).
-func (e *epoll) read(c *wsConn) {
+func (e *epoll) read(c *wsConn, buf []byte) {
 	fc := c.raw.(*fdConn)
-	bp := readBufs.Get().(*[]byte)
-	defer readBufs.Put(bp)
-	buf := *bp
 	for {
 		n, err := fc.read(buf)
 		if n > 0 {

@@ -268,21 +268,18 @@ func (pc *pollConn) maxInput() int { return pc.ka.MaxHeaderBytes + int(pc.srv.op
 
 // runRead reads the socket until it has nothing more, serving each
 // complete request, on a reader goroutine. One runs at a time (rstate).
-func (pc *pollConn) runRead() { pc.read(false) }
+func (pc *pollConn) runRead(buf []byte) { pc.read(false, buf) }
 
 // readOnLoop is runRead on the epoll loop's goroutine, which saves a
 // reader's wake-up for the usual request, a GET that waits or is answered
 // at once: it stops, leaving the rest to a reader (and reports false),
 // where serving needs a goroutine that may block: a POST's handlers, a
 // hand-back.
-func (pc *pollConn) readOnLoop() bool { return pc.read(true) }
+func (pc *pollConn) readOnLoop(buf []byte) bool { return pc.read(true, buf) }
 
 // read is runRead's loop; it reports false if it stopped for a reader to
 // go on (onLoop), with rstate still readRunning.
-func (pc *pollConn) read(onLoop bool) bool {
-	bp := readBufs.Get().(*[]byte)
-	defer readBufs.Put(bp)
-	buf := *bp
+func (pc *pollConn) read(onLoop bool, buf []byte) bool {
 	for {
 		n, err := pc.fc.read(buf)
 		if n > 0 {

@@ -1248,8 +1248,8 @@ type flushBlocker struct {
 	release chan struct{}
 }
 
-func (b *flushBlocker) evs() *evState { return &b.evState }
-func (b *flushBlocker) runRead()      {}
+func (b *flushBlocker) evs() *evState  { return &b.evState }
+func (b *flushBlocker) runRead([]byte) {}
 func (b *flushBlocker) runFlush() {
 	b.started <- struct{}{}
 	<-b.release
