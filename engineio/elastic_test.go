@@ -16,7 +16,7 @@ type task struct {
 	done    bool
 }
 
-func (t *task) evs() *evState     { return &t.evState }
+func (t *task) evs() *evState      { return &t.evState }
 func (t *task) runRead(buf []byte) {}
 func (t *task) runFlush()          {}
 
