@@ -54,7 +54,7 @@ type Message struct {
 // counts 1/n of it per queue, since the payload is held once whatever the
 // number of queues it waits in. n < 2 means not shared.
 func (m Message) Shared(n int) Message {
-	m.share = uint32(min(max(n, 0), 1<<31))
+	m.share = uint32(min(max(int64(n), 0), 1<<31))
 	return m
 }
 

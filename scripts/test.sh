@@ -8,6 +8,9 @@ scripts/setup.sh --test
 
 echo "== go vet"
 go vet ./...
+echo "== go vet for 32-bit Linux, go build for macOS (the server builds elsewhere too; bench/ is Linux-only)"
+GOARCH=386 go vet ./...
+GOOS=darwin GOARCH=arm64 go build -o /dev/null $(go list ./... | grep -v /bench/)
 echo "== go test -race"
 go test -race -count=1 -timeout 15m ./...
 echo "== go test -race (test/goclient: interop with zishang520's Go client, a module of its own)"

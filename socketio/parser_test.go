@@ -379,7 +379,7 @@ func BenchmarkDecodeEvent(b *testing.B) {
 // BenchmarkEncodeBroadcast encodes a broadcast as Namespace.Emit does:
 // Go values to Args, then the packet.
 func BenchmarkEncodeBroadcast(b *testing.B) {
-	msg := map[string]any{"from": "alice", "text": "hello, everyone", "at": 1712345678901}
+	msg := map[string]any{"from": "alice", "text": "hello, everyone", "at": int64(1712345678901)}
 	received := Arg{JSON: []byte(`{"from":"alice","text":"hello, everyone","at":1712345678901}`)}
 	b.Run("go-value", func(b *testing.B) {
 		b.ReportAllocs()
