@@ -385,19 +385,32 @@ func (c *acceptedConn) waitWritable(fd int, dl time.Time) error {
 			}
 			wait = min(wait, left)
 		}
-		pfd := struct {
-			fd             int32
-			events, revent int16
-		}{fd: int32(fd), events: 0x4} // POLLOUT
-		ts := syscall.NsecToTimespec(int64(wait))
-		_, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+		revents, errno := ppoll(fd, pollOut, wait)
 		if errno != 0 && errno != syscall.EINTR {
 			return errno
 		}
-		if pfd.revent != 0 {
+		if revents != 0 {
 			return nil // writable, or an error the next write reports
 		}
 	}
+}
+
+// The poll(2) events ppoll waits for.
+const (
+	pollIn  = 0x1
+	pollOut = 0x4
+)
+
+// ppoll waits up to timeout for one of events on fd, and returns the
+// events that happened (0 when it timed out).
+func ppoll(fd int, events int16, timeout time.Duration) (int16, syscall.Errno) {
+	pfd := struct {
+		fd              int32
+		events, revents int16
+	}{fd: int32(fd), events: events}
+	ts := syscall.NsecToTimespec(int64(max(timeout, 0)))
+	_, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	return pfd.revents, errno
 }
 
 // setDeadlines sets the read and/or write deadline: the materialized

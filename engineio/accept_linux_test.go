@@ -9,7 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 )
 
 // acceptPair is a connection an AcceptListener accepted, and its client.
@@ -79,18 +78,8 @@ func readFD(tb testing.TB, fd int, want string) {
 		if err != syscall.EAGAIN || time.Now().After(deadline) {
 			tb.Fatalf("read through the descriptor: %v", err)
 		}
-		pollIn(fd, deadline)
+		_, _ = ppoll(fd, pollIn, time.Until(deadline))
 	}
-}
-
-// pollIn waits with ppoll until fd is readable or deadline passes.
-func pollIn(fd int, deadline time.Time) {
-	pfd := struct {
-		fd              int32
-		events, revents int16
-	}{fd: int32(fd), events: 0x1} // POLLIN
-	ts := syscall.NsecToTimespec(int64(max(time.Until(deadline), 0)))
-	_, _, _ = syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&pfd)), 1, uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
 }
 
 // TestAcceptListener: connections come with their addresses, write on

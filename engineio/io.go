@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -193,9 +194,10 @@ func (w *workers) submit(c evConn) {
 // idle is the number of workers done with their task less the tasks
 // reserved for them and not yet taken; ch holds those tasks.
 type elastic struct {
-	ch   chan evConn
-	idle atomic.Int64
-	fn   func(evConn, []byte)
+	ch      chan evConn
+	idle    atomic.Int64
+	started atomic.Int64 // workers started (TestElastic)
+	fn      func(evConn, []byte)
 }
 
 const elasticIdle = 10 * time.Second
@@ -203,7 +205,7 @@ const elasticIdle = 10 * time.Second
 // elasticMaxIdle bounds the idle workers: after a burst that needed more
 // at once (thousands, when every client of a node goes away together and
 // their disconnects wait for the same locks), the others exit as they
-// finish, rather than keep their stacks and buffers for elasticIdle.
+// finish, rather than keep their stacks for elasticIdle.
 var elasticMaxIdle = int64(max(64, 16*runtime.GOMAXPROCS(0)))
 
 // elasticQueue bounds the tasks queued for idle workers; a submit that
@@ -215,36 +217,32 @@ func newElastic(fn func(evConn, []byte)) *elastic {
 }
 
 func (e *elastic) submit(c evConn) {
-	for {
-		n := e.idle.Load()
-		if n <= 0 {
-			go e.worker(c)
-			return
-		}
-		if e.idle.CompareAndSwap(n, n-1) {
-			e.ch <- c
-			return
-		}
+	if e.takeIdle() {
+		e.ch <- c
+		return
 	}
+	go e.worker(c)
 }
 
-// worker runs fn for c, then for the tasks queued for idle workers, with
-// its own buffer, until it has been idle for elasticIdle.
+// worker runs fn for c, then for the tasks queued for idle workers, each
+// with a buffer borrowed from readBufs, until it has been idle for
+// elasticIdle.
 func (e *elastic) worker(c evConn) {
-	buf := make([]byte, readBufSize)
+	e.started.Add(1)
 	t := time.NewTimer(elasticIdle)
 	defer t.Stop()
 	for {
-		e.fn(c, buf)
-		if e.idle.Load() >= elasticMaxIdle {
-			return // enough wait already: this one's stack and buffer go
+		bp := readBufs.Get().(*[]byte)
+		e.fn(c, *bp)
+		readBufs.Put(bp)
+		if !e.addIdle() {
+			return // enough wait already: this one's stack goes
 		}
-		e.idle.Add(1)
 		t.Reset(elasticIdle)
 		select {
 		case c = <-e.ch: // reserved for an idle worker: idle counts this one out already
 		case <-t.C:
-			if e.leave() {
+			if e.takeIdle() { // counted out: leave
 				return
 			}
 			c = <-e.ch // every idle worker is reserved, this one too
@@ -252,9 +250,24 @@ func (e *elastic) worker(c evConn) {
 	}
 }
 
-// leave counts an idle worker out, unless every idle worker is reserved
-// for a task; it reports whether it did.
-func (e *elastic) leave() bool {
+// addIdle counts a worker in as idle, unless elasticMaxIdle are; it
+// reports whether it did.
+func (e *elastic) addIdle() bool {
+	for {
+		n := e.idle.Load()
+		if n >= elasticMaxIdle {
+			return false
+		}
+		if e.idle.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// takeIdle counts one idle worker out, unless none is left unreserved: a
+// submit reserves it for its task, a worker timing out leaves with it. It
+// reports whether it did.
+func (e *elastic) takeIdle() bool {
 	for {
 		n := e.idle.Load()
 		if n <= 0 {
@@ -266,12 +279,14 @@ func (e *elastic) leave() bool {
 	}
 }
 
-// readBufSize is the size of a reader's buffer: each elastic reader
-// goroutine, and the epoll loop, owns one for its life (a buffer taken per
-// read from a sync.Pool, which every garbage collection empties, was made
-// again so often during a connect ramp that it was a third of the bytes
-// the server allocated; a bounded free list ran dry as often, with more
-// reads at once than it kept).
+// readBufSize is the size of a read buffer: the epoll loop owns one, and a
+// reader borrows one from readBufs for each connection it reads. (A buffer
+// owned by each reader for its life saved making them again after every
+// garbage collection, but its idle readers then kept 32 KiB each: up to
+// 2 MiB, which TestFrontHeapBound counted against the connections.)
 const readBufSize = 32 << 10
+
+// readBufs are the buffers readers borrow while they read a connection.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
 
 func flushWorkers() int { return max(1, runtime.GOMAXPROCS(0)) }
