@@ -34,10 +34,12 @@ func testRun() *Run {
 			{Name: "fanout", Server: "go", Clients: 10000, Points: []result.Point{pt(5, 20, true, 3)}},
 			{Name: "fanout", Server: "node", Clients: 10000, Points: []result.Point{pt(5, 200, true, 9)}},
 			{Name: "fanout", Server: "floor", Clients: 10000, Points: []result.Point{pt(5, 10, true, 2.4)}},
-			{Name: "idle", Server: "go", RSS0KB: 10000, Ramps: []result.Ramp{{To: 5000, PerSec: 6000}, {From: 5000, To: 18000, PerSec: 7000}},
-				Idle: []result.Idle{{Clients: 5000, PerConnKB: 8, RSSKB: 50000, SlopeKB: 8}, {Clients: 18000, PerConnKB: 7, RSSKB: 50000 + 13000*6, SlopeKB: 6}}},
-			{Name: "idle", Server: "node", RSS0KB: 50000, Ramps: []result.Ramp{{To: 5000, PerSec: 3000}, {From: 5000, To: 18000, PerSec: 3500}},
-				Idle: []result.Idle{{Clients: 4998, PerConnKB: 17, RSSKB: 135000, SlopeKB: 17}, {Clients: 17999, PerConnKB: 15, RSSKB: 330000, SlopeKB: 15}}},
+			{Name: "idle", Server: "go", RSS0KB: 10000, Ramps: []result.Ramp{{To: 5000, PerSec: 6000, ServerCPUS: 0.3}, {From: 5000, To: 18000, PerSec: 7000, ServerCPUS: 0.91}},
+				Idle:       []result.Idle{{Clients: 5000, PerConnKB: 8, RSSKB: 50000, SlopeKB: 8}, {Clients: 18000, PerConnKB: 7, RSSKB: 50000 + 13000*6, SlopeKB: 6}},
+				Disconnect: &result.Disconnect{Clients: 18000, ServerCPUS: 0.72}},
+			{Name: "idle", Server: "node", RSS0KB: 50000, Ramps: []result.Ramp{{To: 5000, PerSec: 3000, ServerCPUS: 1.5, Missing: 2}, {From: 5000, To: 18000, PerSec: 3500, ServerCPUS: 3.24975, Missing: 1}},
+				Idle:       []result.Idle{{Clients: 4998, PerConnKB: 17, RSSKB: 135000, SlopeKB: 17}, {Clients: 17999, PerConnKB: 15, RSSKB: 330000, SlopeKB: 15}},
+				Disconnect: &result.Disconnect{Clients: 17999, ServerCPUS: 1.79990}},
 			{Name: "polling", Server: "go", Transport: "polling", Points: []result.Point{pt(10, 60, true, 100)}},
 			{Name: "polling", Server: "node", Transport: "polling", Points: []result.Point{pt(10, 50, true, 80)}},
 		}}
@@ -121,6 +123,19 @@ func TestSummarize(t *testing.T) {
 	r = get("new connections per second (0 → 5000")
 	if *r.Ratio != 2 || *r.Met || r.Target != "≥ 3×" {
 		t.Errorf("connect row ratio %v", *r.Ratio)
+	}
+	// CPU per connect: the ramp's server CPU over the clients it connected.
+	r = get("server CPU per connect (5000 → 18000)")
+	if math.Abs(*r.Go-70) > 1e-9 || math.Abs(*r.Node-250) > 1e-9 || r.Target != "" || r.Met != nil {
+		t.Errorf("CPU per connect row %+v (go %v node %v)", r, *r.Go, *r.Node)
+	}
+	r = get("server CPU per connect (0 → 5000)")
+	if math.Abs(*r.Go-60) > 1e-9 || math.Abs(*r.Node-1.5e6/4998) > 1e-9 {
+		t.Errorf("CPU per connect row, first ramp: go %v node %v", *r.Go, *r.Node)
+	}
+	r = get("server CPU per disconnect, 18000 clients leaving at once")
+	if math.Abs(*r.Go-40) > 1e-9 || math.Abs(*r.Node-100) > 1e-9 || math.Abs(*r.Ratio-0.4) > 1e-9 || r.Met != nil {
+		t.Errorf("CPU per disconnect row %+v (go %v node %v)", r, *r.Go, *r.Node)
 	}
 	r = get("polling clients: server CPU")
 	if r.Target != "≤ 0.5×" {

@@ -104,6 +104,12 @@ func writeMarkdown(w io.Writer, res *Run) {
 			s.Server, slope, s.Idle[k-1].Clients, last.Clients, projectRSS(last, slope, 1_000_000)/(1<<20),
 			last.Clients, float64(last.RSSKB)/1024, slope, 1_000_000-last.Clients)
 	}
+	for _, s := range res.Scenarios {
+		if d := s.Disconnect; d != nil && d.Clients > 0 {
+			fmt.Fprintf(w, "\nMass disconnect, %s: %d clients closed at once (in %.2f s by the load generator); the server spent %.0f ms of CPU (%.1f µs per disconnect) and was busy for %.2f s after the first close.\n",
+				s.Server, d.Clients, d.CloseSeconds, 1000*d.ServerCPUS, 1e6*d.ServerCPUS/float64(d.Clients), d.BusySeconds)
+		}
+	}
 
 	var slow []string
 	for _, s := range res.Scenarios {

@@ -289,6 +289,26 @@ func summarize(res *Run) []Row {
 			atLeast := 3.0 // the target on every ramp: new connections per second
 			rows = append(rows, pair(fmt.Sprintf("new connections per second (%d → %d, %d in flight)", from, to, rampConcurrency(gi, ni, k)), "/s", ramp(gi, k), ramp(ni, k), atLeast, 0))
 		}
+		for k := range max(lenRamps(gi), lenRamps(ni)) {
+			var from, to int
+			if s := firstNonNil(gi, ni); s != nil && k < len(s.Ramps) {
+				from, to = s.Ramps[k].From, s.Ramps[k].To
+			}
+			r := pair(fmt.Sprintf("server CPU per connect (%d → %d)", from, to), "µs", connectCPU(gi, k), connectCPU(ni, k), 0, 0)
+			r.Note = "server CPU over the ramp / connects; the load generator's own is in the connections table"
+			rows = append(rows, r)
+		}
+		if g, n := disconnectCPU(gi), disconnectCPU(ni); g != nil || n != nil {
+			clients := 0
+			for _, s := range []*result.Scenario{gi, ni} {
+				if s != nil && s.Disconnect != nil {
+					clients = max(clients, s.Disconnect.Clients)
+				}
+			}
+			r := pair(fmt.Sprintf("server CPU per disconnect, %d clients leaving at once", roundClients(clients)), "µs", g, n, 0, 0)
+			r.Note = "from the first close until the server's CPU has been quiet for 300 ms"
+			rows = append(rows, r)
+		}
 	}
 
 	gf, nf := find(res, "fanout", goName), find(res, "fanout", "node")
@@ -540,6 +560,27 @@ func firstPointOf(a, b *result.Point) *result.Point {
 		return a
 	}
 	return b
+}
+
+// connectCPU is the server's CPU per connect over ramp k, in µs.
+func connectCPU(s *result.Scenario, k int) *float64 {
+	if s == nil || len(s.Ramps) <= k {
+		return nil
+	}
+	r := s.Ramps[k]
+	if n := r.To - r.From - r.Missing; n > 0 {
+		return ptr(1e6 * r.ServerCPUS / float64(n))
+	}
+	return nil
+}
+
+// disconnectCPU is the server's CPU per client of the idle scenario's
+// mass disconnect, in µs.
+func disconnectCPU(s *result.Scenario) *float64 {
+	if s == nil || s.Disconnect == nil || s.Disconnect.Clients == 0 {
+		return nil
+	}
+	return ptr(1e6 * s.Disconnect.ServerCPUS / float64(s.Disconnect.Clients))
 }
 
 func lenRamps(s *result.Scenario) int {

@@ -54,6 +54,7 @@ type pool struct {
 	errMu     sync.Mutex
 	errs      map[string]int
 	connected atomic.Int64
+	closed    bool // closeAll ran (it runs on the scenario's goroutine)
 }
 
 func newPool(cfg *config, maxPoints int) (*pool, error) {
@@ -383,6 +384,10 @@ func (p *pool) rampOnPoller(ctx context.Context, from, to, slowFrom int) (failur
 // closeAll ends every client: WebSocket clients drop the TCP connection,
 // polling clients send CLOSE (as disconnect() does) and end their poll.
 func (p *pool) closeAll() {
+	if p.closed {
+		return
+	}
+	p.closed = true
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for _, c := range p.clients {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 func TestTextRoundTrip(t *testing.T) {
@@ -211,4 +213,63 @@ func TestOrderCheckNamespaces(t *testing.T) {
 	if got := []string{cfg.nspOf(0), cfg.nspOf(3), (&config{}).nspOf(3)}; fmt.Sprint(got) != "[/n0 /n1 /]" {
 		t.Errorf("nspOf = %q", got)
 	}
+}
+
+// TestUntilQuiet: the mass disconnect's measurement ends disconnectQuiet
+// after the server's CPU last rose, and reports that sample; a server that
+// never goes quiet is given up on after disconnectMax.
+func TestUntilQuiet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		busy := 500 * time.Millisecond
+		cpuAt := func(el time.Duration) time.Duration { // one tick every 10 ms while busy
+			return min(el, busy) / (10 * time.Millisecond) * (10 * time.Millisecond)
+		}
+		sample := func() (procSample, error) {
+			now := time.Now()
+			return procSample{at: now, cpu: cpuAt(now.Sub(t0))}, nil
+		}
+		s0, _ := sample()
+		last, err := untilQuiet(t.Context(), s0, t0, sample)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := last.at.Sub(t0); got != busy {
+			t.Errorf("last busy sample at %v, want %v", got, busy)
+		}
+		if last.cpu != busy {
+			t.Errorf("CPU %v, want %v", last.cpu, busy)
+		}
+		if got := time.Since(t0); got != busy+disconnectQuiet {
+			t.Errorf("returned after %v, want %v", got, busy+disconnectQuiet)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		sample := func() (procSample, error) {
+			now := time.Now()
+			return procSample{at: now, cpu: now.Sub(t0)}, nil // never quiet
+		}
+		s0, _ := sample()
+		last, err := untilQuiet(t.Context(), s0, t0, sample)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := last.at.Sub(t0); got != disconnectMax {
+			t.Errorf("gave up at %v, want %v", got, disconnectMax)
+		}
+	})
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		s0 := procSample{at: t0, cpu: time.Second}
+		last, err := untilQuiet(t.Context(), s0, t0, func() (procSample, error) {
+			return procSample{at: time.Now(), cpu: time.Second}, nil // idle throughout
+		})
+		if err != nil || last != s0 {
+			t.Errorf("idle server: %+v, %v; want s0", last, err)
+		}
+		if got := time.Since(t0); got != disconnectQuiet {
+			t.Errorf("returned after %v, want %v", got, disconnectQuiet)
+		}
+	})
 }

@@ -134,7 +134,68 @@ func runIdle(ctx context.Context, cfg *config, p *pool, prof *profiler, res *res
 			cfg.label, conns, b.rssKB, idle.PerConnKB, res.RSS0KB, idle.SlopeKB)
 		prev = n
 	}
-	return nil
+	d, err := measuredDisconnect(ctx, cfg, p, log)
+	res.Disconnect = d
+	return err
+}
+
+// How measuredDisconnect decides that the server is done: it samples the
+// server's CPU every disconnectSample and stops once it has not risen for
+// disconnectQuiet (a CPU tick is 10 ms: quiet means under 10 ms of CPU in
+// that window), or after disconnectMax.
+const (
+	disconnectSample = 20 * time.Millisecond
+	disconnectQuiet  = 300 * time.Millisecond
+	disconnectMax    = 20 * time.Second
+)
+
+// untilQuiet samples the server every disconnectSample, from s0 taken at
+// t0, until its CPU has not risen for disconnectQuiet or disconnectMax has
+// passed since t0, and returns the last sample in which it had risen (s0
+// if it never did).
+func untilQuiet(ctx context.Context, s0 procSample, t0 time.Time, sample func() (procSample, error)) (procSample, error) {
+	last := s0
+	for {
+		if err := sleepCtx(ctx, disconnectSample); err != nil {
+			return last, err
+		}
+		s, err := sample()
+		if err != nil {
+			return last, err
+		}
+		if s.cpu > last.cpu {
+			last = s
+		}
+		if s.at.Sub(last.at) >= disconnectQuiet || s.at.Sub(t0) >= disconnectMax {
+			return last, nil
+		}
+	}
+}
+
+// measuredDisconnect closes every client at once, as a network outage or a
+// restarting proxy would, and measures what the server spends on it: its
+// CPU from the first close to its last CPU tick before it went quiet.
+func measuredDisconnect(ctx context.Context, cfg *config, p *pool, log io.Writer) (*result.Disconnect, error) {
+	n := int(p.connected.Load())
+	if n == 0 || len(cfg.pids) == 0 {
+		return nil, nil
+	}
+	s0, err := readProcs(cfg.pids)
+	if err != nil {
+		return nil, fmt.Errorf("server process: %w", err)
+	}
+	t0 := time.Now()
+	p.closeAll()
+	d := &result.Disconnect{Clients: n, CloseSeconds: time.Since(t0).Seconds()}
+	last, err := untilQuiet(ctx, s0, t0, func() (procSample, error) { return readProcs(cfg.pids) })
+	if err != nil {
+		return d, fmt.Errorf("server process: %w", err)
+	}
+	d.BusySeconds = max(0, last.at.Sub(t0).Seconds())
+	d.ServerCPUS = (last.cpu - s0.cpu).Seconds()
+	fmt.Fprintf(log, "loadgen %s: %d clients left at once (closed in %.2fs): server CPU %.0f ms, %.1f µs per disconnect, busy for %.2fs\n",
+		cfg.label, n, d.CloseSeconds, 1000*d.ServerCPUS, 1e6*d.ServerCPUS/float64(n), d.BusySeconds)
+	return d, nil
 }
 
 // runBroadcast ramps, then runs one load point per rate.

@@ -15,10 +15,12 @@ type Scenario struct {
 	RSS0KB      int64 `json:"rss0KB"`                // server RSS before the first client
 	Goroutines0 int   `json:"goroutines0,omitempty"` // server goroutines before the first client (pprof only)
 
-	Ramps  []Ramp  `json:"ramps,omitempty"`
-	Idle   []Idle  `json:"idle,omitempty"`
-	Points []Point `json:"points,omitempty"`
-	Slow   *Slow   `json:"slow,omitempty"`
+	Ramps []Ramp `json:"ramps,omitempty"`
+	Idle  []Idle `json:"idle,omitempty"`
+	// Disconnect is the idle scenario's end: every client leaving at once.
+	Disconnect *Disconnect `json:"disconnect,omitempty"`
+	Points     []Point     `json:"points,omitempty"`
+	Slow       *Slow       `json:"slow,omitempty"`
 	// SearchP99Ms is the p99 bound of a -search run: the points climbed a
 	// ladder of rates until one was incomplete or over this bound, then
 	// bisected between the last that passed and the first that failed.
@@ -43,6 +45,16 @@ type Ramp struct {
 	Missing     int     `json:"missing"`  // clients never connected
 	ServerCPUS  float64 `json:"serverCPUS"`
 	LoadgenCPUS float64 `json:"loadgenCPUS"`
+}
+
+// Disconnect is what the server spent when Clients clients left at once (a
+// network outage, a restarting proxy): its CPU from the first close until
+// it was quiet again.
+type Disconnect struct {
+	Clients      int     `json:"clients"`
+	CloseSeconds float64 `json:"closeSeconds"` // the load generator closing them all
+	BusySeconds  float64 `json:"busySeconds"`  // from the first close to the server's last CPU tick
+	ServerCPUS   float64 `json:"serverCPUS"`
 }
 
 // Idle is the server's footprint with Clients idle WebSocket clients.
