@@ -11,7 +11,8 @@
 # -max-http-connections 1500` (a path ending in "floor" as `BIN -addr …`),
 # bench/loadgen runs against it with LOADGEN_FLAGS and -pid, and the line
 # printed is the loadgen's summary of each point (or, with -scenario idle,
-# each ramp's rate and CPU per connect). Example, two builds of the server:
+# each ramp's rate and CPU per connect, and the CPU per disconnect when all
+# clients leave at once). Example, two builds of the server:
 #
 #   git stash && go build -o /tmp/old . && git stash pop && go build -o /tmp/new .
 #   bench/alternate.sh -rounds 4 /tmp/old /tmp/new -- -clients 1000 -senders 10 -rates 25 -duration 6s -drain 2s -settle 1s -stop-p99 0
@@ -46,8 +47,12 @@ for ((r = 1; r <= rounds; r++)); do
 			python3 -c '
 import json, sys
 t = sys.stdin.read(); j = json.loads(t[t.index("{"):])
-print("  ".join("%d→%d %.0f/s, server %.0f µs, loadgen %.0f µs per connect" % (r["from"], r["to"], r["perSec"],
-	r["serverCPUS"] / (r["to"] - r["from"]) * 1e6, r["loadgenCPUS"] / (r["to"] - r["from"]) * 1e6) for r in j["ramps"]))' <<<"$out"
+line = "  ".join("%d→%d %.0f/s, server %.0f µs, loadgen %.0f µs per connect" % (r["from"], r["to"], r["perSec"],
+	r["serverCPUS"] / (r["to"] - r["from"]) * 1e6, r["loadgenCPUS"] / (r["to"] - r["from"]) * 1e6) for r in j["ramps"])
+d = j.get("disconnect")
+if d and d["clients"]:
+	line += "  all leave: server %.1f µs per disconnect, busy %.2fs" % (d["serverCPUS"] / d["clients"] * 1e6, d["busySeconds"])
+print(line)' <<<"$out"
 		else
 			grep -E 'msg/s' <<<"$out" | sed -E 's/^loadgen [^:]*: //; s/, order differs[^,]*,[^,]*,/,/' || echo "$out" | tail -3
 		fi
