@@ -72,3 +72,75 @@ func mustCtl(t *testing.T, epfd, op, fd int, ev syscall.EpollEvent) {
 		t.Fatal(err)
 	}
 }
+
+// TestEpollStaleFrontEntry: a WebSocket that took the front's socket
+// (frontHijacked.takeFD) and ends before it registers (the OPEN packet's
+// write failed because the client had gone, the data that came with the
+// handshake was a protocol error, or the session could not open) must
+// clear the front's table entry of that socket when it removes itself; and
+// a new socket whose number an entry of another socket still holds must
+// be added to the epoll set (EPOLL_CTL_ADD), not taken for an adoption of
+// the front's socket (EPOLL_CTL_MOD, which fails with ENOENT). Before, the
+// entry stayed, the kernel gave its number to the next connection, and the
+// front closed that one with its request unread: a reset, seen in one CI
+// run of TestHostileMaxConnections.
+func TestEpollStaleFrontEntry(t *testing.T) {
+	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(epfd)
+	e := &epoll{fd: epfd}
+	pair := func() (int, int) {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Close(fds[1]) })
+		return fds[0], fds[1]
+	}
+
+	// The front's socket, taken by a WebSocket that ends unregistered.
+	fd, _ := pair()
+	front := &frontConn{fc: &fdConn{fd: fd}}
+	if err := e.add(front, front.fc); err != nil {
+		t.Fatal(err)
+	}
+	ws := &wsConn{raw: front.fc} // takeFD hands the front's fdConn over
+	e.remove(ws, front.fc)
+	if e.conns[fd] != nil {
+		t.Errorf("the front's entry of a socket its WebSocket removed is left: %T", e.conns[fd])
+	}
+	front.fc.close()
+
+	// The entry left as the code before did, and a new socket with the
+	// same number (dup3 puts one there).
+	e.conns[fd] = front
+	_, peer := pair()
+	if err := syscall.Dup3(peer, fd, syscall.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	next := &frontConn{fc: &fdConn{fd: fd}}
+	if err := e.add(next, next.fc); err != nil {
+		t.Fatalf("a new socket with a stale entry's number: %v", err)
+	}
+	if e.conns[fd] != next {
+		t.Errorf("entry %T, want the new connection", e.conns[fd])
+	}
+	// It is in the epoll set: MOD succeeds only for a registered socket.
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(fd)}
+	if err := syscall.EpollCtl(epfd, syscall.EPOLL_CTL_MOD, fd, &ev); err != nil {
+		t.Errorf("the new socket is not in the epoll set: %v", err)
+	}
+
+	// Adoption still works: a WebSocket taking this front connection's
+	// fdConn replaces its entry (EPOLL_CTL_MOD of the registered socket).
+	taker := &wsConn{raw: next.fc}
+	if err := e.add(taker, next.fc); err != nil {
+		t.Fatalf("adopting the front's socket: %v", err)
+	}
+	if e.conns[fd] != taker {
+		t.Errorf("entry %T after adoption, want the WebSocket", e.conns[fd])
+	}
+}
