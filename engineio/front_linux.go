@@ -73,6 +73,9 @@ func (f *Front) start(nc net.Conn) {
 	f.conns[fr] = struct{}{}
 	f.mu.Unlock()
 	if err := e.add(fr, fc); err != nil {
+		if f.Log != nil {
+			f.Log.Warn("front door: cannot watch a new connection; closed", "remote", nc.RemoteAddr().String(), "err", err)
+		}
 		fr.close()
 	}
 }
