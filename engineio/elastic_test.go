@@ -19,9 +19,17 @@ func (t *task) evs() *evState      { return &t.evState }
 func (t *task) runRead(buf []byte) {}
 func (t *task) runFlush()          {}
 
-// elasticUnderTest runs tasks (*task) as the engine's readers run reads.
-func elasticUnderTest(mu *sync.Mutex) *elastic {
-	return newElastic(func(c evConn, buf []byte) {
+// elasticTest is an elastic pool that runs tasks (*task) as the engine's
+// readers run reads, and tells when each worker exits.
+type elasticTest struct {
+	*elastic
+	exits chan time.Time // when each worker exited
+	seen  int64          // exits received
+}
+
+func elasticUnderTest(mu *sync.Mutex) *elasticTest {
+	p := &elasticTest{exits: make(chan time.Time, 4*elasticMaxIdle+16)}
+	p.elastic = newElastic(func(c evConn, buf []byte) {
 		tk := c.(*task)
 		if tk.release != nil {
 			<-tk.release
@@ -30,6 +38,31 @@ func elasticUnderTest(mu *sync.Mutex) *elastic {
 		tk.done = true
 		mu.Unlock()
 	})
+	p.onExit = func() { p.exits <- time.Now() }
+	return p
+}
+
+// nextExit waits for a worker to exit, for at most twice elasticIdle (of
+// the bubble's fake time), and returns when it did.
+func (p *elasticTest) nextExit(t *testing.T) time.Time {
+	t.Helper()
+	select {
+	case at := <-p.exits:
+		p.seen++
+		return at
+	case <-time.After(2 * elasticIdle):
+		t.Fatalf("no worker exited within %v (%d of %d did)", 2*elasticIdle, p.seen, p.started.Load())
+		return time.Time{}
+	}
+}
+
+// allExit waits until every worker started has exited (an idle one does
+// elasticIdle after its last task), as the bubble's end requires.
+func (p *elasticTest) allExit(t *testing.T) {
+	t.Helper()
+	for p.seen < p.started.Load() {
+		p.nextExit(t)
+	}
 }
 
 // TestElastic: a task submitted while a worker is idle runs on it, one
@@ -41,7 +74,7 @@ func TestElastic(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			var mu sync.Mutex
 			e := elasticUnderTest(&mu)
-			defer time.Sleep(2 * elasticIdle) // (fake time) the idle workers exit
+			defer e.allExit(t)
 			a, b := &task{}, &task{}
 			e.submit(a)
 			synctest.Wait() // a done, its worker idle
@@ -62,7 +95,7 @@ func TestElastic(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			var mu sync.Mutex
 			e := elasticUnderTest(&mu)
-			defer time.Sleep(2 * elasticIdle) // (fake time) the idle workers exit
+			defer e.allExit(t)
 			blocked := &task{release: make(chan struct{})}
 			next := &task{}
 			e.submit(blocked)
@@ -90,17 +123,19 @@ func TestElastic(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			var mu sync.Mutex
 			e := elasticUnderTest(&mu)
-			defer time.Sleep(2 * elasticIdle) // (fake time) the idle workers exit
+			defer e.allExit(t)
 			first := &task{}
 			e.submit(first)
 			synctest.Wait()
-			time.Sleep(elasticIdle - time.Millisecond) // fake time: just before the exit
-			synctest.Wait()
+			idleSince := time.Now()
 			if got := e.idle.Load(); got != 1 {
-				t.Fatalf("%d idle workers before elasticIdle, want 1", got)
+				t.Fatalf("%d idle workers, want 1", got)
 			}
-			time.Sleep(time.Millisecond)
-			synctest.Wait()
+			// Fake time: the exit is at an exact instant, elasticIdle after
+			// the worker became idle, not a moment before.
+			if got := e.nextExit(t).Sub(idleSince); got != elasticIdle {
+				t.Fatalf("the idle worker exited after %v, want %v", got, elasticIdle)
+			}
 			if got := e.idle.Load(); got != 0 {
 				t.Fatalf("%d idle workers after elasticIdle, want 0", got)
 			}
@@ -119,7 +154,7 @@ func TestElastic(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			var mu sync.Mutex
 			e := elasticUnderTest(&mu)
-			defer time.Sleep(2 * elasticIdle) // (fake time) the idle workers exit
+			defer e.allExit(t)
 			release := make(chan struct{})
 			n := int(elasticMaxIdle) + 10
 			tasks := make([]*task, n)

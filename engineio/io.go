@@ -198,6 +198,7 @@ type elastic struct {
 	idle    atomic.Int64
 	started atomic.Int64 // workers started (TestElastic)
 	fn      func(evConn, []byte)
+	onExit  func() // if set (TestElastic), each worker calls it as it exits
 }
 
 const elasticIdle = 10 * time.Second
@@ -229,6 +230,9 @@ func (e *elastic) submit(c evConn) {
 // elasticIdle.
 func (e *elastic) worker(c evConn) {
 	e.started.Add(1)
+	if e.onExit != nil {
+		defer e.onExit()
+	}
 	t := time.NewTimer(elasticIdle)
 	defer t.Stop()
 	for {

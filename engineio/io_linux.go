@@ -170,12 +170,11 @@ func (e *epoll) add(c evConn, fc *fdConn) error {
 	if fc.fd >= len(e.conns) {
 		e.conns = append(e.conns, make([]evConn, fc.fd+1-len(e.conns))...)
 	}
-	// The front's connection of this very socket (frontHijacked: the
-	// WebSocket took its fdConn) is replaced; any other entry is a stale
-	// one of a socket closed before its taker registered (released before
-	// start), whose number the kernel has given to this one.
-	fr, _ := e.conns[fc.fd].(*frontConn)
-	adopted := fr != nil && fr.fc == fc
+	// The front's entry of this very socket (frontHijacked: the WebSocket
+	// took its fdConn) is adopted; any other entry is a stale one of a
+	// socket closed before its taker registered, whose number the kernel
+	// has given to this one.
+	adopted := frontOf(e.conns[fc.fd], fc)
 	e.conns[fc.fd] = c
 	e.mu.Unlock()
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET, Fd: int32(fc.fd)}
@@ -195,6 +194,13 @@ func (e *epoll) add(c evConn, fc *fdConn) error {
 	return nil
 }
 
+// frontOf reports whether entry is the front's connection of fc's socket
+// (the same fdConn, which frontHijacked.takeFD hands over).
+func frontOf(entry evConn, fc *fdConn) bool {
+	fr, ok := entry.(*frontConn)
+	return ok && fr.fc == fc
+}
+
 func (e *epoll) unregister(c *wsConn) {
 	if fc, ok := c.raw.(*fdConn); ok {
 		e.remove(c, fc)
@@ -212,19 +218,11 @@ func (e *epoll) remove(c evConn, fc *fdConn) {
 		return
 	}
 	e.mu.Lock()
-	if fc.fd < len(e.conns) {
-		switch old := e.conns[fc.fd]; {
-		case old == c:
-			e.conns[fc.fd] = nil
-		case old != nil:
-			// A WebSocket that took the front's socket and ends before it
-			// registered (the OPEN's write failed: the client had gone):
-			// the front's entry is of this socket, and would be stale once
-			// it is closed.
-			if fr, ok := old.(*frontConn); ok && fr.fc == fc {
-				e.conns[fc.fd] = nil
-			}
-		}
+	// With c's own entry goes the front's entry of the same socket, which
+	// a WebSocket that took it and ends before it registered (the OPEN's
+	// write failed: the client had gone) leaves in place.
+	if fc.fd < len(e.conns) && (e.conns[fc.fd] == c || frontOf(e.conns[fc.fd], fc)) {
+		e.conns[fc.fd] = nil
 	}
 	e.mu.Unlock()
 	_ = syscall.EpollCtl(e.fd, syscall.EPOLL_CTL_DEL, fc.fd, nil)

@@ -288,12 +288,6 @@ func summarize(res *Run) []Row {
 			}
 			atLeast := 3.0 // the target on every ramp: new connections per second
 			rows = append(rows, pair(fmt.Sprintf("new connections per second (%d → %d, %d in flight)", from, to, rampConcurrency(gi, ni, k)), "/s", ramp(gi, k), ramp(ni, k), atLeast, 0))
-		}
-		for k := range max(lenRamps(gi), lenRamps(ni)) {
-			var from, to int
-			if s := firstNonNil(gi, ni); s != nil && k < len(s.Ramps) {
-				from, to = s.Ramps[k].From, s.Ramps[k].To
-			}
 			r := pair(fmt.Sprintf("server CPU per connect (%d → %d)", from, to), "µs", connectCPU(gi, k), connectCPU(ni, k), 0, 0)
 			r.Note = "server CPU over the ramp / connects; the load generator's own is in the connections table"
 			rows = append(rows, r)

@@ -225,10 +225,7 @@ func TestUntilQuiet(t *testing.T) {
 		cpuAt := func(el time.Duration) time.Duration { // one tick every 10 ms while busy
 			return min(el, busy) / (10 * time.Millisecond) * (10 * time.Millisecond)
 		}
-		sample := func() (procSample, error) {
-			now := time.Now()
-			return procSample{at: now, cpu: cpuAt(now.Sub(t0))}, nil
-		}
+		sample := sampler(t0, cpuAt)
 		s0, _ := sample()
 		last, err := untilQuiet(t.Context(), s0, t0, sample)
 		if err != nil {
@@ -246,10 +243,7 @@ func TestUntilQuiet(t *testing.T) {
 	})
 	synctest.Test(t, func(t *testing.T) {
 		t0 := time.Now()
-		sample := func() (procSample, error) {
-			now := time.Now()
-			return procSample{at: now, cpu: now.Sub(t0)}, nil // never quiet
-		}
+		sample := sampler(t0, func(el time.Duration) time.Duration { return el }) // never quiet
 		s0, _ := sample()
 		last, err := untilQuiet(t.Context(), s0, t0, sample)
 		if err != nil {
@@ -262,9 +256,8 @@ func TestUntilQuiet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		t0 := time.Now()
 		s0 := procSample{at: t0, cpu: time.Second}
-		last, err := untilQuiet(t.Context(), s0, t0, func() (procSample, error) {
-			return procSample{at: time.Now(), cpu: time.Second}, nil // idle throughout
-		})
+		idle := func(time.Duration) time.Duration { return time.Second } // idle throughout
+		last, err := untilQuiet(t.Context(), s0, t0, sampler(t0, idle))
 		if err != nil || last != s0 {
 			t.Errorf("idle server: %+v, %v; want s0", last, err)
 		}
@@ -272,4 +265,12 @@ func TestUntilQuiet(t *testing.T) {
 			t.Errorf("returned after %v, want %v", got, disconnectQuiet)
 		}
 	})
+}
+
+// sampler samples a server whose CPU, el after t0, is cpu(el).
+func sampler(t0 time.Time, cpu func(el time.Duration) time.Duration) func() (procSample, error) {
+	return func() (procSample, error) {
+		now := time.Now()
+		return procSample{at: now, cpu: cpu(now.Sub(t0))}, nil
+	}
 }
